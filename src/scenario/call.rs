@@ -1,0 +1,1 @@
+//! Per-call scenario interpreter (sans-IO).

@@ -1,0 +1,162 @@
+//! The compiled scenario: labels resolved to step indices, variables resolved to
+//! slots, regexes and templates compiled. Shared read-only by all calls (`Arc`).
+
+use std::time::Duration;
+
+use regex::Regex;
+
+use super::template::Template;
+
+/// Which side of a call the scenario plays; its natural loopback peer is the other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Starts calls (first step is a `send`).
+    Uac,
+    /// Answers calls (first step is a `recv` of a request).
+    Uas,
+}
+
+#[derive(Debug)]
+pub struct Plan {
+    pub name: String,
+    /// File name (or `builtin:NAME`) used in diagnostics.
+    pub source: String,
+    pub role: Role,
+    pub steps: Vec<Step>,
+    /// Variable slots: name and initial value (scenario `vars`, overridden by `--set`).
+    /// Captures write into slots too. Unset captured variables start empty.
+    pub vars: Vec<VarSlot>,
+    /// Default timeout for `recv` steps without their own (None: see `RecvStep::timeout`).
+    pub recv_timeout: Option<Duration>,
+}
+
+#[derive(Clone, Debug)]
+pub struct VarSlot {
+    pub name: String,
+    pub initial: String,
+}
+
+impl Plan {
+    pub fn var_slot(&self, name: &str) -> Option<usize> {
+        self.vars.iter().position(|v| v.name == name)
+    }
+}
+
+#[derive(Debug)]
+pub struct Step {
+    /// 1-based line of the step in the source, for messages about a call's progress.
+    pub line: u32,
+    pub kind: StepKind,
+}
+
+#[derive(Debug)]
+pub enum StepKind {
+    Send(SendStep),
+    Recv(RecvStep),
+    Pause(PauseSpec),
+    /// Jump to step index `target` (labels are resolved at compile time; a label at the
+    /// end of the steps resolves to `steps.len()`, i.e. the end of the scenario).
+    Goto {
+        target: usize,
+        when: Option<Condition>,
+    },
+    /// Capture from the last received message.
+    Capture(Vec<Capture>),
+    Assert(Condition),
+}
+
+#[derive(Debug)]
+pub enum SendStep {
+    /// A message template.
+    Message(Template),
+    /// ACK for the last 2xx to INVITE, built from dialog state (no-op after a non-2xx,
+    /// which the INVITE transaction has already acknowledged).
+    Ack,
+    /// BYE built from dialog state.
+    Bye,
+    /// CANCEL built from the pending INVITE.
+    Cancel,
+}
+
+#[derive(Debug)]
+pub struct RecvStep {
+    pub matcher: RecvMatch,
+    /// For responses: only match responses whose CSeq method is this (e.g. "CANCEL").
+    pub in_reply_to: Option<String>,
+    pub optional: bool,
+    /// Step timeout (falls back to `Plan::recv_timeout`; when both are None a wait for a
+    /// response is bounded by 64·T1 and a wait for a request is unbounded).
+    pub timeout: Option<Duration>,
+    pub captures: Vec<Capture>,
+    /// Name of an `rtd` measurement this step ends (reserved for the load engine).
+    pub rtd: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecvMatch {
+    Status(u16),
+    /// Status class: 1 for `1xx` ... 6 for `6xx`.
+    Class(u8),
+    /// Request method, upper case.
+    Method(String),
+}
+
+impl RecvMatch {
+    pub fn matches_response(&self, code: u16) -> bool {
+        match self {
+            RecvMatch::Status(c) => *c == code,
+            RecvMatch::Class(k) => (code / 100) as u8 == *k,
+            RecvMatch::Method(_) => false,
+        }
+    }
+    pub fn matches_request(&self, method: &str) -> bool {
+        matches!(self, RecvMatch::Method(m) if m.eq_ignore_ascii_case(method))
+    }
+}
+
+#[derive(Debug)]
+pub enum PauseSpec {
+    Fixed(Duration),
+    /// Duration text read from a variable slot at run time (e.g. `{{ call_duration }}`).
+    Var(usize),
+}
+
+#[derive(Debug)]
+pub struct Capture {
+    pub from: Subject,
+    pub regex: Regex,
+    /// Variable slot receiving the first capture group (or the whole match when the
+    /// regex has no group).
+    pub var: usize,
+    /// When true a non-match fails the call with `assert_failed`.
+    pub required: bool,
+}
+
+/// What a capture or condition looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// Every header of this name in the last received message (case-insensitive,
+    /// compact forms understood), joined with CRLF as `Name: value` lines' values.
+    Header(String),
+    Body,
+    /// The start line of the last received message.
+    StartLine,
+    /// A variable slot.
+    Var(usize),
+}
+
+#[derive(Debug)]
+pub struct Condition {
+    pub subject: Subject,
+    pub test: Test,
+}
+
+#[derive(Debug)]
+pub enum Test {
+    Equals(String),
+    Matches(Regex),
+    /// True when the subject exists (header present / variable non-empty).
+    Exists,
+    /// Negation of the inner test.
+    Not(Box<Test>),
+}
