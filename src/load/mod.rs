@@ -1,1 +1,7 @@
-//! load layer.
+//! Running calls: drivers that multiplex calls over a socket, and stateless replies.
+
+pub mod driver;
+pub mod signal;
+pub mod stateless;
+
+pub use driver::{Driver, DriverConfig};

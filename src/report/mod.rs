@@ -1,1 +1,6 @@
-//! report layer.
+//! Counters collected by the drivers and the report files written from them.
+
+pub mod counters;
+pub mod json;
+
+pub use counters::{Counters, FailureReason};

@@ -1,1 +1,1126 @@
 //! Per-call scenario interpreter (sans-IO).
+//!
+//! A [`Call`] walks the compiled [`Plan`]: it renders and sends messages, waits for
+//! matching ones, pauses, jumps. It owns the call's transactions and dialog. Input is
+//! a parsed message or a timer expiry plus `now`; output goes to an [`Outbox`], and
+//! [`Call::deadline`] says when it next needs a timer call. Nothing here reads the
+//! clock or touches a socket, so tests drive it with virtual time.
+
+use std::cell::OnceCell;
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::report::{Counters, FailureReason};
+use crate::sip::dialog::{Dialog, Local};
+use crate::sip::header::HeaderName;
+use crate::sip::message::{self, Message};
+use crate::sip::transaction::{
+    ClientTransaction, RequestAction, ResponseAction, ServerTransaction, TimerAction, Timers,
+};
+use crate::sip::uri::SipUri;
+use crate::sip::build;
+
+use super::duration::parse_duration;
+use super::plan::{
+    Capture, Condition, PauseSpec, Plan, RecvMatch, RecvStep, Role, SendStep, StepKind, Subject,
+    Test,
+};
+use super::template::{Builtin, RenderContext, Template};
+
+/// Steps a call may execute without waiting before it is considered stuck in a loop.
+const STEP_BUDGET: u32 = 10_000;
+
+/// What every call of one driver shares: the plan and the local/remote addressing.
+#[derive(Debug)]
+pub struct CallEnv {
+    pub plan: Arc<Plan>,
+    /// Local IP as written in messages (no brackets).
+    pub local_ip: String,
+    pub local_port: u16,
+    /// "UDP", "TCP", ...
+    pub transport: &'static str,
+    pub timers: Timers,
+    /// Where new calls are sent (UAC) when no route says otherwise.
+    pub remote: SocketAddr,
+    /// Request-URI target before a dialog exists (`remote_target` built-in).
+    pub target_uri: String,
+    /// Random per run: makes Call-IDs, tags and branches unique across runs.
+    pub run_id: u32,
+    pub media_ip: String,
+    pub media_port_base: u16,
+}
+
+impl CallEnv {
+    fn local(&self) -> Local<'_> {
+        Local { transport: self.transport, host: &self.local_ip, port: self.local_port }
+    }
+}
+
+/// Datagrams produced by calls, in one reused buffer (no allocation per packet once warm).
+#[derive(Debug, Default)]
+pub struct Outbox {
+    buf: Vec<u8>,
+    packets: Vec<(SocketAddr, Range<usize>)>,
+}
+
+impl Outbox {
+    pub fn push(&mut self, to: SocketAddr, bytes: &[u8]) {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(bytes);
+        self.packets.push((to, start..self.buf.len()));
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
+        self.packets.iter().map(|(a, r)| (*a, &self.buf[r.clone()]))
+    }
+    pub fn len(&self) -> usize {
+        self.packets.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.packets.is_empty()
+    }
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.packets.clear();
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failed(FailureReason),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Running,
+    Done,
+}
+
+/// What the call is blocked on at step `pc`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Wait {
+    pc: usize,
+    until: Option<Instant>,
+}
+
+#[derive(Debug)]
+pub struct Call {
+    number: u64,
+    role: Role,
+    call_id: Box<str>,
+    local_tag: Box<str>,
+    remote_tag: Option<Box<str>>,
+    /// Where the peer is (UAC: the target; UAS: the source of the first request).
+    peer: SocketAddr,
+    pc: usize,
+    /// Variable values; `None` means "still the plan's initial value".
+    vars: Vec<Option<Box<str>>>,
+    dialog: Option<Dialog>,
+    clients: Vec<ClientTransaction>,
+    servers: Vec<ServerTransaction>,
+    /// Last message delivered to the scenario (what `last.*`, captures and asserts see).
+    last: Vec<u8>,
+    /// Messages delivered while the scenario was not at a `recv` step.
+    inbox: VecDeque<Vec<u8>>,
+    wait: Option<Wait>,
+    /// CSeq number of the last request we sent (ACK/CANCEL reuse the INVITE's).
+    cseq: u32,
+    /// CSeq number of the last request we received.
+    remote_cseq: u32,
+    invite_cseq: u32,
+    /// Final status of the last INVITE we sent.
+    invite_final: Option<u16>,
+    /// ACK sent for a 2xx: re-sent when the 2xx is retransmitted.
+    ack_2xx: Option<(SocketAddr, Vec<u8>)>,
+    /// UAS: the ACK for our 2xx arrived (further ACKs are retransmissions).
+    got_2xx_ack: bool,
+    /// UAS: what the dialog needs from the initial INVITE until our tagged response.
+    uas_pending: Option<UasPending>,
+    branch_seq: u32,
+    state: State,
+    outcome: Option<Outcome>,
+    detail: Option<String>,
+    last_status: Option<u16>,
+}
+
+#[derive(Debug)]
+struct UasPending {
+    record_route: Vec<String>,
+    contact: String,
+    cseq: u32,
+}
+
+impl Call {
+    /// A UAC call: call `start` next.
+    pub fn new_uac(env: &CallEnv, number: u64) -> Call {
+        let call_id = format!("{number}-{:08x}@{}", env.run_id, env.local_ip);
+        Call::new(env, number, Role::Uac, call_id.into(), env.remote)
+    }
+
+    /// A UAS call created by an incoming request: call `on_message` with it next.
+    pub fn new_uas(env: &CallEnv, number: u64, call_id: &str, from: SocketAddr) -> Call {
+        Call::new(env, number, Role::Uas, call_id.into(), from)
+    }
+
+    fn new(env: &CallEnv, number: u64, role: Role, call_id: Box<str>, peer: SocketAddr) -> Call {
+        Call {
+            number,
+            role,
+            call_id,
+            local_tag: format!("{number:x}.{:08x}", env.run_id).into(),
+            remote_tag: None,
+            peer,
+            pc: 0,
+            vars: vec![None; env.plan.vars.len()],
+            dialog: None,
+            clients: Vec::new(),
+            servers: Vec::new(),
+            last: Vec::new(),
+            inbox: VecDeque::new(),
+            wait: None,
+            cseq: 0,
+            remote_cseq: 0,
+            invite_cseq: 0,
+            invite_final: None,
+            ack_2xx: None,
+            got_2xx_ack: false,
+            uas_pending: None,
+            branch_seq: 0,
+            state: State::Running,
+            outcome: None,
+            detail: None,
+            last_status: None,
+        }
+    }
+
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+    pub fn is_running(&self) -> bool {
+        self.state == State::Running
+    }
+    /// The outcome, once, when the scenario has ended.
+    pub fn take_outcome(&mut self) -> Option<Outcome> {
+        self.outcome.take()
+    }
+    /// Why the call failed, in words (step, line, what happened).
+    pub fn failure_detail(&self) -> Option<&str> {
+        self.detail.as_deref()
+    }
+    /// Final status code of the last final response received, if any.
+    pub fn last_status(&self) -> Option<u16> {
+        self.last_status
+    }
+    /// The last message delivered to the scenario.
+    pub fn last_message(&self) -> &[u8] {
+        &self.last
+    }
+    /// True when the call has ended and no transaction still absorbs retransmissions.
+    pub fn is_reapable(&self) -> bool {
+        self.state == State::Done && self.clients.is_empty() && self.servers.is_empty()
+    }
+
+    /// Earliest time `on_timeout` must be called.
+    pub fn deadline(&self) -> Option<Instant> {
+        let txs = self
+            .clients
+            .iter()
+            .filter_map(|t| t.deadline())
+            .chain(self.servers.iter().filter_map(|t| t.deadline()));
+        let wait = self.wait.and_then(|w| w.until);
+        txs.chain(wait).min()
+    }
+
+    /// Run the scenario from its first step until it waits.
+    pub fn start(&mut self, env: &CallEnv, now: Instant, out: &mut Outbox, ctr: &mut Counters) {
+        self.run(env, now, out, ctr);
+    }
+
+    /// End a running call from outside (run stopped): counted as aborted.
+    pub fn abort(&mut self, why: &str) {
+        if self.state == State::Running {
+            self.fail(FailureReason::Aborted, why.to_string());
+        }
+    }
+
+    /// Fail a running call for a reason found outside the interpreter (e.g. a send error).
+    pub fn fail_external(&mut self, reason: FailureReason, detail: String) {
+        if self.state == State::Running {
+            self.fail(reason, detail);
+        }
+    }
+
+    pub fn on_timeout(&mut self, env: &CallEnv, now: Instant, out: &mut Outbox, ctr: &mut Counters) {
+        let mut timed_out: Option<String> = None;
+        self.clients.retain_mut(|tx| {
+            if tx.deadline().is_some_and(|d| d <= now) {
+                match tx.on_timer(now) {
+                    TimerAction::Retransmit => {
+                        out.push(tx.dest(), tx.request());
+                        ctr.messages_sent += 1;
+                        ctr.messages_retransmitted += 1;
+                    }
+                    TimerAction::Timeout => {
+                        timed_out.get_or_insert_with(|| {
+                            format!("no final response to {} (transaction timeout)", tx.method())
+                        });
+                    }
+                    TimerAction::Terminated | TimerAction::None => {}
+                }
+            }
+            !tx.is_terminated()
+        });
+        self.servers.retain_mut(|tx| {
+            if tx.deadline().is_some_and(|d| d <= now) {
+                match tx.on_timer(now) {
+                    TimerAction::Retransmit => {
+                        if let Some(resp) = tx.last_response() {
+                            out.push(tx.dest(), resp);
+                            ctr.messages_sent += 1;
+                            ctr.messages_retransmitted += 1;
+                        }
+                    }
+                    TimerAction::Timeout => {
+                        timed_out.get_or_insert_with(|| {
+                            format!("no ACK for the final response to {} (transaction timeout)", tx.method())
+                        });
+                    }
+                    TimerAction::Terminated | TimerAction::None => {}
+                }
+            }
+            !tx.is_terminated()
+        });
+        if let Some(why) = timed_out {
+            if self.state == State::Running {
+                let at = self.position(env);
+                self.fail(FailureReason::Timeout, format!("{at}: {why}"));
+            }
+            return;
+        }
+        let Some(wait) = self.wait else { return };
+        if self.state != State::Running || wait.until.is_none_or(|u| u > now) {
+            return;
+        }
+        match env.plan.steps.get(wait.pc).map(|s| &s.kind) {
+            Some(StepKind::Pause(_)) => {
+                self.wait = None;
+                self.pc = wait.pc + 1;
+                self.run(env, now, out, ctr);
+            }
+            Some(StepKind::Recv(r)) => {
+                let at = self.position(env);
+                let what = describe_match(r);
+                self.fail(FailureReason::Timeout, format!("{at}: timed out waiting for {what}"));
+            }
+            _ => self.wait = None,
+        }
+    }
+
+    /// A message for this call (the driver routed it here by Call-ID).
+    pub fn on_message(
+        &mut self,
+        env: &CallEnv,
+        msg: &Message<'_>,
+        from: SocketAddr,
+        now: Instant,
+        out: &mut Outbox,
+        ctr: &mut Counters,
+    ) {
+        if msg.is_request() {
+            self.on_request(env, msg, from, now, out, ctr);
+        } else {
+            self.on_response(env, msg, now, out, ctr);
+        }
+    }
+
+    fn on_response(
+        &mut self,
+        env: &CallEnv,
+        msg: &Message<'_>,
+        now: Instant,
+        out: &mut Outbox,
+        ctr: &mut Counters,
+    ) {
+        let code = msg.status().unwrap_or(0);
+        let branch = msg.top_via().and_then(|v| v.branch).unwrap_or("");
+        let Some(cseq) = msg.cseq() else {
+            ctr.messages_stray += 1;
+            return;
+        };
+        let Some(idx) = self.clients.iter().position(|t| t.matches(branch, cseq.method)) else {
+            // Responses to transactions we no longer (or never) had: nothing to do.
+            ctr.messages_stray += 1;
+            return;
+        };
+        let tx = &mut self.clients[idx];
+        let is_invite = tx.method() == "INVITE";
+        match tx.on_response(code, now) {
+            ResponseAction::Deliver { need_ack } => {
+                if need_ack {
+                    let mut ack = Vec::with_capacity(400);
+                    if let Ok(invite) = message::parse(tx.request()) {
+                        build::non2xx_ack(&invite, msg, &mut ack);
+                        out.push(tx.dest(), &ack);
+                        ctr.messages_sent += 1;
+                        tx.set_ack(ack);
+                    }
+                }
+                if code >= 200 {
+                    self.last_status = Some(code);
+                }
+                if is_invite {
+                    self.on_invite_response(env, msg, code);
+                }
+                self.deliver(env, msg, now, out, ctr);
+            }
+            ResponseAction::DuplicateProvisional | ResponseAction::LateProvisional => {
+                ctr.messages_absorbed += 1;
+            }
+            ResponseAction::RetransmittedFinal { resend_ack } => {
+                ctr.messages_absorbed += 1;
+                if resend_ack && let Some(ack) = tx.ack() {
+                    out.push(tx.dest(), ack);
+                    ctr.messages_sent += 1;
+                    ctr.messages_retransmitted += 1;
+                }
+            }
+            ResponseAction::Retransmitted2xx => {
+                ctr.messages_absorbed += 1;
+                // The 2xx was retransmitted because our ACK was lost: ACK again (§13.2.2.4).
+                if let Some((dest, ack)) = &self.ack_2xx {
+                    out.push(*dest, ack);
+                    ctr.messages_sent += 1;
+                    ctr.messages_retransmitted += 1;
+                }
+            }
+        }
+    }
+
+    /// Dialog bookkeeping for a response to our INVITE.
+    fn on_invite_response(&mut self, env: &CallEnv, msg: &Message<'_>, code: u16) {
+        let to = msg.header(HeaderName::To).map(|h| h.value());
+        if let Some(tag) = msg.to().and_then(|t| t.tag()) {
+            self.remote_tag = Some(tag.into());
+        }
+        if code >= 200 {
+            self.invite_final = Some(code);
+        }
+        let confirmed = (200..300).contains(&code);
+        let early = code > 100 && code < 200 && self.dialog.is_none() && self.remote_tag.is_some();
+        if !(confirmed || early) {
+            return;
+        }
+        let from = msg.header(HeaderName::From).map(|h| h.value()).unwrap_or_default();
+        let rr = msg.record_route();
+        let rr: Vec<&str> = rr.iter().map(|c| c.as_ref()).collect();
+        let contact = msg.contact().map(|c| c.uri).unwrap_or(&env.target_uri);
+        let dialog = Dialog::new_uac(
+            &self.call_id,
+            &from,
+            &to.unwrap_or_default(),
+            &rr,
+            contact,
+            self.invite_cseq.max(self.cseq),
+        );
+        self.dialog = Some(dialog);
+    }
+
+    fn on_request(
+        &mut self,
+        env: &CallEnv,
+        msg: &Message<'_>,
+        from: SocketAddr,
+        now: Instant,
+        out: &mut Outbox,
+        ctr: &mut Counters,
+    ) {
+        let method = msg.method().unwrap_or("");
+        let via = msg.top_via();
+        let branch = via.as_ref().and_then(|v| v.branch).unwrap_or("");
+        let sent_by = via.as_ref().map(sent_by).unwrap_or_default();
+        if let Some(tx) = self.servers.iter_mut().find(|t| t.matches(branch, &sent_by, method)) {
+            match tx.on_request(method, now) {
+                RequestAction::Retransmission { resend } => {
+                    ctr.messages_absorbed += 1;
+                    if resend && let Some(resp) = tx.last_response() {
+                        out.push(tx.dest(), resp);
+                        ctr.messages_sent += 1;
+                        ctr.messages_retransmitted += 1;
+                    }
+                }
+                RequestAction::AckAbsorbed => {
+                    // The ACK of a non-2xx belongs to the transaction; a scenario that
+                    // waits for it still gets to see it.
+                    if self.state == State::Running && self.find_recv(env, msg).is_some() {
+                        self.deliver(env, msg, now, out, ctr);
+                    } else {
+                        ctr.messages_absorbed += 1;
+                    }
+                }
+            }
+            return;
+        }
+        if method == "ACK" {
+            // ACK for a 2xx: its own transaction; stops the 2xx retransmissions.
+            for tx in self.servers.iter_mut().filter(|t| t.method() == "INVITE") {
+                tx.on_2xx_ack(now);
+            }
+            if self.got_2xx_ack {
+                ctr.messages_absorbed += 1;
+                return;
+            }
+            self.got_2xx_ack = true;
+            self.deliver(env, msg, now, out, ctr);
+            return;
+        }
+        if self.state != State::Running {
+            ctr.messages_stray += 1;
+            return;
+        }
+        let dest = response_destination(via.as_ref(), from);
+        self.servers.push(ServerTransaction::new(
+            method,
+            branch,
+            &sent_by,
+            dest,
+            false,
+            now,
+            env.timers,
+        ));
+        let seq = msg.cseq().map(|c| c.seq).unwrap_or(0);
+        self.remote_cseq = seq;
+        if let Some(d) = self.dialog.as_mut() {
+            d.remote_cseq = Some(seq);
+        }
+        if method == "INVITE" && msg.to().and_then(|t| t.tag()).is_none() {
+            if let Some(tag) = msg.from().and_then(|f| f.tag()) {
+                self.remote_tag = Some(tag.into());
+            }
+            self.got_2xx_ack = false;
+            self.uas_pending = Some(UasPending {
+                record_route: msg.record_route().into_iter().map(|c| c.into_owned()).collect(),
+                contact: msg.contact().map(|c| c.uri.to_string()).unwrap_or_default(),
+                cseq: seq,
+            });
+        }
+        self.deliver(env, msg, now, out, ctr);
+    }
+
+    /// Hand a message to the scenario: matched against the current `recv` step (and the
+    /// optional ones after it), or queued when the scenario is busy elsewhere.
+    fn deliver(&mut self, env: &CallEnv, msg: &Message<'_>, now: Instant, out: &mut Outbox, ctr: &mut Counters) {
+        if self.state != State::Running {
+            ctr.messages_absorbed += 1;
+            return;
+        }
+        let at_recv = matches!(env.plan.steps.get(self.pc).map(|s| &s.kind), Some(StepKind::Recv(_)));
+        if !at_recv || !self.inbox.is_empty() {
+            self.inbox.push_back(msg.raw.to_vec());
+            if at_recv {
+                self.run(env, now, out, ctr);
+            }
+            return;
+        }
+        if self.accept(env, msg) {
+            self.run(env, now, out, ctr);
+        }
+    }
+
+    /// Index of the recv step (current or after skipped optional ones) that matches `msg`.
+    fn find_recv(&self, env: &CallEnv, msg: &Message<'_>) -> Option<usize> {
+        let mut i = self.pc;
+        while let Some(StepKind::Recv(r)) = env.plan.steps.get(i).map(|s| &s.kind) {
+            if recv_matches(r, msg) {
+                return Some(i);
+            }
+            if !r.optional {
+                return None;
+            }
+            i += 1;
+        }
+        None
+    }
+
+    /// Match `msg` at the current recv step; on success the call moves past it, otherwise
+    /// it fails with `unexpected_message`. Returns whether the call goes on.
+    fn accept(&mut self, env: &CallEnv, msg: &Message<'_>) -> bool {
+        let Some(i) = self.find_recv(env, msg) else {
+            // Kept so reports and `options` can show what actually arrived.
+            self.last.clear();
+            self.last.extend_from_slice(msg.raw);
+            let at = self.position(env);
+            let got = first_line(msg.raw);
+            let expected = match env.plan.steps.get(self.pc).map(|s| &s.kind) {
+                Some(StepKind::Recv(r)) => describe_match(r),
+                _ => "nothing".to_string(),
+            };
+            self.fail(
+                FailureReason::UnexpectedMessage,
+                format!("{at}: expected {expected}, got `{got}`"),
+            );
+            return false;
+        };
+        self.last.clear();
+        self.last.extend_from_slice(msg.raw);
+        self.wait = None;
+        self.pc = i + 1;
+        if let Some(StepKind::Recv(r)) = env.plan.steps.get(i).map(|s| &s.kind)
+            && let Err(why) = self.apply_captures(env, &r.captures, msg)
+        {
+            let at = step_position(env, i);
+            self.fail(FailureReason::AssertFailed, format!("{at}: {why}"));
+            return false;
+        }
+        true
+    }
+
+    /// Execute steps until the call waits or ends.
+    fn run(&mut self, env: &CallEnv, now: Instant, out: &mut Outbox, ctr: &mut Counters) {
+        let plan = &*env.plan;
+        let mut budget = STEP_BUDGET;
+        while self.state == State::Running {
+            budget -= 1;
+            if budget == 0 {
+                let at = self.position(env);
+                self.fail(
+                    FailureReason::ScenarioError,
+                    format!("{at}: {STEP_BUDGET} steps without waiting (a goto loop?)"),
+                );
+                return;
+            }
+            let Some(step) = plan.steps.get(self.pc) else {
+                self.finish();
+                return;
+            };
+            match &step.kind {
+                StepKind::Send(send) => {
+                    if let Err(why) = self.send(env, send, now, out, ctr) {
+                        let at = self.position(env);
+                        self.fail(FailureReason::ScenarioError, format!("{at}: {why}"));
+                        return;
+                    }
+                    self.pc += 1;
+                }
+                StepKind::Recv(r) => {
+                    if let Some(raw) = self.inbox.pop_front() {
+                        let Ok(msg) = message::parse(&raw) else { continue };
+                        if !self.accept(env, &msg) {
+                            return;
+                        }
+                        continue;
+                    }
+                    if self.wait.is_none_or(|w| w.pc != self.pc) {
+                        let timeout = r.timeout.or(plan.recv_timeout).or_else(|| {
+                            // Waiting for a response is bounded like Timer B/F even after a
+                            // provisional (which stops B); a request may take as long as the
+                            // peer likes (the call length is the peer's choice).
+                            (!matches!(r.matcher, RecvMatch::Method(_))).then(|| env.timers.t1 * 64)
+                        });
+                        self.wait = Some(Wait { pc: self.pc, until: timeout.map(|t| now + t) });
+                    }
+                    return;
+                }
+                StepKind::Pause(spec) => {
+                    if let Some(w) = self.wait.filter(|w| w.pc == self.pc) {
+                        if w.until.is_some_and(|u| u > now) {
+                            return;
+                        }
+                        self.wait = None;
+                        self.pc += 1;
+                        continue;
+                    }
+                    let d = match self.pause_length(env, spec) {
+                        Ok(d) => d,
+                        Err(why) => {
+                            let at = self.position(env);
+                            self.fail(FailureReason::ScenarioError, format!("{at}: {why}"));
+                            return;
+                        }
+                    };
+                    if d.is_zero() {
+                        self.pc += 1;
+                        continue;
+                    }
+                    self.wait = Some(Wait { pc: self.pc, until: Some(now + d) });
+                    return;
+                }
+                StepKind::Goto { target, when } => {
+                    let jump = match when {
+                        None => true,
+                        Some(c) => self.eval(env, c),
+                    };
+                    self.pc = if jump { *target } else { self.pc + 1 };
+                }
+                StepKind::Capture(caps) => {
+                    let last = std::mem::take(&mut self.last);
+                    let res = match message::parse(&last) {
+                        Ok(msg) => self.apply_captures(env, caps, &msg),
+                        Err(_) => Err("capture: no message received yet".to_string()),
+                    };
+                    self.last = last;
+                    if let Err(why) = res {
+                        let at = self.position(env);
+                        self.fail(FailureReason::AssertFailed, format!("{at}: {why}"));
+                        return;
+                    }
+                    self.pc += 1;
+                }
+                StepKind::Assert(c) => {
+                    if !self.eval(env, c) {
+                        let at = self.position(env);
+                        self.fail(FailureReason::AssertFailed, format!("{at}: assertion does not hold"));
+                        return;
+                    }
+                    self.pc += 1;
+                }
+            }
+        }
+    }
+
+    fn pause_length(&self, env: &CallEnv, spec: &PauseSpec) -> Result<Duration, String> {
+        match spec {
+            PauseSpec::Fixed(d) => Ok(*d),
+            PauseSpec::Var(slot) => {
+                let text = self.var_value(env, *slot);
+                parse_duration(text.trim()).map_err(|e| {
+                    format!("pause: variable `{}` = `{text}`: {e}", env.plan.vars[*slot].name)
+                })
+            }
+        }
+    }
+
+    fn var_value<'a>(&'a self, env: &'a CallEnv, slot: usize) -> &'a str {
+        match self.vars.get(slot) {
+            Some(Some(v)) => v,
+            _ => env.plan.vars.get(slot).map(|v| v.initial.as_str()).unwrap_or(""),
+        }
+    }
+
+    fn apply_captures(&mut self, env: &CallEnv, caps: &[Capture], msg: &Message<'_>) -> Result<(), String> {
+        for cap in caps {
+            let text = self.subject_text_in(env, &cap.from, msg);
+            let found = text.as_deref().and_then(|t| {
+                cap.regex.captures(t).map(|c| {
+                    c.get(1).or_else(|| c.get(0)).map(|m| m.as_str().to_string()).unwrap_or_default()
+                })
+            });
+            match found {
+                Some(v) => {
+                    if let Some(slot) = self.vars.get_mut(cap.var) {
+                        *slot = Some(v.into());
+                    }
+                }
+                None if cap.required => {
+                    return Err(format!("required capture /{}/ did not match", cap.regex.as_str()));
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The text a capture or condition looks at, in `msg`; None when absent.
+    fn subject_text_in(&self, env: &CallEnv, subject: &Subject, msg: &Message<'_>) -> Option<String> {
+        match subject {
+            Subject::Header(name) => {
+                let mut it = msg.headers_named(name).peekable();
+                it.peek()?;
+                Some(it.map(|h| h.value()).collect::<Vec<_>>().join("\r\n"))
+            }
+            Subject::Body => Some(String::from_utf8_lossy(msg.body).into_owned()),
+            Subject::StartLine => Some(first_line(msg.raw).into_owned()),
+            Subject::Var(slot) => Some(self.var_value(env, *slot).to_string()),
+        }
+    }
+
+    fn eval(&self, env: &CallEnv, cond: &Condition) -> bool {
+        let text = match &cond.subject {
+            // The initial value counts; an empty value does not "exist".
+            Subject::Var(slot) => Some(self.var_value(env, *slot).to_string()).filter(|s| !s.is_empty()),
+            other => match message::parse(&self.last) {
+                Ok(msg) => self.subject_text_in(env, other, &msg),
+                Err(_) => None,
+            },
+        };
+        eval_test(&cond.test, text.as_deref())
+    }
+
+    fn send(
+        &mut self,
+        env: &CallEnv,
+        send: &SendStep,
+        now: Instant,
+        out: &mut Outbox,
+        ctr: &mut Counters,
+    ) -> Result<(), String> {
+        match send {
+            SendStep::Message(t) => self.send_template(env, t, now, out, ctr),
+            SendStep::Ack => self.send_ack(env, out, ctr),
+            SendStep::Bye => {
+                let branch = self.next_branch(env);
+                let dialog = self.dialog.as_mut().ok_or("send: bye needs an established dialog")?;
+                let mut req = Vec::with_capacity(512);
+                let local = env.local();
+                dialog.build_request("BYE", &local, &branch, None, "", b"", &mut req);
+                self.cseq = dialog.local_cseq;
+                let dest = resolve_hop(&dialog.request_target().next_hop, self.peer);
+                self.send_request_tx(env, "BYE", &branch, req, dest, now, out, ctr);
+                Ok(())
+            }
+            SendStep::Cancel => {
+                let tx = self
+                    .clients
+                    .iter()
+                    .rev()
+                    .find(|t| t.method() == "INVITE")
+                    .ok_or("send: cancel needs an INVITE in progress")?;
+                let invite = message::parse(tx.request()).map_err(|e| e.to_string())?;
+                let mut req = Vec::with_capacity(400);
+                build::cancel(&invite, &mut req);
+                let branch = tx.branch().to_string();
+                let dest = tx.dest();
+                self.send_request_tx(env, "CANCEL", &branch, req, dest, now, out, ctr);
+                Ok(())
+            }
+        }
+    }
+
+    fn send_ack(&mut self, env: &CallEnv, out: &mut Outbox, ctr: &mut Counters) -> Result<(), String> {
+        match self.invite_final {
+            // The INVITE transaction already acknowledged a non-2xx final response.
+            Some(code) if code >= 300 => Ok(()),
+            Some(_) => {
+                let branch = self.next_branch(env);
+                let dialog = self.dialog.as_ref().ok_or("send: ack without a dialog")?;
+                let mut ack = Vec::with_capacity(400);
+                dialog.build_ack(self.invite_cseq, &env.local(), &branch, &mut ack);
+                let dest = resolve_hop(&dialog.request_target().next_hop, self.peer);
+                out.push(dest, &ack);
+                ctr.messages_sent += 1;
+                self.ack_2xx = Some((dest, ack));
+                Ok(())
+            }
+            None => Err("send: ack before a final response to INVITE".to_string()),
+        }
+    }
+
+    fn send_template(
+        &mut self,
+        env: &CallEnv,
+        t: &Template,
+        now: Instant,
+        out: &mut Outbox,
+        ctr: &mut Counters,
+    ) -> Result<(), String> {
+        let next_cseq = match t.method() {
+            Some("ACK") | Some("CANCEL") => self.cseq,
+            _ if t.is_response() => self.remote_cseq,
+            _ => self.cseq + 1,
+        };
+        let mut bytes = Vec::with_capacity(1024);
+        let branch_taken = {
+            let mut ctx = Ctx {
+                env,
+                call: self,
+                next_cseq,
+                branch_in_render: None,
+                last: OnceCell::new(),
+            };
+            t.render(&mut ctx, &mut bytes);
+            ctx.branch_in_render
+        };
+        if let Some(seq) = branch_taken {
+            self.branch_seq = seq;
+        }
+        let parsed = match message::parse(&bytes) {
+            Ok(m) => m,
+            Err(_) => {
+                // Byte-exact malformed messages are a feature: send them as they are.
+                out.push(self.peer, &bytes);
+                ctr.messages_sent += 1;
+                return Ok(());
+            }
+        };
+        if let Some(method) = parsed.method() {
+            let method = method.to_string();
+            let branch = parsed.top_via().and_then(|v| v.branch).unwrap_or("").to_string();
+            let in_dialog = parsed.to().and_then(|t| t.tag()).is_some();
+            let dest = match (&self.dialog, in_dialog) {
+                (Some(d), true) => resolve_hop(&d.request_target().next_hop, self.peer),
+                _ => self.peer,
+            };
+            let seq = parsed.cseq().map(|c| c.seq);
+            drop(parsed);
+            if method == "ACK" {
+                out.push(dest, &bytes);
+                ctr.messages_sent += 1;
+                if self.invite_final.is_some_and(|c| c < 300) {
+                    self.ack_2xx = Some((dest, bytes));
+                }
+                return Ok(());
+            }
+            if let Some(seq) = seq
+                && method != "CANCEL"
+            {
+                self.cseq = seq;
+                if let Some(d) = self.dialog.as_mut() {
+                    d.local_cseq = d.local_cseq.max(seq);
+                }
+            }
+            self.send_request_tx(env, &method, &branch, bytes, dest, now, out, ctr);
+            return Ok(());
+        }
+        // A response: belongs to the server transaction it answers.
+        let code = parsed.status().unwrap_or(0);
+        let via = parsed.top_via();
+        let branch = via.as_ref().and_then(|v| v.branch).unwrap_or("");
+        let sent_by = via.as_ref().map(sent_by).unwrap_or_default();
+        let cseq_method = parsed.cseq().map(|c| c.method).unwrap_or("");
+        let to_tag = parsed.to().and_then(|t| t.tag()).is_some();
+        let idx = self.servers.iter().position(|tx| tx.matches(branch, &sent_by, cseq_method));
+        if cseq_method == "INVITE" && to_tag && code > 100 && code < 300 && self.dialog.is_none() {
+            self.make_uas_dialog(&parsed);
+        }
+        drop(parsed);
+        match idx {
+            Some(i) => {
+                let tx = &mut self.servers[i];
+                out.push(tx.dest(), &bytes);
+                tx.on_send_response(code, bytes, now);
+            }
+            None => out.push(self.peer, &bytes),
+        }
+        ctr.messages_sent += 1;
+        Ok(())
+    }
+
+    fn make_uas_dialog(&mut self, resp: &Message<'_>) {
+        let Some(p) = self.uas_pending.take() else { return };
+        let from = resp.header(HeaderName::From).map(|h| h.value()).unwrap_or_default();
+        let to = resp.header(HeaderName::To).map(|h| h.value()).unwrap_or_default();
+        let rr: Vec<&str> = p.record_route.iter().map(|s| s.as_str()).collect();
+        self.dialog = Some(Dialog::new_uas(&self.call_id, &from, &to, &rr, &p.contact, p.cseq));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_request_tx(
+        &mut self,
+        env: &CallEnv,
+        method: &str,
+        branch: &str,
+        bytes: Vec<u8>,
+        dest: SocketAddr,
+        now: Instant,
+        out: &mut Outbox,
+        ctr: &mut Counters,
+    ) {
+        out.push(dest, &bytes);
+        ctr.messages_sent += 1;
+        if method == "INVITE" {
+            self.invite_cseq = self.cseq;
+            self.invite_final = None;
+            self.ack_2xx = None;
+        }
+        self.clients.push(ClientTransaction::new(method, branch, bytes, dest, false, now, env.timers));
+    }
+
+    fn next_branch(&mut self, env: &CallEnv) -> String {
+        self.branch_seq += 1;
+        branch_text(env.run_id, self.number, self.branch_seq)
+    }
+
+    fn finish(&mut self) {
+        self.state = State::Done;
+        self.wait = None;
+        self.inbox.clear();
+        self.outcome = Some(Outcome::Success);
+    }
+
+    fn fail(&mut self, reason: FailureReason, detail: String) {
+        self.state = State::Done;
+        self.wait = None;
+        self.inbox.clear();
+        // A failed call stops retransmitting; nothing it sends matters any more.
+        self.clients.clear();
+        self.servers.clear();
+        self.outcome = Some(Outcome::Failed(reason));
+        self.detail = Some(detail);
+    }
+
+    fn position(&self, env: &CallEnv) -> String {
+        step_position(env, self.pc)
+    }
+}
+
+fn step_position(env: &CallEnv, pc: usize) -> String {
+    match env.plan.steps.get(pc) {
+        Some(s) => format!("{}:{}: step {}", env.plan.source, s.line, pc + 1),
+        None => format!("{}: end of scenario", env.plan.source),
+    }
+}
+
+fn branch_text(run_id: u32, number: u64, seq: u32) -> String {
+    format!("z9hG4bK{run_id:08x}.{number:x}.{seq}")
+}
+
+fn describe_match(r: &RecvStep) -> String {
+    let base = match &r.matcher {
+        RecvMatch::Status(c) => format!("a {c} response"),
+        RecvMatch::Class(k) => format!("a {k}xx response"),
+        RecvMatch::Method(m) => format!("a {m} request"),
+    };
+    match &r.in_reply_to {
+        Some(m) => format!("{base} to {m}"),
+        None => base,
+    }
+}
+
+fn recv_matches(r: &RecvStep, msg: &Message<'_>) -> bool {
+    if let Some(method) = msg.method() {
+        return r.matcher.matches_request(method);
+    }
+    let code = msg.status().unwrap_or(0);
+    if !r.matcher.matches_response(code) {
+        return false;
+    }
+    match &r.in_reply_to {
+        Some(m) => msg.cseq().is_some_and(|c| c.method.eq_ignore_ascii_case(m)),
+        None => true,
+    }
+}
+
+fn eval_test(test: &Test, text: Option<&str>) -> bool {
+    match test {
+        Test::Equals(v) => text == Some(v.as_str()),
+        Test::Matches(re) => text.is_some_and(|t| re.is_match(t)),
+        Test::Exists => text.is_some(),
+        Test::Not(inner) => !eval_test(inner, text),
+    }
+}
+
+fn first_line(raw: &[u8]) -> std::borrow::Cow<'_, str> {
+    let end = memchr::memchr(b'\n', raw).unwrap_or(raw.len());
+    String::from_utf8_lossy(&raw[..end]).trim_end().to_string().into()
+}
+
+fn sent_by(v: &crate::sip::header::Via<'_>) -> String {
+    match v.port {
+        Some(p) => format!("{}:{p}", v.host),
+        None => v.host.to_string(),
+    }
+}
+
+/// Where responses to a request go (RFC 3261 §18.2.2 with RFC 3581): the source
+/// address when the client asked for `rport`, else the source IP and the Via port.
+fn response_destination(via: Option<&crate::sip::header::Via<'_>>, from: SocketAddr) -> SocketAddr {
+    match via {
+        Some(v) if v.rport.is_none() => SocketAddr::new(from.ip(), v.port.unwrap_or(5060)),
+        _ => from,
+    }
+}
+
+/// Socket address of a route hop or remote target URI. Only IP literals are
+/// resolved here (no DNS in the core); anything else goes to `fallback` (the peer
+/// the call talks to, which acts as outbound proxy).
+pub fn resolve_hop(uri: &str, fallback: SocketAddr) -> SocketAddr {
+    let uri = uri.trim().trim_start_matches('<');
+    let uri = uri.split('>').next().unwrap_or(uri);
+    let Some(u) = SipUri::parse(uri) else { return fallback };
+    let Ok(ip) = u.host.parse::<IpAddr>() else { return fallback };
+    let default_port = if u.scheme.eq_ignore_ascii_case("sips") { 5061 } else { 5060 };
+    SocketAddr::new(ip, u.port.unwrap_or(default_port))
+}
+
+/// The interpreter's view for template rendering.
+struct Ctx<'c> {
+    env: &'c CallEnv,
+    call: &'c Call,
+    next_cseq: u32,
+    /// Branch sequence number taken during this render (one branch per message).
+    branch_in_render: Option<u32>,
+    last: OnceCell<Option<Message<'c>>>,
+}
+
+impl RenderContext for Ctx<'_> {
+    fn builtin(&mut self, b: Builtin, out: &mut Vec<u8>) {
+        use std::io::Write;
+        let call = self.call;
+        let env = self.env;
+        let _ = match b {
+            Builtin::CallId => out.write_all(call.call_id.as_bytes()),
+            Builtin::Branch => {
+                let seq = *self.branch_in_render.get_or_insert(call.branch_seq + 1);
+                out.write_all(branch_text(env.run_id, call.number, seq).as_bytes())
+            }
+            Builtin::LocalIp => write_host(out, &env.local_ip),
+            Builtin::LocalPort => write!(out, "{}", env.local_port),
+            Builtin::RemoteIp => match call.peer.ip() {
+                IpAddr::V4(ip) => write!(out, "{ip}"),
+                IpAddr::V6(ip) => write!(out, "[{ip}]"),
+            },
+            Builtin::RemotePort => write!(out, "{}", call.peer.port()),
+            Builtin::Transport => out.write_all(env.transport.as_bytes()),
+            Builtin::FromTag | Builtin::ToTag => {
+                let ours = (b == Builtin::FromTag) == (call.role == Role::Uac);
+                let tag = if ours { Some(&*call.local_tag) } else { call.remote_tag.as_deref() };
+                out.write_all(tag.unwrap_or("").as_bytes())
+            }
+            Builtin::Cseq => write!(out, "{}", self.next_cseq),
+            Builtin::Route => {
+                if let Some(d) = &call.dialog {
+                    d.write_route_headers(out);
+                    while out.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
+                        out.pop();
+                    }
+                }
+                Ok(())
+            }
+            Builtin::RemoteTarget => match &call.dialog {
+                Some(d) => out.write_all(d.remote_target.as_bytes()),
+                None => out.write_all(env.target_uri.as_bytes()),
+            },
+            Builtin::CallNumber => write!(out, "{}", call.number),
+            Builtin::MediaIp => out.write_all(env.media_ip.as_bytes()),
+            Builtin::MediaPort => {
+                let port = u64::from(env.media_port_base) + 2 * (call.number % 16384);
+                write!(out, "{}", port.min(65534))
+            }
+            // The template computes the body length itself.
+            Builtin::Len => Ok(()),
+        };
+    }
+
+    fn var(&self, slot: usize, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.call.var_value(self.env, slot).as_bytes());
+    }
+
+    fn last_header(&self, name: &str, out: &mut Vec<u8>) {
+        let last = self.last.get_or_init(|| message::parse(&self.call.last).ok());
+        let Some(msg) = last else { return };
+        let mut first = true;
+        for h in msg.headers_named(name) {
+            if !first {
+                out.extend_from_slice(b"\r\n");
+            }
+            first = false;
+            out.extend_from_slice(h.raw);
+        }
+    }
+}
+
+fn write_host(out: &mut Vec<u8>, host: &str) -> std::io::Result<()> {
+    if host.contains(':') && !host.starts_with('[') {
+        out.push(b'[');
+        out.extend_from_slice(host.as_bytes());
+        out.push(b']');
+    } else {
+        out.extend_from_slice(host.as_bytes());
+    }
+    Ok(())
+}

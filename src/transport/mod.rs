@@ -1,1 +1,3 @@
-//! transport layer.
+//! Sockets: creation, buffer sizing, readiness waits. No protocol logic here.
+
+pub mod udp;

@@ -1,0 +1,91 @@
+//! Plain counters owned by one driver (no atomics, no locks on the hot path);
+//! drivers merge them at the end of a run.
+
+use std::collections::BTreeMap;
+
+/// Why a call failed. The names are the keys of `failures` in the JSON report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FailureReason {
+    /// A `recv` step or a transaction timer (B, F, H, 2xx without ACK) ran out.
+    Timeout,
+    /// A message arrived that the current step (and the optional steps after it) does not expect.
+    UnexpectedMessage,
+    /// The socket refused to send (e.g. ICMP port unreachable surfaced as ECONNREFUSED).
+    TransportError,
+    /// An `assert` step or a required capture did not hold.
+    AssertFailed,
+    /// A message could not be built (bad template output, no dialog for `bye`, ...).
+    ScenarioError,
+    /// The run stopped (interrupt, end of run) while the call was still in progress.
+    Aborted,
+}
+
+impl FailureReason {
+    pub const ALL: [FailureReason; 6] = [
+        FailureReason::Timeout,
+        FailureReason::UnexpectedMessage,
+        FailureReason::TransportError,
+        FailureReason::AssertFailed,
+        FailureReason::ScenarioError,
+        FailureReason::Aborted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::Timeout => "timeout",
+            FailureReason::UnexpectedMessage => "unexpected_message",
+            FailureReason::TransportError => "transport_error",
+            FailureReason::AssertFailed => "assert_failed",
+            FailureReason::ScenarioError => "scenario_error",
+            FailureReason::Aborted => "aborted",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub calls_started: u64,
+    pub calls_succeeded: u64,
+    pub calls_failed: u64,
+    pub failures: [u64; FailureReason::ALL.len()],
+    /// Final status codes of failed calls' last response, when there was one.
+    pub failure_codes: BTreeMap<u16, u64>,
+    pub messages_sent: u64,
+    pub messages_received: u64,
+    /// Our own retransmissions (timers A, E, G, 2xx) and re-sent ACKs/responses.
+    pub messages_retransmitted: u64,
+    /// Received duplicates and late messages absorbed without disturbing a call.
+    pub messages_absorbed: u64,
+    pub messages_unparseable: u64,
+    /// Messages that matched no call or transaction (answered statelessly or dropped).
+    pub messages_stray: u64,
+}
+
+impl Counters {
+    pub fn fail(&mut self, reason: FailureReason) {
+        self.calls_failed += 1;
+        self.failures[reason as usize] += 1;
+    }
+
+    pub fn failures_of(&self, reason: FailureReason) -> u64 {
+        self.failures[reason as usize]
+    }
+
+    pub fn merge(&mut self, other: &Counters) {
+        self.calls_started += other.calls_started;
+        self.calls_succeeded += other.calls_succeeded;
+        self.calls_failed += other.calls_failed;
+        for (a, b) in self.failures.iter_mut().zip(other.failures.iter()) {
+            *a += b;
+        }
+        for (code, n) in &other.failure_codes {
+            *self.failure_codes.entry(*code).or_default() += n;
+        }
+        self.messages_sent += other.messages_sent;
+        self.messages_received += other.messages_received;
+        self.messages_retransmitted += other.messages_retransmitted;
+        self.messages_absorbed += other.messages_absorbed;
+        self.messages_unparseable += other.messages_unparseable;
+        self.messages_stray += other.messages_stray;
+    }
+}

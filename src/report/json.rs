@@ -1,0 +1,65 @@
+//! The JSON run report (`--report FILE.json`). Field names are a stable interface:
+//! later versions add fields, they do not rename or remove them (see docs/report.md).
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use super::counters::{Counters, FailureReason};
+
+/// One side of a run (the scenario the user ran, or its loopback peer).
+pub struct Side<'a> {
+    pub scenario: &'a str,
+    pub role: &'a str,
+    pub counters: &'a Counters,
+}
+
+pub fn side_json(side: &Side<'_>) -> Value {
+    let c = side.counters;
+    let failures: Map<String, Value> = FailureReason::ALL
+        .iter()
+        .map(|r| (r.as_str().to_string(), json!(c.failures_of(*r))))
+        .collect();
+    let codes: Map<String, Value> =
+        c.failure_codes.iter().map(|(code, n)| (code.to_string(), json!(n))).collect();
+    json!({
+        "scenario": side.scenario,
+        "role": side.role,
+        "calls": {
+            "started": c.calls_started,
+            "succeeded": c.calls_succeeded,
+            "failed": c.calls_failed,
+        },
+        "failures": failures,
+        "failure_status_codes": codes,
+        "messages": {
+            "sent": c.messages_sent,
+            "received": c.messages_received,
+            "retransmitted": c.messages_retransmitted,
+            "absorbed": c.messages_absorbed,
+            "unparseable": c.messages_unparseable,
+            "stray": c.messages_stray,
+        },
+    })
+}
+
+/// The whole report: the main side's fields at the top level, the peer (when the
+/// run used `--loopback`) under `peer`.
+pub fn report_json(main: &Side<'_>, peer: Option<&Side<'_>>, elapsed: Duration) -> Value {
+    let mut v = side_json(main);
+    if let Value::Object(m) = &mut v {
+        m.insert("version".into(), json!(1));
+        m.insert("elapsed_s".into(), json!((elapsed.as_secs_f64() * 1000.0).round() / 1000.0));
+        if let Some(p) = peer {
+            m.insert("peer".into(), side_json(p));
+        }
+    }
+    v
+}
+
+pub fn write_report(path: &Path, report: &Value) -> std::io::Result<()> {
+    let mut text = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
+    text.push('\n');
+    std::fs::write(path, text)
+}
