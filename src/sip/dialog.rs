@@ -1,7 +1,11 @@
 //! Dialog state (RFC 3261 §12): tags, route set, remote target, CSeq, and the
 //! in-dialog requests built from it (BYE, ACK for 2xx, ...). Works on already
 //! extracted header values so it has no dependency on the parser.
-//! STUB: signatures are the contract.
+//!
+//! Header values arrive as written on the wire; the helpers below do just
+//! enough string work (tags, angle brackets, `;lr`) without the parser.
+
+use std::io::Write;
 
 /// Local transport facts needed for Via and Contact.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,18 +54,26 @@ impl Dialog {
         contact_uri: &str,
         cseq: u32,
     ) -> Dialog {
-        let _ = (
-            call_id,
-            from_value,
-            to_value,
-            record_route,
-            contact_uri,
-            cseq,
-        );
-        todo!()
+        let mut route_set = route_values(record_route);
+        route_set.reverse();
+        Dialog {
+            call_id: call_id.trim().to_owned(),
+            local_tag: tag_of(from_value).to_owned(),
+            remote_tag: tag_of(to_value).to_owned(),
+            local_party: from_value.trim().to_owned(),
+            remote_party: to_value.trim().to_owned(),
+            local_cseq: cseq,
+            remote_cseq: None,
+            route_set,
+            remote_target: uri_of(contact_uri).to_owned(),
+        }
     }
+
     /// UAS side, from the received request; `to_value` already carries our tag.
     /// Route set = Record-Route of the request in order (§12.1.1).
+    ///
+    /// `local_cseq` starts at 0 (§12.1.1 leaves it empty), so our first
+    /// in-dialog request goes out with CSeq 1.
     pub fn new_uas(
         call_id: &str,
         from_value: &str,
@@ -70,35 +82,64 @@ impl Dialog {
         contact_uri: &str,
         remote_cseq: u32,
     ) -> Dialog {
-        let _ = (
-            call_id,
-            from_value,
-            to_value,
-            record_route,
-            contact_uri,
-            remote_cseq,
-        );
-        todo!()
+        Dialog {
+            call_id: call_id.trim().to_owned(),
+            local_tag: tag_of(to_value).to_owned(),
+            remote_tag: tag_of(from_value).to_owned(),
+            local_party: to_value.trim().to_owned(),
+            remote_party: from_value.trim().to_owned(),
+            local_cseq: 0,
+            remote_cseq: Some(remote_cseq),
+            route_set: route_values(record_route),
+            remote_target: uri_of(contact_uri).to_owned(),
+        }
     }
+
     /// Target refresh (Contact of a re-INVITE/2xx/UPDATE).
     pub fn refresh_target(&mut self, contact_uri: &str) {
-        let _ = contact_uri;
-        todo!()
+        self.remote_target = uri_of(contact_uri).to_owned();
     }
+
     /// Loose routing when the first route has `;lr`, strict routing otherwise.
     pub fn request_target(&self) -> RequestTarget {
-        todo!()
+        let Some(first) = self.route_set.first() else {
+            return RequestTarget {
+                request_uri: self.remote_target.clone(),
+                routes: Vec::new(),
+                next_hop: self.remote_target.clone(),
+            };
+        };
+        let first_uri = uri_of(first);
+        if has_lr(first_uri) {
+            return RequestTarget {
+                request_uri: self.remote_target.clone(),
+                routes: self.route_set.iter().map(|r| route_value(r)).collect(),
+                next_hop: first_uri.to_owned(),
+            };
+        }
+        // §12.2.1.1 strict routing: the pre-RFC 3261 proxy expects to find
+        // itself in the Request-URI, and the real target travels as the last Route.
+        let mut routes: Vec<String> = self.route_set[1..].iter().map(|r| route_value(r)).collect();
+        routes.push(format!("<{}>", self.remote_target));
+        RequestTarget {
+            request_uri: strict_request_uri(first_uri),
+            routes,
+            next_hop: first_uri.to_owned(),
+        }
     }
+
     /// Append `Route: <value>\r\n` for each route to `out` (nothing when the set is empty).
     pub fn write_route_headers(&self, out: &mut Vec<u8>) {
-        let _ = out;
-        todo!()
+        write_routes(&self.request_target().routes, out);
     }
+
     /// Build an in-dialog request (not ACK/CANCEL): increments and uses `local_cseq`.
     /// Writes start line, Via (with `branch` and `;rport`), Route, Max-Forwards: 70,
     /// From (local_party), To (remote_party), Call-ID, CSeq, Contact (when given),
     /// `extra_headers` (each line CRLF-terminated, may be empty), Content-Length, body.
     /// Returns the CSeq number used.
+    // The argument list is the published contract other modules build against.
+    #[allow(clippy::too_many_arguments)]
     pub fn build_request(
         &mut self,
         method: &str,
@@ -109,12 +150,659 @@ impl Dialog {
         body: &[u8],
         out: &mut Vec<u8>,
     ) -> u32 {
-        let _ = (method, local, branch, contact, extra_headers, body, out);
-        todo!()
+        self.local_cseq = self.local_cseq.wrapping_add(1);
+        let cseq = self.local_cseq;
+        self.write_head(method, cseq, local, branch, out);
+        if let Some(contact) = contact {
+            let contact = contact.trim();
+            if contact.contains('<') {
+                let _ = write!(out, "Contact: {contact}\r\n");
+            } else {
+                let _ = write!(out, "Contact: <{contact}>\r\n");
+            }
+        }
+        out.extend_from_slice(extra_headers.as_bytes());
+        // A caller that forgot the final CRLF would otherwise glue its last
+        // header to Content-Length.
+        if !extra_headers.is_empty() && !extra_headers.ends_with('\n') {
+            out.extend_from_slice(b"\r\n");
+        }
+        let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
+        out.extend_from_slice(body);
+        cseq
     }
+
     /// ACK for a 2xx (its own transaction, new branch), CSeq number = the INVITE's.
     pub fn build_ack(&self, invite_cseq: u32, local: &Local<'_>, branch: &str, out: &mut Vec<u8>) {
-        let _ = (invite_cseq, local, branch, out);
-        todo!()
+        self.write_head("ACK", invite_cseq, local, branch, out);
+        out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+    }
+
+    /// Start line through CSeq, shared by requests and ACKs.
+    fn write_head(
+        &self,
+        method: &str,
+        cseq: u32,
+        local: &Local<'_>,
+        branch: &str,
+        out: &mut Vec<u8>,
+    ) {
+        let target = self.request_target();
+        let _ = write!(out, "{method} {} SIP/2.0\r\n", target.request_uri);
+        let transport = local.transport.trim().to_ascii_uppercase();
+        let host = local.host.trim();
+        // An IPv6 literal must be bracketed in sent-by, or its colons read as a port.
+        let (open, close) = if host.contains(':') && !host.starts_with('[') {
+            ("[", "]")
+        } else {
+            ("", "")
+        };
+        let _ = write!(
+            out,
+            "Via: SIP/2.0/{transport} {open}{host}{close}:{};branch={branch};rport\r\n",
+            local.port
+        );
+        write_routes(&target.routes, out);
+        let _ = write!(
+            out,
+            "Max-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\n",
+            self.local_party, self.remote_party, self.call_id
+        );
+    }
+}
+
+fn write_routes(routes: &[String], out: &mut Vec<u8>) {
+    for route in routes {
+        let _ = write!(out, "Route: {route}\r\n");
+    }
+}
+
+/// Byte offset of the `<` that opens a name-addr, skipping a quoted display
+/// name (which may itself contain `<`, `;` or `,`).
+fn open_angle(value: &str) -> Option<usize> {
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, b) in value.bytes().enumerate() {
+        if quoted {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => quoted = false,
+                _ => {}
+            }
+        } else if b == b'"' {
+            quoted = true;
+        } else if b == b'<' {
+            return Some(i);
+        }
+    }
+    None
+}
+
+/// The URI of a name-addr or addr-spec value, without angle brackets. A bare
+/// value is taken whole: the callers hand us URIs (Contact URI, Route), whose
+/// `;` parameters belong to the URI.
+fn uri_of(value: &str) -> &str {
+    let value = value.trim();
+    match open_angle(value) {
+        Some(open) => {
+            let inner = &value[open + 1..];
+            inner
+                .find('>')
+                .map_or(inner, |close| &inner[..close])
+                .trim()
+        }
+        None => value,
+    }
+}
+
+/// The header parameters of a From/To value: after `>` for a name-addr; for an
+/// addr-spec every `;` parameter is a header parameter (§20.10). A name-addr
+/// missing its `>` is read leniently, as if it closed before the first `;`.
+fn header_params(value: &str) -> &str {
+    let (open, rest) = match open_angle(value) {
+        Some(open) => (true, &value[open + 1..]),
+        None => (false, value),
+    };
+    if open && let Some(close) = rest.find('>') {
+        return &rest[close + 1..];
+    }
+    rest.find(';').map_or("", |i| &rest[i..])
+}
+
+/// The `tag` parameter of a From/To value, or "" when it has none.
+fn tag_of(value: &str) -> &str {
+    // A comma at this level starts another header value; its tag is not ours.
+    let params = header_params(value).split(',').next().unwrap_or("");
+    for param in params.split(';') {
+        let (name, val) = param.split_once('=').unwrap_or((param, ""));
+        if name.trim().eq_ignore_ascii_case("tag") {
+            let val = val.trim_start();
+            let end = val.find(char::is_whitespace).unwrap_or(val.len());
+            return &val[..end];
+        }
+    }
+    ""
+}
+
+/// URI parameters (`name` or `name=value`), skipping a user part that may carry
+/// its own `;` (telephone-subscriber) and any `?headers`.
+fn uri_params(uri: &str) -> std::str::Split<'_, char> {
+    let no_headers = uri.split('?').next().unwrap_or("");
+    let host_part = no_headers.split_once('@').map_or(no_headers, |(_, h)| h);
+    let mut params = host_part.split(';');
+    params.next();
+    params
+}
+
+fn param_name(param: &str) -> &str {
+    param.split('=').next().unwrap_or("").trim()
+}
+
+fn has_lr(uri: &str) -> bool {
+    uri_params(uri).any(|p| param_name(p).eq_ignore_ascii_case("lr"))
+}
+
+/// A route URI made fit for the Request-URI (§19.1.1 Table 1): `method` and
+/// `?headers` are not allowed there.
+fn strict_request_uri(uri: &str) -> String {
+    let no_headers = uri.split('?').next().unwrap_or("");
+    let host_start = no_headers.find('@').map_or(0, |i| i + 1);
+    let (user, host) = no_headers.split_at(host_start);
+    let mut out = String::with_capacity(no_headers.len());
+    out.push_str(user);
+    for (i, seg) in host.split(';').enumerate() {
+        if i > 0 {
+            if param_name(seg).eq_ignore_ascii_case("method") {
+                continue;
+            }
+            out.push(';');
+        }
+        out.push_str(seg);
+    }
+    out
+}
+
+/// A Route header value for a stored route: Record-Route values are always
+/// name-addrs, but a bare URI from a sloppy proxy must be bracketed or its
+/// `;lr` would turn into a header parameter.
+fn route_value(route: &str) -> String {
+    if open_angle(route).is_some() {
+        route.to_owned()
+    } else {
+        format!("<{route}>")
+    }
+}
+
+/// Record-Route values, one per hop: each given value may itself hold several
+/// comma-separated entries (one header line listing several proxies).
+fn route_values(record_route: &[&str]) -> Vec<String> {
+    let mut routes = Vec::with_capacity(record_route.len());
+    for value in record_route {
+        split_top_level_commas(value, |v| routes.push(v.to_owned()));
+    }
+    routes
+}
+
+/// Calls `f` with each trimmed, non-empty comma-separated element of `value`,
+/// ignoring commas inside quotes and angle brackets.
+fn split_top_level_commas(value: &str, mut f: impl FnMut(&str)) {
+    let mut quoted = false;
+    let mut escaped = false;
+    let mut in_angle = false;
+    let mut start = 0;
+    let mut emit = |piece: &str| {
+        let piece = piece.trim();
+        if !piece.is_empty() {
+            f(piece);
+        }
+    };
+    for (i, b) in value.bytes().enumerate() {
+        if quoted {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => quoted = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => quoted = true,
+            b'<' => in_angle = true,
+            b'>' => in_angle = false,
+            b',' if !in_angle => {
+                emit(&value[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    emit(&value[start..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FROM: &str = "\"Alice\" <sip:alice@a.example.com>;tag=1928301774";
+    const TO: &str = "<sip:bob@b.example.com>;tag=a6c85cf";
+    const UDP: Local<'static> = Local {
+        transport: "UDP",
+        host: "192.0.2.10",
+        port: 5060,
+    };
+
+    fn text(out: &[u8]) -> &str {
+        std::str::from_utf8(out).unwrap()
+    }
+
+    fn uac(record_route: &[&str]) -> Dialog {
+        Dialog::new_uac(
+            "a84b4c76e66710",
+            FROM,
+            TO,
+            record_route,
+            "<sip:bob@192.0.2.4:5070;transport=udp>",
+            314159,
+        )
+    }
+
+    #[test]
+    fn uac_dialog_from_response() {
+        // Double record-routing: one proxy bridging two networks inserts two
+        // values, outermost (closest to us) last in the response.
+        let d = uac(&["<sip:p1-b.example.com;lr>", "<sip:p1-a.example.com;lr>"]);
+        assert_eq!(d.call_id, "a84b4c76e66710");
+        assert_eq!(d.local_tag, "1928301774");
+        assert_eq!(d.remote_tag, "a6c85cf");
+        assert_eq!(d.local_party, FROM);
+        assert_eq!(d.remote_party, TO);
+        assert_eq!(d.local_cseq, 314159);
+        assert_eq!(d.remote_cseq, None);
+        assert_eq!(
+            d.route_set,
+            vec!["<sip:p1-a.example.com;lr>", "<sip:p1-b.example.com;lr>"]
+        );
+        assert_eq!(d.remote_target, "sip:bob@192.0.2.4:5070;transport=udp");
+    }
+
+    #[test]
+    fn uac_route_set_reversal_across_and_within_values() {
+        let d = uac(&[
+            " \"p3\" <sip:p3.example.com;lr>;x=1 ",
+            "<sip:p2.example.com;lr>, <sip:p1.example.com;lr>",
+        ]);
+        assert_eq!(
+            d.route_set,
+            vec![
+                "<sip:p1.example.com;lr>",
+                "<sip:p2.example.com;lr>",
+                "\"p3\" <sip:p3.example.com;lr>;x=1",
+            ]
+        );
+    }
+
+    #[test]
+    fn uac_without_to_tag() {
+        let d = Dialog::new_uac("c", "<sip:a@h>;tag=x", "<sip:b@h>", &[], "sip:b@h", 1);
+        assert_eq!(d.local_tag, "x");
+        assert_eq!(d.remote_tag, "");
+        assert!(d.route_set.is_empty());
+        assert_eq!(d.remote_target, "sip:b@h");
+    }
+
+    #[test]
+    fn uas_dialog_from_request() {
+        let d = Dialog::new_uas(
+            "cid",
+            FROM,
+            TO,
+            &["<sip:p1.example.com;lr>", "<sip:p2.example.com;lr>"],
+            "<sip:alice@pc33.example.com>",
+            101,
+        );
+        assert_eq!(d.local_tag, "a6c85cf");
+        assert_eq!(d.remote_tag, "1928301774");
+        assert_eq!(d.local_party, TO);
+        assert_eq!(d.remote_party, FROM);
+        assert_eq!(d.local_cseq, 0);
+        assert_eq!(d.remote_cseq, Some(101));
+        assert_eq!(
+            d.route_set,
+            vec!["<sip:p1.example.com;lr>", "<sip:p2.example.com;lr>"]
+        );
+        assert_eq!(d.remote_target, "sip:alice@pc33.example.com");
+    }
+
+    #[test]
+    fn tag_extraction() {
+        assert_eq!(tag_of("<sip:a@h>;tag=abc"), "abc");
+        assert_eq!(tag_of("<sip:a@h>;TAG=abc;x=y"), "abc");
+        assert_eq!(tag_of("<sip:a@h> ; Tag = abc ;x"), "abc");
+        assert_eq!(tag_of("<sip:a@h>;tag=abc, <sip:b@h>;tag=def"), "abc");
+        assert_eq!(tag_of("<sip:a@h>;tag=abc x"), "abc");
+        // A tag-looking URI parameter is not the header's tag.
+        assert_eq!(tag_of("<sip:a@h;tag=uri>"), "");
+        assert_eq!(tag_of("<sip:a@h;tag=uri>;tag=hdr"), "hdr");
+        // Display names may contain anything.
+        assert_eq!(tag_of("\"x;tag=no <y>\" <sip:a@h>;tag=yes"), "yes");
+        assert_eq!(tag_of("\"x\\\"<\" <sip:a@h>;tag=yes"), "yes");
+        // addr-spec form: every parameter is a header parameter.
+        assert_eq!(tag_of("sip:a@h;tag=bare"), "bare");
+        // Missing '>': read leniently.
+        assert_eq!(tag_of("<sip:a@h;tag=open"), "open");
+        assert_eq!(tag_of("<sip:a@h>;tagx=1;xtag=2"), "");
+        assert_eq!(tag_of("<sip:a@h>;tag"), "");
+        assert_eq!(tag_of(""), "");
+        assert_eq!(tag_of("<"), "");
+        assert_eq!(tag_of(">;tag=1"), "1");
+    }
+
+    #[test]
+    fn uri_extraction() {
+        assert_eq!(uri_of("<sip:b@h:5070>"), "sip:b@h:5070");
+        assert_eq!(uri_of(" sip:b@h;transport=tcp "), "sip:b@h;transport=tcp");
+        assert_eq!(uri_of("\"B <x>\" <sip:b@h>;expires=60"), "sip:b@h");
+        assert_eq!(uri_of("<sip:b@h"), "sip:b@h");
+        assert_eq!(uri_of("<>"), "");
+        assert_eq!(uri_of(""), "");
+    }
+
+    #[test]
+    fn refresh_target_strips_brackets() {
+        let mut d = uac(&[]);
+        d.refresh_target("<sip:bob@198.51.100.7:5080>");
+        assert_eq!(d.remote_target, "sip:bob@198.51.100.7:5080");
+        d.refresh_target("sip:bob@new");
+        assert_eq!(d.remote_target, "sip:bob@new");
+    }
+
+    #[test]
+    fn target_without_routes() {
+        let d = uac(&[]);
+        let t = d.request_target();
+        assert_eq!(t.request_uri, "sip:bob@192.0.2.4:5070;transport=udp");
+        assert!(t.routes.is_empty());
+        assert_eq!(t.next_hop, t.request_uri);
+        let mut out = Vec::new();
+        d.write_route_headers(&mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn loose_routing() {
+        let d = uac(&[
+            "<sip:p2.example.com;lr>",
+            "\"P1\" <sip:p1.example.com:5061;LR;transport=tcp>;x",
+        ]);
+        let t = d.request_target();
+        assert_eq!(t.request_uri, "sip:bob@192.0.2.4:5070;transport=udp");
+        assert_eq!(t.routes, d.route_set);
+        assert_eq!(t.next_hop, "sip:p1.example.com:5061;LR;transport=tcp");
+        let mut out = Vec::new();
+        d.write_route_headers(&mut out);
+        assert_eq!(
+            text(&out),
+            "Route: \"P1\" <sip:p1.example.com:5061;LR;transport=tcp>;x\r\n\
+             Route: <sip:p2.example.com;lr>\r\n"
+        );
+    }
+
+    #[test]
+    fn lr_detection() {
+        assert!(has_lr("sip:p;lr"));
+        assert!(has_lr("sip:p;lr=on"));
+        assert!(has_lr("sip:p;transport=udp;Lr"));
+        assert!(!has_lr("sip:p"));
+        assert!(!has_lr("sip:p;lrx"));
+        assert!(!has_lr("sip:p?lr"));
+        assert!(!has_lr("sip:lr;x@p"));
+        assert!(!has_lr(""));
+    }
+
+    #[test]
+    fn strict_routing() {
+        let d = uac(&[
+            "<sip:p2.example.com;lr>",
+            "<sip:p1.example.com;transport=udp;method=INVITE?Subject=x>",
+        ]);
+        let t = d.request_target();
+        assert_eq!(t.request_uri, "sip:p1.example.com;transport=udp");
+        assert_eq!(
+            t.routes,
+            vec![
+                "<sip:p2.example.com;lr>",
+                "<sip:bob@192.0.2.4:5070;transport=udp>",
+            ]
+        );
+        assert_eq!(
+            t.next_hop,
+            "sip:p1.example.com;transport=udp;method=INVITE?Subject=x"
+        );
+        let mut out = Vec::new();
+        d.write_route_headers(&mut out);
+        assert_eq!(
+            text(&out),
+            "Route: <sip:p2.example.com;lr>\r\n\
+             Route: <sip:bob@192.0.2.4:5070;transport=udp>\r\n"
+        );
+    }
+
+    #[test]
+    fn strict_routing_single_route() {
+        let d = uac(&["<sip:old.example.com>"]);
+        let t = d.request_target();
+        assert_eq!(t.request_uri, "sip:old.example.com");
+        assert_eq!(t.routes, vec!["<sip:bob@192.0.2.4:5070;transport=udp>"]);
+        assert_eq!(t.next_hop, "sip:old.example.com");
+    }
+
+    #[test]
+    fn bare_route_is_bracketed_when_written() {
+        let mut d = uac(&[]);
+        d.route_set = vec!["sip:p1;lr".to_owned()];
+        let t = d.request_target();
+        assert_eq!(t.routes, vec!["<sip:p1;lr>"]);
+        assert_eq!(t.next_hop, "sip:p1;lr");
+    }
+
+    #[test]
+    fn build_request_golden() {
+        let mut d = uac(&["<sip:p2.example.com;lr>", "<sip:p1.example.com;lr>"]);
+        let mut out = Vec::new();
+        let n = d.build_request(
+            "INFO",
+            &UDP,
+            "z9hG4bK776asdhds",
+            Some("sip:alice@192.0.2.10:5060"),
+            "Content-Type: application/dtmf-relay\r\n",
+            b"Signal=5\r\nDuration=160\r\n",
+            &mut out,
+        );
+        assert_eq!(n, 314160);
+        assert_eq!(d.local_cseq, 314160);
+        assert_eq!(
+            text(&out),
+            "INFO sip:bob@192.0.2.4:5070;transport=udp SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK776asdhds;rport\r\n\
+             Route: <sip:p1.example.com;lr>\r\n\
+             Route: <sip:p2.example.com;lr>\r\n\
+             Max-Forwards: 70\r\n\
+             From: \"Alice\" <sip:alice@a.example.com>;tag=1928301774\r\n\
+             To: <sip:bob@b.example.com>;tag=a6c85cf\r\n\
+             Call-ID: a84b4c76e66710\r\n\
+             CSeq: 314160 INFO\r\n\
+             Contact: <sip:alice@192.0.2.10:5060>\r\n\
+             Content-Type: application/dtmf-relay\r\n\
+             Content-Length: 24\r\n\
+             \r\n\
+             Signal=5\r\nDuration=160\r\n"
+        );
+    }
+
+    #[test]
+    fn build_request_minimal_and_cseq_increments() {
+        let mut d = uac(&[]);
+        let mut out = Vec::new();
+        assert_eq!(
+            d.build_request("BYE", &UDP, "z9hG4bK1", None, "", b"", &mut out),
+            314160
+        );
+        assert_eq!(
+            text(&out),
+            "BYE sip:bob@192.0.2.4:5070;transport=udp SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK1;rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: \"Alice\" <sip:alice@a.example.com>;tag=1928301774\r\n\
+             To: <sip:bob@b.example.com>;tag=a6c85cf\r\n\
+             Call-ID: a84b4c76e66710\r\n\
+             CSeq: 314160 BYE\r\n\
+             Content-Length: 0\r\n\
+             \r\n"
+        );
+        let mut out2 = Vec::new();
+        assert_eq!(
+            d.build_request("BYE", &UDP, "z9hG4bK2", None, "", b"", &mut out2),
+            314161
+        );
+        assert!(text(&out2).contains("\r\nCSeq: 314161 BYE\r\n"));
+        assert_eq!(d.local_cseq, 314161);
+        // `out` is appended to, not replaced.
+        d.build_request("BYE", &UDP, "z9hG4bK3", None, "", b"", &mut out);
+        assert_eq!(text(&out).matches("BYE sip:").count(), 2);
+    }
+
+    #[test]
+    fn uas_first_request_uses_cseq_1_and_its_own_parties() {
+        let mut d = Dialog::new_uas("cid", FROM, TO, &["<sip:p1;lr>"], "<sip:alice@pc33>", 101);
+        let mut out = Vec::new();
+        assert_eq!(
+            d.build_request("BYE", &UDP, "b", None, "", b"", &mut out),
+            1
+        );
+        let s = text(&out);
+        assert!(s.starts_with("BYE sip:alice@pc33 SIP/2.0\r\n"));
+        assert!(s.contains("\r\nRoute: <sip:p1;lr>\r\n"));
+        assert!(s.contains("\r\nFrom: <sip:bob@b.example.com>;tag=a6c85cf\r\n"));
+        assert!(s.contains("\r\nTo: \"Alice\" <sip:alice@a.example.com>;tag=1928301774\r\n"));
+        assert!(s.contains("\r\nCSeq: 1 BYE\r\n"));
+    }
+
+    #[test]
+    fn build_request_contact_forms_and_loose_extra_headers() {
+        let mut d = uac(&[]);
+        let mut out = Vec::new();
+        d.build_request(
+            "UPDATE",
+            &UDP,
+            "b",
+            Some("<sip:alice@h>;expires=60"),
+            "Subject: x",
+            b"",
+            &mut out,
+        );
+        let s = text(&out);
+        assert!(s.contains(
+            "\r\nContact: <sip:alice@h>;expires=60\r\nSubject: x\r\nContent-Length: 0\r\n\r\n"
+        ));
+        let mut out = Vec::new();
+        d.build_request(
+            "UPDATE",
+            &UDP,
+            "b",
+            Some("\"A\" <sip:alice@h>"),
+            "",
+            b"",
+            &mut out,
+        );
+        assert!(text(&out).contains("\r\nContact: \"A\" <sip:alice@h>\r\n"));
+    }
+
+    #[test]
+    fn build_request_strict_routing() {
+        let mut d = uac(&["<sip:p2.example.com;lr>", "<sip:p1.example.com>"]);
+        let mut out = Vec::new();
+        d.build_request("BYE", &UDP, "b", None, "", b"", &mut out);
+        let s = text(&out);
+        assert!(s.starts_with(
+            "BYE sip:p1.example.com SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 192.0.2.10:5060;branch=b;rport\r\n\
+             Route: <sip:p2.example.com;lr>\r\n\
+             Route: <sip:bob@192.0.2.4:5070;transport=udp>\r\n\
+             Max-Forwards: 70\r\n"
+        ));
+    }
+
+    #[test]
+    fn ipv6_via_is_bracketed() {
+        let mut d = uac(&[]);
+        for (host, want) in [
+            ("::1", "Via: SIP/2.0/TCP [::1]:5062;"),
+            ("[2001:db8::5]", "Via: SIP/2.0/TCP [2001:db8::5]:5062;"),
+            ("host.example", "Via: SIP/2.0/TCP host.example:5062;"),
+        ] {
+            let local = Local {
+                transport: "tcp",
+                host,
+                port: 5062,
+            };
+            let mut out = Vec::new();
+            d.build_request("OPTIONS", &local, "b", None, "", b"", &mut out);
+            assert!(text(&out).contains(want), "{host}: {}", text(&out));
+            let mut out = Vec::new();
+            d.build_ack(1, &local, "b", &mut out);
+            assert!(text(&out).contains(want), "{host}: {}", text(&out));
+        }
+    }
+
+    #[test]
+    fn build_ack_golden() {
+        let d = uac(&["<sip:p2.example.com;lr>", "<sip:p1.example.com;lr>"]);
+        let mut out = Vec::new();
+        d.build_ack(314159, &UDP, "z9hG4bKack", &mut out);
+        assert_eq!(
+            text(&out),
+            "ACK sip:bob@192.0.2.4:5070;transport=udp SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKack;rport\r\n\
+             Route: <sip:p1.example.com;lr>\r\n\
+             Route: <sip:p2.example.com;lr>\r\n\
+             Max-Forwards: 70\r\n\
+             From: \"Alice\" <sip:alice@a.example.com>;tag=1928301774\r\n\
+             To: <sip:bob@b.example.com>;tag=a6c85cf\r\n\
+             Call-ID: a84b4c76e66710\r\n\
+             CSeq: 314159 ACK\r\n\
+             Content-Length: 0\r\n\
+             \r\n"
+        );
+        // The ACK reuses the INVITE's number and leaves ours alone.
+        assert_eq!(d.local_cseq, 314159);
+    }
+
+    #[test]
+    fn odd_inputs_do_not_panic() {
+        let mut d = Dialog::new_uac("", "", "", &["", " , ", "<", ">", "\""], "", 0);
+        assert_eq!(d.local_tag, "");
+        assert_eq!(d.remote_target, "");
+        assert_eq!(d.route_set, vec!["\"", ">", "<"]);
+        let local = Local {
+            transport: "",
+            host: "",
+            port: 0,
+        };
+        let mut out = Vec::new();
+        d.build_request("", &local, "", Some(""), "", b"", &mut out);
+        d.build_ack(0, &local, "", &mut out);
+        d.write_route_headers(&mut out);
+        let _ = d.request_target();
+        let mut d = Dialog::new_uas("x", "<", "\"", &["<sip:é;lr", "\"ü"], "<", 0);
+        d.local_cseq = u32::MAX;
+        assert_eq!(
+            d.build_request("BYE", &local, "b", None, "x", b"", &mut out),
+            0
+        );
+        let _ = d.request_target();
+        assert_eq!(strict_request_uri("sip:a@b;method=X;lr?h=1"), "sip:a@b;lr");
+        assert_eq!(strict_request_uri(""), "");
     }
 }
