@@ -1,0 +1,134 @@
+//! The raw command-line surface (clap). Validation and defaults that depend on
+//! the scenario happen in the command modules.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::scenario::duration::parse_duration;
+
+#[derive(Debug, Parser)]
+#[command(name = "sipwright", version, about = "SIP/RTP functional and load testing from YAML scenarios")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario (a file or a built-in name) against a target, or against its
+    /// built-in peer with --loopback.
+    Run(RunArgs),
+    /// Check scenario files; every problem is printed as FILE:LINE:COL: message.
+    Check(CheckArgs),
+    /// List the built-in scenarios, or print one (`scenarios show NAME`).
+    Scenarios(ScenariosArgs),
+    /// Send one OPTIONS request and print the response and round-trip time.
+    Options(OptionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario file, or the name of a built-in scenario (uac, uas, options, cancel, ...).
+    pub scenario: String,
+    /// Where calls go: HOST:PORT or a SIP URI (sip:user@host:port). Required for a UAC
+    /// scenario unless --loopback.
+    #[arg(long, short = 't')]
+    pub target: Option<String>,
+    /// Local address to bind (default: 127.0.0.1:0 with --loopback, otherwise
+    /// 0.0.0.0:5060 for a UAS and 0.0.0.0:0 for a UAC).
+    #[arg(long, short = 'b')]
+    pub bind: Option<String>,
+    /// IP written in Via/Contact/SDP (default: the bound IP, or the one routing to the target).
+    #[arg(long)]
+    pub local_ip: Option<String>,
+    /// Number of calls: a UAC starts this many; a UAS serves this many and exits.
+    /// Without --calls or --duration the run lasts until interrupted (Ctrl-C).
+    #[arg(long, short = 'n')]
+    pub calls: Option<u64>,
+    /// New calls per second (fractions allowed).
+    #[arg(long, short = 'r', default_value_t = 10.0)]
+    pub rate: f64,
+    /// Most calls in progress at once; starts beyond it wait.
+    #[arg(long, short = 'l')]
+    pub concurrency: Option<usize>,
+    /// Stop starting calls after this long (e.g. 30s, 5m).
+    #[arg(long, value_parser = duration_arg)]
+    pub duration: Option<Duration>,
+    /// Call length: sets the scenario variable `call_duration` (the built-in uac pauses
+    /// that long between ACK and BYE).
+    #[arg(long, short = 'd', value_parser = duration_arg)]
+    pub call_duration: Option<Duration>,
+    /// Set a scenario variable (repeatable): --set service=alice
+    #[arg(long = "set", short = 's', value_name = "NAME=VALUE", value_parser = set_arg)]
+    pub set: Vec<(String, String)>,
+    /// Write the final report as JSON to this file.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Run the scenario's natural peer (built-in uas for a UAC scenario, uac for a UAS
+    /// one) in the same process on 127.0.0.1: no server needed.
+    #[arg(long)]
+    pub loopback: bool,
+    /// Print nothing but errors.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// After an interrupt or the end of --duration, how long calls in progress may
+    /// take to finish before they are counted as aborted.
+    #[arg(long, default_value = "5s", value_parser = duration_arg)]
+    pub drain_timeout: Duration,
+    /// SIP timer T1 (RTT estimate; retransmission base; 64·T1 bounds transactions).
+    #[arg(long, default_value = "500ms", value_parser = duration_arg)]
+    pub t1: Duration,
+    /// SIP timer T2 (retransmission interval cap).
+    #[arg(long, default_value = "4s", value_parser = duration_arg)]
+    pub t2: Duration,
+    /// SIP timer T4 (how long the network may hold a message).
+    #[arg(long, default_value = "5s", value_parser = duration_arg)]
+    pub t4: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Scenario files (or built-in names) to check.
+    #[arg(required = true)]
+    pub files: Vec<String>,
+    /// Variables the run would get with --set, so they count as defined.
+    #[arg(long = "set", short = 's', value_name = "NAME=VALUE", value_parser = set_arg)]
+    pub set: Vec<(String, String)>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScenariosArgs {
+    #[command(subcommand)]
+    pub action: Option<ScenariosAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScenariosAction {
+    /// Print a built-in scenario's YAML (a starting point for your own).
+    Show { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct OptionsArgs {
+    /// sip:HOST[:PORT] (or HOST[:PORT]).
+    pub target: String,
+    /// Local address to bind.
+    #[arg(long, short = 'b')]
+    pub bind: Option<String>,
+    /// How long to wait for the final response.
+    #[arg(long, default_value = "5s", value_parser = duration_arg)]
+    pub timeout: Duration,
+}
+
+fn duration_arg(s: &str) -> Result<Duration, String> {
+    parse_duration(s)
+}
+
+fn set_arg(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected NAME=VALUE, got `{s}`")),
+    }
+}
