@@ -127,9 +127,12 @@ impl Driver {
             }
             self.fire_timers(now);
             for _ in 0..RECV_BATCH {
-                match udp::recv_nowait(&self.socket, &mut buf)? {
-                    Some((n, from)) => self.on_datagram(&buf[..n], from, Instant::now()),
-                    None => break,
+                match udp::recv_nowait(&self.socket, &mut buf) {
+                    Ok(Some((n, from))) => self.on_datagram(&buf[..n], from, Instant::now()),
+                    Ok(None) => break,
+                    // ICMP errors surface here (e.g. port unreachable); the affected
+                    // calls time out on their own, so the run goes on.
+                    Err(_) => break,
                 }
             }
             if stopping && self.running == 0 {
