@@ -6,7 +6,17 @@ use common::*;
 #[test]
 fn uac_loopback_burst_succeeds_and_reports() {
     let r = scratch("uac.json");
-    let o = sipwright(&["run", "uac", "--loopback", "--calls", "200", "--rate", "400", "--report", r.to_str().unwrap()]);
+    let o = sipwright(&[
+        "run",
+        "uac",
+        "--loopback",
+        "--calls",
+        "200",
+        "--rate",
+        "400",
+        "--report",
+        r.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let j = report(&r);
     assert_eq!(j["calls"]["started"], 200);
@@ -19,14 +29,28 @@ fn uac_loopback_burst_succeeds_and_reports() {
     assert_eq!(j["messages"]["unparseable"], 0);
     assert!(j["elapsed_s"].as_f64().unwrap() > 0.0);
     assert_eq!(j["peer"]["calls"]["succeeded"], 200);
-    for key in ["timeout", "unexpected_message", "transport_error", "assert_failed"] {
+    for key in [
+        "timeout",
+        "unexpected_message",
+        "transport_error",
+        "assert_failed",
+    ] {
         assert_eq!(j["failures"][key], 0, "{key}");
     }
 }
 
 #[test]
 fn uas_loopback_serves_the_peer_uac() {
-    let o = sipwright(&["run", "uas", "--loopback", "--calls", "50", "--rate", "200", "--quiet"]);
+    let o = sipwright(&[
+        "run",
+        "uas",
+        "--loopback",
+        "--calls",
+        "50",
+        "--rate",
+        "200",
+        "--quiet",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(o.stdout.is_empty(), "--quiet prints nothing: {}", text(&o));
 }
@@ -34,7 +58,17 @@ fn uas_loopback_serves_the_peer_uac() {
 #[test]
 fn cancel_loopback() {
     let r = scratch("cancel.json");
-    let o = sipwright(&["run", "cancel", "--loopback", "--calls", "30", "--rate", "200", "--report", r.to_str().unwrap()]);
+    let o = sipwright(&[
+        "run",
+        "cancel",
+        "--loopback",
+        "--calls",
+        "30",
+        "--rate",
+        "200",
+        "--report",
+        r.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let j = report(&r);
     assert_eq!(j["calls"]["succeeded"], 30);
@@ -43,7 +77,15 @@ fn cancel_loopback() {
 
 #[test]
 fn options_loopback() {
-    let o = sipwright(&["run", "options", "--loopback", "--calls", "5", "--rate", "100"]);
+    let o = sipwright(&[
+        "run",
+        "options",
+        "--loopback",
+        "--calls",
+        "5",
+        "--rate",
+        "100",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
 
@@ -51,8 +93,19 @@ fn options_loopback() {
 fn call_duration_and_set_reach_the_scenario() {
     let r = scratch("dur.json");
     let o = sipwright(&[
-        "run", "uac", "--loopback", "--calls", "3", "--rate", "100", "--call-duration", "300ms",
-        "--set", "service=alice", "--report", r.to_str().unwrap(),
+        "run",
+        "uac",
+        "--loopback",
+        "--calls",
+        "3",
+        "--rate",
+        "100",
+        "--call-duration",
+        "300ms",
+        "--set",
+        "service=alice",
+        "--report",
+        r.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(report(&r)["elapsed_s"].as_f64().unwrap() >= 0.3);
@@ -63,12 +116,31 @@ fn rejected_calls_fail_with_exit_1_and_are_counted() {
     let port = free_udp_port();
     let bind = format!("127.0.0.1:{port}");
     let mut uas = std::process::Command::new(bin())
-        .args(["run", &fixture("uas-busy.yaml"), "--bind", &bind, "--calls", "10", "--quiet"])
+        .args([
+            "run",
+            &fixture("uas-busy.yaml"),
+            "--bind",
+            &bind,
+            "--calls",
+            "10",
+            "--quiet",
+        ])
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
     let r = scratch("busy.json");
-    let o = sipwright(&["run", "uac", "--target", &bind, "--calls", "10", "--rate", "100", "--report", r.to_str().unwrap()]);
+    let o = sipwright(&[
+        "run",
+        "uac",
+        "--target",
+        &bind,
+        "--calls",
+        "10",
+        "--rate",
+        "100",
+        "--report",
+        r.to_str().unwrap(),
+    ]);
     let _ = uas.kill();
     let _ = uas.wait();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
@@ -76,7 +148,11 @@ fn rejected_calls_fail_with_exit_1_and_are_counted() {
     assert_eq!(j["calls"]["failed"], 10);
     assert_eq!(j["failures"]["unexpected_message"], 10);
     assert_eq!(j["failure_status_codes"]["486"], 10);
-    assert!(String::from_utf8_lossy(&o.stdout).contains("486"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("486"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -103,8 +179,18 @@ fn no_answer_is_a_timeout() {
     let r = scratch("timeout.json");
     // Nobody listens: the INVITE is retransmitted until Timer B (64·T1 = 640 ms here).
     let o = sipwright(&[
-        "run", "uac", "--target", &format!("127.0.0.1:{port}"), "--calls", "2", "--rate", "10",
-        "--t1", "10ms", "--report", r.to_str().unwrap(),
+        "run",
+        "uac",
+        "--target",
+        &format!("127.0.0.1:{port}"),
+        "--calls",
+        "2",
+        "--rate",
+        "10",
+        "--t1",
+        "10ms",
+        "--report",
+        r.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let j = report(&r);

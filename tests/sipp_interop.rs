@@ -13,7 +13,17 @@ const RATE: &str = "200";
 
 fn sipp_uas(port: u16) -> std::process::Child {
     Command::new("sipp")
-        .args(["-sn", "uas", "-i", "127.0.0.1", "-p", &port.to_string(), "-m", CALLS, "-nostdin"])
+        .args([
+            "-sn",
+            "uas",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-m",
+            CALLS,
+            "-nostdin",
+        ])
         .args(["-buff_size", "4194304", "-timeout", "60s", "-bg"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -33,11 +43,21 @@ fn our_uac_against_sipp_uas() {
     std::thread::sleep(Duration::from_millis(300));
     let r = scratch("vs-sipp-uas.json");
     let o = sipwright(&[
-        "run", "uac", "--target", &format!("127.0.0.1:{port}"), "--calls", CALLS, "--rate", RATE,
-        "--report", r.to_str().unwrap(),
+        "run",
+        "uac",
+        "--target",
+        &format!("127.0.0.1:{port}"),
+        "--calls",
+        CALLS,
+        "--rate",
+        RATE,
+        "--report",
+        r.to_str().unwrap(),
     ]);
     // Stop the background SIPp whatever happened.
-    let _ = Command::new("pkill").args(["-f", &format!("sipp -sn uas -i 127.0.0.1 -p {port} ")]).status();
+    let _ = Command::new("pkill")
+        .args(["-f", &format!("sipp -sn uas -i 127.0.0.1 -p {port} ")])
+        .status();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let j = report(&r);
     assert_eq!(j["calls"]["succeeded"], 1000);
@@ -53,15 +73,47 @@ fn sipp_uac_against_our_uas() {
     let bind = format!("127.0.0.1:{port}");
     let r = scratch("sipp-uac-vs-us.json");
     let mut uas = Command::new(bin())
-        .args(["run", "uas", "--bind", &bind, "--calls", CALLS, "--quiet", "--report", r.to_str().unwrap()])
+        .args([
+            "run",
+            "uas",
+            "--bind",
+            &bind,
+            "--calls",
+            CALLS,
+            "--quiet",
+            "--report",
+            r.to_str().unwrap(),
+        ])
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let sipp_port = free_udp_port();
     let out = Command::new("sipp")
-        .args(["-sn", "uac", &bind, "-i", "127.0.0.1", "-p", &sipp_port.to_string()])
-        .args(["-m", CALLS, "-r", RATE, "-nostdin", "-buff_size", "4194304", "-timeout", "60s"])
-        .args(["-trace_stat", "-stf", scratch("sipp-uac.csv").to_str().unwrap()])
+        .args([
+            "-sn",
+            "uac",
+            &bind,
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &sipp_port.to_string(),
+        ])
+        .args([
+            "-m",
+            CALLS,
+            "-r",
+            RATE,
+            "-nostdin",
+            "-buff_size",
+            "4194304",
+            "-timeout",
+            "60s",
+        ])
+        .args([
+            "-trace_stat",
+            "-stf",
+            scratch("sipp-uac.csv").to_str().unwrap(),
+        ])
         .output()
         .expect("run sipp");
     let status = uas.wait().unwrap();

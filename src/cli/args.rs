@@ -9,7 +9,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::scenario::duration::parse_duration;
 
 #[derive(Debug, Parser)]
-#[command(name = "sipwright", version, about = "SIP/RTP functional and load testing from YAML scenarios")]
+#[command(
+    name = "sipwright",
+    version,
+    about = "SIP/RTP functional and load testing from YAML scenarios"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

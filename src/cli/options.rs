@@ -19,7 +19,9 @@ pub fn options(a: OptionsArgs) -> anyhow::Result<i32> {
     let (mut plan, _) = load_scenario("options", &[])?;
     plan.recv_timeout = Some(a.timeout);
     let bind = match &a.bind {
-        Some(b) => b.parse().map_err(|_| super::UsageError(format!("--bind `{b}`: expected IP:PORT")))?,
+        Some(b) => b
+            .parse()
+            .map_err(|_| super::UsageError(format!("--bind `{b}`: expected IP:PORT")))?,
         None => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
     };
     let socket = udp::bind(bind).with_context(|| format!("binding {bind}"))?;
@@ -57,7 +59,9 @@ pub fn options(a: OptionsArgs) -> anyhow::Result<i32> {
             Some((outcome.clone(), rtt, call.last_message().to_vec(), detail));
     }));
     driver.run()?;
-    let Some((outcome, rtt, last, detail)) = result.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+    let Some((outcome, rtt, last, detail)) =
+        result.lock().unwrap_or_else(|e| e.into_inner()).take()
+    else {
         anyhow::bail!("no result");
     };
     if !last.is_empty() {
@@ -65,11 +69,20 @@ pub fn options(a: OptionsArgs) -> anyhow::Result<i32> {
     }
     match outcome {
         Outcome::Success => {
-            println!("{}: answered in {:.3} ms", target.uri, rtt.as_secs_f64() * 1000.0);
+            println!(
+                "{}: answered in {:.3} ms",
+                target.uri,
+                rtt.as_secs_f64() * 1000.0
+            );
             Ok(0)
         }
         Outcome::Failed(reason) => {
-            println!("{}: {} after {:.3} ms: {detail}", target.uri, reason.as_str(), rtt.as_secs_f64() * 1000.0);
+            println!(
+                "{}: {} after {:.3} ms: {detail}",
+                target.uri,
+                reason.as_str(),
+                rtt.as_secs_f64() * 1000.0
+            );
             Ok(1)
         }
     }

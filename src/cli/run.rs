@@ -33,16 +33,36 @@ pub struct Target {
 
 /// `HOST:PORT`, `HOST` (port 5060) or a SIP URI.
 pub fn parse_target(text: &str) -> Result<Target, UsageError> {
-    let bad = |why: &str| UsageError(format!("--target `{text}`: {why}; use HOST:PORT or sip:[user@]host[:port]"));
-    let (host, port, user, uri) = if text.contains(':') && text.split(':').next().is_some_and(|s| {
-        s.eq_ignore_ascii_case("sip") || s.eq_ignore_ascii_case("sips")
-    }) {
+    let bad = |why: &str| {
+        UsageError(format!(
+            "--target `{text}`: {why}; use HOST:PORT or sip:[user@]host[:port]"
+        ))
+    };
+    let (host, port, user, uri) = if text.contains(':')
+        && text
+            .split(':')
+            .next()
+            .is_some_and(|s| s.eq_ignore_ascii_case("sip") || s.eq_ignore_ascii_case("sips"))
+    {
         let u = SipUri::parse(text).ok_or_else(|| bad("not a SIP URI"))?;
-        let default = if u.scheme.eq_ignore_ascii_case("sips") { 5061 } else { 5060 };
-        (u.host.to_string(), u.port.unwrap_or(default), u.user.map(str::to_string), text.to_string())
+        let default = if u.scheme.eq_ignore_ascii_case("sips") {
+            5061
+        } else {
+            5060
+        };
+        (
+            u.host.to_string(),
+            u.port.unwrap_or(default),
+            u.user.map(str::to_string),
+            text.to_string(),
+        )
     } else {
         let (host, port) = split_host_port(text).ok_or_else(|| bad("bad host or port"))?;
-        let uri = if host.contains(':') { format!("sip:[{host}]:{port}") } else { format!("sip:{host}:{port}") };
+        let uri = if host.contains(':') {
+            format!("sip:[{host}]:{port}")
+        } else {
+            format!("sip:{host}:{port}")
+        };
         (host, port, None, uri)
     };
     let addr = (host.as_str(), port)
@@ -74,11 +94,18 @@ fn split_host_port(text: &str) -> Option<(String, u16)> {
 fn parse_bind(text: &str) -> Result<SocketAddr, UsageError> {
     text.parse::<SocketAddr>()
         .or_else(|_| text.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 0)))
-        .map_err(|_| UsageError(format!("--bind `{text}`: expected IP:PORT (e.g. 127.0.0.1:5060) or IP")))
+        .map_err(|_| {
+            UsageError(format!(
+                "--bind `{text}`: expected IP:PORT (e.g. 127.0.0.1:5060) or IP"
+            ))
+        })
 }
 
 /// A scenario given by path or built-in name, and the name of its loopback peer.
-pub fn load_scenario(name: &str, overrides: &[(String, String)]) -> anyhow::Result<(Plan, &'static str)> {
+pub fn load_scenario(
+    name: &str,
+    overrides: &[(String, String)],
+) -> anyhow::Result<(Plan, &'static str)> {
     let path = std::path::Path::new(name);
     if path.exists() {
         let plan = compile_file(path, overrides)?;
@@ -106,7 +133,14 @@ struct Side_ {
     env: CallEnv,
 }
 
-fn make_side(plan: Plan, socket: UdpSocket, local_ip: IpAddr, remote: SocketAddr, target_uri: String, timers: Timers) -> anyhow::Result<Side_> {
+fn make_side(
+    plan: Plan,
+    socket: UdpSocket,
+    local_ip: IpAddr,
+    remote: SocketAddr,
+    target_uri: String,
+    timers: Timers,
+) -> anyhow::Result<Side_> {
     let local = socket.local_addr()?;
     let ip = local_ip.to_string();
     let env = CallEnv {
@@ -127,7 +161,11 @@ fn make_side(plan: Plan, socket: UdpSocket, local_ip: IpAddr, remote: SocketAddr
 pub fn run(a: RunArgs) -> anyhow::Result<i32> {
     signal::install();
     if !(a.rate > 0.0 && a.rate.is_finite()) {
-        return Err(UsageError(format!("--rate {}: must be a positive number of calls per second", a.rate)).into());
+        return Err(UsageError(format!(
+            "--rate {}: must be a positive number of calls per second",
+            a.rate
+        ))
+        .into());
     }
     if a.concurrency == Some(0) {
         return Err(UsageError("--concurrency 0: must be at least 1".into()).into());
@@ -144,7 +182,11 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
     }
     let (plan, peer_name) = load_scenario(&a.scenario, &overrides)?;
     let role = plan.role;
-    let timers = Timers { t1: a.t1, t2: a.t2, t4: a.t4 };
+    let timers = Timers {
+        t1: a.t1,
+        t2: a.t2,
+        t4: a.t4,
+    };
     let main_cfg = DriverConfig {
         max_calls: a.calls,
         rate: a.rate,
@@ -163,18 +205,37 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
             None => SocketAddr::new(loopback_ip, 0),
         };
         let main_sock = udp::bind(main_bind).with_context(|| format!("binding {main_bind}"))?;
-        let peer_sock = udp::bind(SocketAddr::new(loopback_ip, 0)).context("binding the loopback peer")?;
+        let peer_sock =
+            udp::bind(SocketAddr::new(loopback_ip, 0)).context("binding the loopback peer")?;
         let main_addr = main_sock.local_addr()?;
         let peer_addr = peer_sock.local_addr()?;
-        let peer_overrides: Vec<(String, String)> =
-            overrides.iter().filter(|(k, _)| k == "call_duration").cloned().collect();
+        let peer_overrides: Vec<(String, String)> = overrides
+            .iter()
+            .filter(|(k, _)| k == "call_duration")
+            .cloned()
+            .collect();
         let (peer_plan, _) = load_scenario(peer_name, &peer_overrides)?;
-        let main_ip = a.local_ip.as_deref().map(str::parse).transpose().context("--local-ip")?.unwrap_or(
-            if main_addr.ip().is_unspecified() { loopback_ip } else { main_addr.ip() },
-        );
+        let main_ip = a
+            .local_ip
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .context("--local-ip")?
+            .unwrap_or(if main_addr.ip().is_unspecified() {
+                loopback_ip
+            } else {
+                main_addr.ip()
+            });
         let uri = |addr: SocketAddr| format!("sip:{addr}");
         let main = make_side(plan, main_sock, main_ip, peer_addr, uri(peer_addr), timers)?;
-        let peer = make_side(peer_plan, peer_sock, loopback_ip, main_addr, uri(main_addr), timers)?;
+        let peer = make_side(
+            peer_plan,
+            peer_sock,
+            loopback_ip,
+            main_addr,
+            uri(main_addr),
+            timers,
+        )?;
         (main, Some(peer))
     } else {
         let bind = match &a.bind {
@@ -184,7 +245,10 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
         };
         let (remote, uri) = match (&target, role) {
             (Some(t), _) => (t.addr, t.uri.clone()),
-            (None, Role::Uas) => (SocketAddr::new(loopback_ip, 5060), "sip:127.0.0.1:5060".to_string()),
+            (None, Role::Uas) => (
+                SocketAddr::new(loopback_ip, 5060),
+                "sip:127.0.0.1:5060".to_string(),
+            ),
             (None, Role::Uac) => {
                 return Err(UsageError(format!(
                     "scenario `{}` starts calls: give --target HOST:PORT (or --loopback to run against the built-in peer)",
@@ -196,7 +260,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
         let sock = udp::bind(bind).with_context(|| format!("binding {bind}"))?;
         let local = sock.local_addr()?;
         let local_ip = match a.local_ip.as_deref() {
-            Some(ip) => ip.parse().map_err(|_| UsageError(format!("--local-ip `{ip}`: not an IP address")))?,
+            Some(ip) => ip
+                .parse()
+                .map_err(|_| UsageError(format!("--local-ip `{ip}`: not an IP address")))?,
             None if !local.ip().is_unspecified() => local.ip(),
             None if target.is_some() => udp::local_ip_towards(remote).unwrap_or(loopback_ip),
             None => loopback_ip,
@@ -207,11 +273,18 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
     if !a.quiet {
         let local = main.socket.local_addr()?;
         let what = match (&peer, role) {
-            (Some(p), _) => format!("loopback peer `{}` on {}", p.env.plan.name, p.socket.local_addr()?),
+            (Some(p), _) => format!(
+                "loopback peer `{}` on {}",
+                p.env.plan.name,
+                p.socket.local_addr()?
+            ),
             (None, Role::Uac) => format!("target {}", main.env.remote),
             (None, Role::Uas) => "waiting for calls".to_string(),
         };
-        println!("sipwright: running `{}` on {} ({}), {what}", main.env.plan.name, local, main.env.transport);
+        println!(
+            "sipwright: running `{}` on {} ({}), {what}",
+            main.env.plan.name, local, main.env.transport
+        );
     }
 
     let failures: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -225,32 +298,53 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
             let cfg = if role == Role::Uac {
                 main_cfg.clone()
             } else {
-                DriverConfig { max_calls: None, duration: None, concurrency: None, ..main_cfg.clone() }
+                DriverConfig {
+                    max_calls: None,
+                    duration: None,
+                    concurrency: None,
+                    ..main_cfg.clone()
+                }
             };
-            let handle = std::thread::Builder::new().name("peer".into()).spawn(move || -> anyhow::Result<Counters> {
-                let mut d = Driver::new(p.socket, p.env, cfg, stop);
-                d.run()?;
-                Ok(d.counters().clone())
-            })?;
+            let handle = std::thread::Builder::new().name("peer".into()).spawn(
+                move || -> anyhow::Result<Counters> {
+                    let mut d = Driver::new(p.socket, p.env, cfg, stop);
+                    d.run()?;
+                    Ok(d.counters().clone())
+                },
+            )?;
             Some((name, role, handle))
         }
         None => None,
     };
     let main_cfg = if role == Role::Uas && peer_thread.is_some() {
         // Served calls end when the peer's calls end.
-        DriverConfig { duration: None, concurrency: None, ..main_cfg }
+        DriverConfig {
+            duration: None,
+            concurrency: None,
+            ..main_cfg
+        }
     } else {
         main_cfg
     };
     let plan_name = main.env.plan.name.clone();
-    let mut driver = Driver::new(main.socket, main.env, main_cfg, Arc::new(AtomicBool::new(false)));
+    let mut driver = Driver::new(
+        main.socket,
+        main.env,
+        main_cfg,
+        Arc::new(AtomicBool::new(false)),
+    );
     let f = failures.clone();
     driver.set_observer(Box::new(move |call, outcome, _| {
         if let Outcome::Failed(reason) = outcome {
             let mut list = f.lock().unwrap_or_else(|e| e.into_inner());
             if list.len() < SHOWN_FAILURES {
                 let detail = call.failure_detail().unwrap_or("");
-                list.push(format!("call {} ({}): {}: {detail}", call.number(), call.call_id(), reason.as_str()));
+                list.push(format!(
+                    "call {} ({}): {}: {detail}",
+                    call.number(),
+                    call.call_id(),
+                    reason.as_str()
+                ));
             }
         }
     }));
@@ -261,7 +355,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
     peer_stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let peer_result = match peer_thread {
         Some((name, role, h)) => {
-            let c = h.join().map_err(|_| anyhow::anyhow!("loopback peer thread panicked"))??;
+            let c = h
+                .join()
+                .map_err(|_| anyhow::anyhow!("loopback peer thread panicked"))??;
             Some((name, role, c))
         }
         None => None,
@@ -280,8 +376,16 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
         }
     }
     if let Some(path) = &a.report {
-        let main_side = Side { scenario: &plan_name, role: role_name(role), counters: &counters };
-        let peer_side = peer_result.as_ref().map(|(n, r, c)| Side { scenario: n, role: role_name(*r), counters: c });
+        let main_side = Side {
+            scenario: &plan_name,
+            role: role_name(role),
+            counters: &counters,
+        };
+        let peer_side = peer_result.as_ref().map(|(n, r, c)| Side {
+            scenario: n,
+            role: role_name(*r),
+            counters: c,
+        });
         let json = report_json(&main_side, peer_side.as_ref(), elapsed);
         write_report(path, &json).with_context(|| format!("writing report {}", path.display()))?;
     }

@@ -32,7 +32,10 @@ pub fn scenarios(a: ScenariosArgs) -> anyhow::Result<i32> {
                 print!("{}", b.text);
                 Ok(0)
             }
-            None => Err(UsageError(format!("no built-in scenario `{name}`; `sipwright scenarios` lists them")).into()),
+            None => Err(UsageError(format!(
+                "no built-in scenario `{name}`; `sipwright scenarios` lists them"
+            ))
+            .into()),
         },
     }
 }

@@ -70,7 +70,12 @@ pub struct Driver {
 }
 
 impl Driver {
-    pub fn new(socket: UdpSocket, env: CallEnv, cfg: DriverConfig, stop: Arc<AtomicBool>) -> Driver {
+    pub fn new(
+        socket: UdpSocket,
+        env: CallEnv,
+        cfg: DriverConfig,
+        stop: Arc<AtomicBool>,
+    ) -> Driver {
         let role = env.plan.role;
         Driver {
             socket,
@@ -113,8 +118,7 @@ impl Driver {
             let now = Instant::now();
             // An interrupt or the end of --duration drains with a time limit; reaching
             // --calls just lets the last calls run their course.
-            let interrupted =
-                self.stop.load(Ordering::Relaxed)
+            let interrupted = self.stop.load(Ordering::Relaxed)
                 || super::signal::interrupted()
                 || self.cfg.duration.is_some_and(|d| now >= t0 + d);
             let stopping = interrupted || self.cfg.max_calls.is_some_and(|m| self.created >= m);
@@ -155,7 +159,9 @@ impl Driver {
             }
             // Wake at least every 100 ms to notice the stop flag and the run duration.
             let now = Instant::now();
-            let timeout = wake.map_or(Duration::from_millis(100), |w| w.saturating_duration_since(now));
+            let timeout = wake.map_or(Duration::from_millis(100), |w| {
+                w.saturating_duration_since(now)
+            });
             udp::wait_readable(&self.socket, Some(timeout.min(Duration::from_millis(100))))?;
         }
         Ok(())
@@ -163,7 +169,12 @@ impl Driver {
 
     /// Start every call whose scheduled time has come (open loop: call k starts at
     /// t0 + k/rate whatever happened to earlier calls). Returns the next start time.
-    fn start_due_calls(&mut self, t0: Instant, interval: Duration, now: Instant) -> Option<Instant> {
+    fn start_due_calls(
+        &mut self,
+        t0: Instant,
+        interval: Duration,
+        now: Instant,
+    ) -> Option<Instant> {
         loop {
             if self.cfg.max_calls.is_some_and(|m| self.created >= m) {
                 return None;
@@ -183,7 +194,8 @@ impl Driver {
             self.counters.calls_started += 1;
             self.running += 1;
             if let Some(slot) = self.slots[idx].as_mut() {
-                slot.call.start(&self.env, now, &mut self.out, &mut self.counters);
+                slot.call
+                    .start(&self.env, now, &mut self.out, &mut self.counters);
             }
             self.after_event(idx, now);
         }
@@ -191,7 +203,13 @@ impl Driver {
 
     fn insert(&mut self, call: Call, now: Instant) -> usize {
         self.generation = self.generation.wrapping_add(1);
-        let slot = Slot { call, generation: self.generation, started: now, scheduled: None, counted: false };
+        let slot = Slot {
+            call,
+            generation: self.generation,
+            started: now,
+            scheduled: None,
+            counted: false,
+        };
         let idx = match self.free.pop() {
             Some(i) => {
                 self.slots[i] = Some(slot);
@@ -214,12 +232,15 @@ impl Driver {
                 break;
             }
             self.timers.pop();
-            let Some(slot) = self.slots.get_mut(idx).and_then(|s| s.as_mut()) else { continue };
+            let Some(slot) = self.slots.get_mut(idx).and_then(|s| s.as_mut()) else {
+                continue;
+            };
             if slot.generation != generation || slot.scheduled != Some(t) {
                 continue;
             }
             slot.scheduled = None;
-            slot.call.on_timeout(&self.env, now, &mut self.out, &mut self.counters);
+            slot.call
+                .on_timeout(&self.env, now, &mut self.out, &mut self.counters);
             self.after_event(idx, now);
         }
     }
@@ -236,7 +257,14 @@ impl Driver {
         };
         if let Some(&idx) = self.by_call_id.get(call_id) {
             if let Some(slot) = self.slots[idx].as_mut() {
-                slot.call.on_message(&self.env, &msg, from, now, &mut self.out, &mut self.counters);
+                slot.call.on_message(
+                    &self.env,
+                    &msg,
+                    from,
+                    now,
+                    &mut self.out,
+                    &mut self.counters,
+                );
             }
             self.after_event(idx, now);
             return;
@@ -253,7 +281,14 @@ impl Driver {
             let call = Call::new_uas(&self.env, self.created, call_id, from);
             let idx = self.insert(call, now);
             if let Some(slot) = self.slots[idx].as_mut() {
-                slot.call.on_message(&self.env, &msg, from, now, &mut self.out, &mut self.counters);
+                slot.call.on_message(
+                    &self.env,
+                    &msg,
+                    from,
+                    now,
+                    &mut self.out,
+                    &mut self.counters,
+                );
             }
             self.after_event(idx, now);
             return;
@@ -267,7 +302,10 @@ impl Driver {
 
     /// Does an out-of-dialog request with this method start a new call here?
     fn accepts(&self, method: &str) -> bool {
-        if self.role != Role::Uas || self.stop.load(Ordering::Relaxed) || super::signal::interrupted() {
+        if self.role != Role::Uas
+            || self.stop.load(Ordering::Relaxed)
+            || super::signal::interrupted()
+        {
             return false;
         }
         if self.cfg.max_calls.is_some_and(|m| self.created >= m)
@@ -290,7 +328,9 @@ impl Driver {
             }
         }
         self.out.clear();
-        let Some(slot) = self.slots.get_mut(idx).and_then(|s| s.as_mut()) else { return };
+        let Some(slot) = self.slots.get_mut(idx).and_then(|s| s.as_mut()) else {
+            return;
+        };
         if let Some(why) = send_error {
             slot.call.fail_external(FailureReason::TransportError, why);
         }
@@ -308,7 +348,11 @@ impl Driver {
                     }
                 }
                 if let Some(obs) = self.observer.as_mut() {
-                    obs(&slot.call, &outcome, now.saturating_duration_since(slot.started));
+                    obs(
+                        &slot.call,
+                        &outcome,
+                        now.saturating_duration_since(slot.started),
+                    );
                 }
             }
         }

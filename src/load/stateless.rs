@@ -9,7 +9,9 @@ use crate::sip::message::Message;
 
 /// Build the reply for `req` into `out`; false when nothing is to be sent.
 pub fn reply(req: &Message<'_>, env: &CallEnv, out: &mut Vec<u8>) -> bool {
-    let Some(method) = req.method() else { return false };
+    let Some(method) = req.method() else {
+        return false;
+    };
     if method == "ACK" {
         return false;
     }
@@ -20,7 +22,13 @@ pub fn reply(req: &Message<'_>, env: &CallEnv, out: &mut Vec<u8>) -> bool {
         _ => (501, "Not Implemented"),
     };
     out.extend_from_slice(format!("SIP/2.0 {code} {reason}\r\n").as_bytes());
-    for kind in [HeaderName::Via, HeaderName::From, HeaderName::To, HeaderName::CallId, HeaderName::CSeq] {
+    for kind in [
+        HeaderName::Via,
+        HeaderName::From,
+        HeaderName::To,
+        HeaderName::CallId,
+        HeaderName::CSeq,
+    ] {
         for h in req.headers_of(kind) {
             out.extend_from_slice(h.raw);
             if kind == HeaderName::To && !has_to_tag {

@@ -21,8 +21,11 @@ pub fn side_json(side: &Side<'_>) -> Value {
         .iter()
         .map(|r| (r.as_str().to_string(), json!(c.failures_of(*r))))
         .collect();
-    let codes: Map<String, Value> =
-        c.failure_codes.iter().map(|(code, n)| (code.to_string(), json!(n))).collect();
+    let codes: Map<String, Value> = c
+        .failure_codes
+        .iter()
+        .map(|(code, n)| (code.to_string(), json!(n)))
+        .collect();
     json!({
         "scenario": side.scenario,
         "role": side.role,
@@ -50,7 +53,10 @@ pub fn report_json(main: &Side<'_>, peer: Option<&Side<'_>>, elapsed: Duration) 
     let mut v = side_json(main);
     if let Value::Object(m) = &mut v {
         m.insert("version".into(), json!(1));
-        m.insert("elapsed_s".into(), json!((elapsed.as_secs_f64() * 1000.0).round() / 1000.0));
+        m.insert(
+            "elapsed_s".into(),
+            json!((elapsed.as_secs_f64() * 1000.0).round() / 1000.0),
+        );
         if let Some(p) = peer {
             m.insert("peer".into(), side_json(p));
         }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::report::{Counters, FailureReason};
+use crate::sip::build;
 use crate::sip::dialog::{Dialog, Local};
 use crate::sip::header::HeaderName;
 use crate::sip::message::{self, Message};
@@ -21,7 +22,6 @@ use crate::sip::transaction::{
     ClientTransaction, RequestAction, ResponseAction, ServerTransaction, TimerAction, Timers,
 };
 use crate::sip::uri::SipUri;
-use crate::sip::build;
 
 use super::duration::parse_duration;
 use super::plan::{
@@ -55,7 +55,11 @@ pub struct CallEnv {
 
 impl CallEnv {
     fn local(&self) -> Local<'_> {
-        Local { transport: self.transport, host: &self.local_ip, port: self.local_port }
+        Local {
+            transport: self.transport,
+            host: &self.local_ip,
+            port: self.local_port,
+        }
     }
 }
 
@@ -256,7 +260,13 @@ impl Call {
         }
     }
 
-    pub fn on_timeout(&mut self, env: &CallEnv, now: Instant, out: &mut Outbox, ctr: &mut Counters) {
+    pub fn on_timeout(
+        &mut self,
+        env: &CallEnv,
+        now: Instant,
+        out: &mut Outbox,
+        ctr: &mut Counters,
+    ) {
         let mut timed_out: Option<String> = None;
         self.clients.retain_mut(|tx| {
             if tx.deadline().is_some_and(|d| d <= now) {
@@ -288,7 +298,10 @@ impl Call {
                     }
                     TimerAction::Timeout => {
                         timed_out.get_or_insert_with(|| {
-                            format!("no ACK for the final response to {} (transaction timeout)", tx.method())
+                            format!(
+                                "no ACK for the final response to {} (transaction timeout)",
+                                tx.method()
+                            )
                         });
                     }
                     TimerAction::Terminated | TimerAction::None => {}
@@ -316,7 +329,10 @@ impl Call {
             Some(StepKind::Recv(r)) => {
                 let at = self.position(env);
                 let what = describe_match(r);
-                self.fail(FailureReason::Timeout, format!("{at}: timed out waiting for {what}"));
+                self.fail(
+                    FailureReason::Timeout,
+                    format!("{at}: timed out waiting for {what}"),
+                );
             }
             _ => self.wait = None,
         }
@@ -353,7 +369,11 @@ impl Call {
             ctr.messages_stray += 1;
             return;
         };
-        let Some(idx) = self.clients.iter().position(|t| t.matches(branch, cseq.method)) else {
+        let Some(idx) = self
+            .clients
+            .iter()
+            .position(|t| t.matches(branch, cseq.method))
+        else {
             // Responses to transactions we no longer (or never) had: nothing to do.
             ctr.messages_stray += 1;
             return;
@@ -416,7 +436,10 @@ impl Call {
         if !(confirmed || early) {
             return;
         }
-        let from = msg.header(HeaderName::From).map(|h| h.value()).unwrap_or_default();
+        let from = msg
+            .header(HeaderName::From)
+            .map(|h| h.value())
+            .unwrap_or_default();
         let rr = msg.record_route();
         let rr: Vec<&str> = rr.iter().map(|c| c.as_ref()).collect();
         let contact = msg.contact().map(|c| c.uri).unwrap_or(&env.target_uri);
@@ -444,7 +467,11 @@ impl Call {
         let via = msg.top_via();
         let branch = via.as_ref().and_then(|v| v.branch).unwrap_or("");
         let sent_by = via.as_ref().map(sent_by).unwrap_or_default();
-        if let Some(tx) = self.servers.iter_mut().find(|t| t.matches(branch, &sent_by, method)) {
+        if let Some(tx) = self
+            .servers
+            .iter_mut()
+            .find(|t| t.matches(branch, &sent_by, method))
+        {
             match tx.on_request(method, now) {
                 RequestAction::Retransmission { resend } => {
                     ctr.messages_absorbed += 1;
@@ -485,13 +512,7 @@ impl Call {
         }
         let dest = response_destination(via.as_ref(), from);
         self.servers.push(ServerTransaction::new(
-            method,
-            branch,
-            &sent_by,
-            dest,
-            false,
-            now,
-            env.timers,
+            method, branch, &sent_by, dest, false, now, env.timers,
         ));
         let seq = msg.cseq().map(|c| c.seq).unwrap_or(0);
         self.remote_cseq = seq;
@@ -504,7 +525,11 @@ impl Call {
             }
             self.got_2xx_ack = false;
             self.uas_pending = Some(UasPending {
-                record_route: msg.record_route().into_iter().map(|c| c.into_owned()).collect(),
+                record_route: msg
+                    .record_route()
+                    .into_iter()
+                    .map(|c| c.into_owned())
+                    .collect(),
                 contact: msg.contact().map(|c| c.uri.to_string()).unwrap_or_default(),
                 cseq: seq,
             });
@@ -514,12 +539,22 @@ impl Call {
 
     /// Hand a message to the scenario: matched against the current `recv` step (and the
     /// optional ones after it), or queued when the scenario is busy elsewhere.
-    fn deliver(&mut self, env: &CallEnv, msg: &Message<'_>, now: Instant, out: &mut Outbox, ctr: &mut Counters) {
+    fn deliver(
+        &mut self,
+        env: &CallEnv,
+        msg: &Message<'_>,
+        now: Instant,
+        out: &mut Outbox,
+        ctr: &mut Counters,
+    ) {
         if self.state != State::Running {
             ctr.messages_absorbed += 1;
             return;
         }
-        let at_recv = matches!(env.plan.steps.get(self.pc).map(|s| &s.kind), Some(StepKind::Recv(_)));
+        let at_recv = matches!(
+            env.plan.steps.get(self.pc).map(|s| &s.kind),
+            Some(StepKind::Recv(_))
+        );
         if !at_recv || !self.inbox.is_empty() {
             self.inbox.push_back(msg.raw.to_vec());
             if at_recv {
@@ -609,7 +644,9 @@ impl Call {
                 }
                 StepKind::Recv(r) => {
                     if let Some(raw) = self.inbox.pop_front() {
-                        let Ok(msg) = message::parse(&raw) else { continue };
+                        let Ok(msg) = message::parse(&raw) else {
+                            continue;
+                        };
                         if !self.accept(env, &msg) {
                             return;
                         }
@@ -622,7 +659,10 @@ impl Call {
                             // peer likes (the call length is the peer's choice).
                             (!matches!(r.matcher, RecvMatch::Method(_))).then(|| env.timers.t1 * 64)
                         });
-                        self.wait = Some(Wait { pc: self.pc, until: timeout.map(|t| now + t) });
+                        self.wait = Some(Wait {
+                            pc: self.pc,
+                            until: timeout.map(|t| now + t),
+                        });
                     }
                     return;
                 }
@@ -647,7 +687,10 @@ impl Call {
                         self.pc += 1;
                         continue;
                     }
-                    self.wait = Some(Wait { pc: self.pc, until: Some(now + d) });
+                    self.wait = Some(Wait {
+                        pc: self.pc,
+                        until: Some(now + d),
+                    });
                     return;
                 }
                 StepKind::Goto { target, when } => {
@@ -674,7 +717,10 @@ impl Call {
                 StepKind::Assert(c) => {
                     if !self.eval(env, c) {
                         let at = self.position(env);
-                        self.fail(FailureReason::AssertFailed, format!("{at}: assertion does not hold"));
+                        self.fail(
+                            FailureReason::AssertFailed,
+                            format!("{at}: assertion does not hold"),
+                        );
                         return;
                     }
                     self.pc += 1;
@@ -689,7 +735,10 @@ impl Call {
             PauseSpec::Var(slot) => {
                 let text = self.var_value(env, *slot);
                 parse_duration(text.trim()).map_err(|e| {
-                    format!("pause: variable `{}` = `{text}`: {e}", env.plan.vars[*slot].name)
+                    format!(
+                        "pause: variable `{}` = `{text}`: {e}",
+                        env.plan.vars[*slot].name
+                    )
                 })
             }
         }
@@ -698,16 +747,29 @@ impl Call {
     fn var_value<'a>(&'a self, env: &'a CallEnv, slot: usize) -> &'a str {
         match self.vars.get(slot) {
             Some(Some(v)) => v,
-            _ => env.plan.vars.get(slot).map(|v| v.initial.as_str()).unwrap_or(""),
+            _ => env
+                .plan
+                .vars
+                .get(slot)
+                .map(|v| v.initial.as_str())
+                .unwrap_or(""),
         }
     }
 
-    fn apply_captures(&mut self, env: &CallEnv, caps: &[Capture], msg: &Message<'_>) -> Result<(), String> {
+    fn apply_captures(
+        &mut self,
+        env: &CallEnv,
+        caps: &[Capture],
+        msg: &Message<'_>,
+    ) -> Result<(), String> {
         for cap in caps {
             let text = self.subject_text_in(env, &cap.from, msg);
             let found = text.as_deref().and_then(|t| {
                 cap.regex.captures(t).map(|c| {
-                    c.get(1).or_else(|| c.get(0)).map(|m| m.as_str().to_string()).unwrap_or_default()
+                    c.get(1)
+                        .or_else(|| c.get(0))
+                        .map(|m| m.as_str().to_string())
+                        .unwrap_or_default()
                 })
             });
             match found {
@@ -717,7 +779,10 @@ impl Call {
                     }
                 }
                 None if cap.required => {
-                    return Err(format!("required capture /{}/ did not match", cap.regex.as_str()));
+                    return Err(format!(
+                        "required capture /{}/ did not match",
+                        cap.regex.as_str()
+                    ));
                 }
                 None => {}
             }
@@ -726,7 +791,12 @@ impl Call {
     }
 
     /// The text a capture or condition looks at, in `msg`; None when absent.
-    fn subject_text_in(&self, env: &CallEnv, subject: &Subject, msg: &Message<'_>) -> Option<String> {
+    fn subject_text_in(
+        &self,
+        env: &CallEnv,
+        subject: &Subject,
+        msg: &Message<'_>,
+    ) -> Option<String> {
         match subject {
             Subject::Header(name) => {
                 let mut it = msg.headers_named(name).peekable();
@@ -742,7 +812,9 @@ impl Call {
     fn eval(&self, env: &CallEnv, cond: &Condition) -> bool {
         let text = match &cond.subject {
             // The initial value counts; an empty value does not "exist".
-            Subject::Var(slot) => Some(self.var_value(env, *slot).to_string()).filter(|s| !s.is_empty()),
+            Subject::Var(slot) => {
+                Some(self.var_value(env, *slot).to_string()).filter(|s| !s.is_empty())
+            }
             other => match message::parse(&self.last) {
                 Ok(msg) => self.subject_text_in(env, other, &msg),
                 Err(_) => None,
@@ -764,7 +836,10 @@ impl Call {
             SendStep::Ack => self.send_ack(env, out, ctr),
             SendStep::Bye => {
                 let branch = self.next_branch(env);
-                let dialog = self.dialog.as_mut().ok_or("send: bye needs an established dialog")?;
+                let dialog = self
+                    .dialog
+                    .as_mut()
+                    .ok_or("send: bye needs an established dialog")?;
                 let mut req = Vec::with_capacity(512);
                 let local = env.local();
                 dialog.build_request("BYE", &local, &branch, None, "", b"", &mut req);
@@ -791,7 +866,12 @@ impl Call {
         }
     }
 
-    fn send_ack(&mut self, env: &CallEnv, out: &mut Outbox, ctr: &mut Counters) -> Result<(), String> {
+    fn send_ack(
+        &mut self,
+        env: &CallEnv,
+        out: &mut Outbox,
+        ctr: &mut Counters,
+    ) -> Result<(), String> {
         match self.invite_final {
             // The INVITE transaction already acknowledged a non-2xx final response.
             Some(code) if code >= 300 => Ok(()),
@@ -849,7 +929,11 @@ impl Call {
         };
         if let Some(method) = parsed.method() {
             let method = method.to_string();
-            let branch = parsed.top_via().and_then(|v| v.branch).unwrap_or("").to_string();
+            let branch = parsed
+                .top_via()
+                .and_then(|v| v.branch)
+                .unwrap_or("")
+                .to_string();
             let in_dialog = parsed.to().and_then(|t| t.tag()).is_some();
             let dest = match (&self.dialog, in_dialog) {
                 (Some(d), true) => resolve_hop(&d.request_target().next_hop, self.peer),
@@ -883,7 +967,10 @@ impl Call {
         let sent_by = via.as_ref().map(sent_by).unwrap_or_default();
         let cseq_method = parsed.cseq().map(|c| c.method).unwrap_or("");
         let to_tag = parsed.to().and_then(|t| t.tag()).is_some();
-        let idx = self.servers.iter().position(|tx| tx.matches(branch, &sent_by, cseq_method));
+        let idx = self
+            .servers
+            .iter()
+            .position(|tx| tx.matches(branch, &sent_by, cseq_method));
         if cseq_method == "INVITE" && to_tag && code > 100 && code < 300 && self.dialog.is_none() {
             self.make_uas_dialog(&parsed);
         }
@@ -901,11 +988,26 @@ impl Call {
     }
 
     fn make_uas_dialog(&mut self, resp: &Message<'_>) {
-        let Some(p) = self.uas_pending.take() else { return };
-        let from = resp.header(HeaderName::From).map(|h| h.value()).unwrap_or_default();
-        let to = resp.header(HeaderName::To).map(|h| h.value()).unwrap_or_default();
+        let Some(p) = self.uas_pending.take() else {
+            return;
+        };
+        let from = resp
+            .header(HeaderName::From)
+            .map(|h| h.value())
+            .unwrap_or_default();
+        let to = resp
+            .header(HeaderName::To)
+            .map(|h| h.value())
+            .unwrap_or_default();
         let rr: Vec<&str> = p.record_route.iter().map(|s| s.as_str()).collect();
-        self.dialog = Some(Dialog::new_uas(&self.call_id, &from, &to, &rr, &p.contact, p.cseq));
+        self.dialog = Some(Dialog::new_uas(
+            &self.call_id,
+            &from,
+            &to,
+            &rr,
+            &p.contact,
+            p.cseq,
+        ));
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -927,7 +1029,9 @@ impl Call {
             self.invite_final = None;
             self.ack_2xx = None;
         }
-        self.clients.push(ClientTransaction::new(method, branch, bytes, dest, false, now, env.timers));
+        self.clients.push(ClientTransaction::new(
+            method, branch, bytes, dest, false, now, env.timers,
+        ));
     }
 
     fn next_branch(&mut self, env: &CallEnv) -> String {
@@ -1006,7 +1110,10 @@ fn eval_test(test: &Test, text: Option<&str>) -> bool {
 
 fn first_line(raw: &[u8]) -> std::borrow::Cow<'_, str> {
     let end = memchr::memchr(b'\n', raw).unwrap_or(raw.len());
-    String::from_utf8_lossy(&raw[..end]).trim_end().to_string().into()
+    String::from_utf8_lossy(&raw[..end])
+        .trim_end()
+        .to_string()
+        .into()
 }
 
 fn sent_by(v: &crate::sip::header::Via<'_>) -> String {
@@ -1031,9 +1138,17 @@ fn response_destination(via: Option<&crate::sip::header::Via<'_>>, from: SocketA
 pub fn resolve_hop(uri: &str, fallback: SocketAddr) -> SocketAddr {
     let uri = uri.trim().trim_start_matches('<');
     let uri = uri.split('>').next().unwrap_or(uri);
-    let Some(u) = SipUri::parse(uri) else { return fallback };
-    let Ok(ip) = u.host.parse::<IpAddr>() else { return fallback };
-    let default_port = if u.scheme.eq_ignore_ascii_case("sips") { 5061 } else { 5060 };
+    let Some(u) = SipUri::parse(uri) else {
+        return fallback;
+    };
+    let Ok(ip) = u.host.parse::<IpAddr>() else {
+        return fallback;
+    };
+    let default_port = if u.scheme.eq_ignore_ascii_case("sips") {
+        5061
+    } else {
+        5060
+    };
     SocketAddr::new(ip, u.port.unwrap_or(default_port))
 }
 
@@ -1068,7 +1183,11 @@ impl RenderContext for Ctx<'_> {
             Builtin::Transport => out.write_all(env.transport.as_bytes()),
             Builtin::FromTag | Builtin::ToTag => {
                 let ours = (b == Builtin::FromTag) == (call.role == Role::Uac);
-                let tag = if ours { Some(&*call.local_tag) } else { call.remote_tag.as_deref() };
+                let tag = if ours {
+                    Some(&*call.local_tag)
+                } else {
+                    call.remote_tag.as_deref()
+                };
                 out.write_all(tag.unwrap_or("").as_bytes())
             }
             Builtin::Cseq => write!(out, "{}", self.next_cseq),
@@ -1101,7 +1220,9 @@ impl RenderContext for Ctx<'_> {
     }
 
     fn last_header(&self, name: &str, out: &mut Vec<u8>) {
-        let last = self.last.get_or_init(|| message::parse(&self.call.last).ok());
+        let last = self
+            .last
+            .get_or_init(|| message::parse(&self.call.last).ok());
         let Some(msg) = last else { return };
         let mut first = true;
         for h in msg.headers_named(name) {
@@ -1123,4 +1244,450 @@ fn write_host(out: &mut Vec<u8>, host: &str) -> std::io::Result<()> {
         out.extend_from_slice(host.as_bytes());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The interpreter driven with virtual time and hand-made peer messages.
+
+    use super::*;
+    use crate::scenario::builtin;
+    use crate::scenario::compile_str;
+
+    const UAC_ADDR: &str = "127.0.0.1:5070";
+    const UAS_ADDR: &str = "127.0.0.1:5080";
+
+    fn env(name: &str, overrides: &[(&str, &str)]) -> CallEnv {
+        let b = builtin::get(name).unwrap();
+        let ov: Vec<(String, String)> = overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let plan = compile_str(name, b.text, &ov).unwrap();
+        let (local, remote) = if plan.role == Role::Uac {
+            (UAC_ADDR, UAS_ADDR)
+        } else {
+            (UAS_ADDR, UAC_ADDR)
+        };
+        let local: SocketAddr = local.parse().unwrap();
+        CallEnv {
+            plan: Arc::new(plan),
+            local_ip: local.ip().to_string(),
+            local_port: local.port(),
+            transport: "UDP",
+            timers: Timers::default(),
+            remote: remote.parse().unwrap(),
+            target_uri: format!("sip:{remote}"),
+            run_id: 0xabcd,
+            media_ip: local.ip().to_string(),
+            media_port_base: 10_000,
+        }
+    }
+
+    /// A response to `req` (as a peer UAS would build it).
+    fn response(req: &[u8], code: u16, to_tag: Option<&str>, extra: &str) -> Vec<u8> {
+        let m = message::parse(req).unwrap();
+        let mut out = format!("SIP/2.0 {code} Whatever\r\n");
+        for kind in [
+            HeaderName::Via,
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CallId,
+            HeaderName::CSeq,
+        ] {
+            for h in m.headers_of(kind) {
+                out.push_str(&String::from_utf8_lossy(h.raw));
+                if kind == HeaderName::To
+                    && let Some(t) = to_tag
+                {
+                    out.push_str(&format!(";tag={t}"));
+                }
+                out.push_str("\r\n");
+            }
+        }
+        out.push_str(extra);
+        out.push_str("Content-Length: 0\r\n\r\n");
+        out.into_bytes()
+    }
+
+    struct Harness {
+        env: CallEnv,
+        call: Call,
+        out: Outbox,
+        ctr: Counters,
+        t0: Instant,
+    }
+
+    impl Harness {
+        fn uac(overrides: &[(&str, &str)]) -> Harness {
+            let env = env("uac", overrides);
+            let call = Call::new_uac(&env, 1);
+            let mut h = Harness {
+                env,
+                call,
+                out: Outbox::default(),
+                ctr: Counters::default(),
+                t0: Instant::now(),
+            };
+            let t0 = h.t0;
+            h.call.start(&h.env, t0, &mut h.out, &mut h.ctr);
+            h
+        }
+        fn at(&self, ms: u64) -> Instant {
+            self.t0 + Duration::from_millis(ms)
+        }
+        /// Sent datagrams since the last call, as text, and clear them.
+        fn sent(&mut self) -> Vec<(SocketAddr, String)> {
+            let v = self
+                .out
+                .iter()
+                .map(|(a, b)| (a, String::from_utf8_lossy(b).into_owned()))
+                .collect();
+            self.out.clear();
+            v
+        }
+        fn feed(&mut self, bytes: &[u8], ms: u64) {
+            let now = self.at(ms);
+            let msg = message::parse(bytes).unwrap();
+            let from = self.env.remote;
+            self.call
+                .on_message(&self.env, &msg, from, now, &mut self.out, &mut self.ctr);
+        }
+        fn tick(&mut self, ms: u64) {
+            let now = self.at(ms);
+            self.call
+                .on_timeout(&self.env, now, &mut self.out, &mut self.ctr);
+        }
+    }
+
+    fn starts(text: &str, prefix: &str) -> bool {
+        text.starts_with(prefix)
+    }
+
+    #[test]
+    fn uac_happy_path() {
+        let mut h = Harness::uac(&[]);
+        let sent = h.sent();
+        assert_eq!(sent.len(), 1);
+        let invite = sent[0].1.clone();
+        assert_eq!(sent[0].0, h.env.remote);
+        assert!(
+            starts(&invite, "INVITE sip:service@127.0.0.1:5080 SIP/2.0\r\n"),
+            "{invite}"
+        );
+        assert!(invite.contains("CSeq: 1 INVITE\r\n"));
+        let body_len = invite.split("\r\n\r\n").nth(1).unwrap().len();
+        assert!(
+            invite.contains(&format!("Content-Length: {body_len}\r\n")),
+            "{invite}"
+        );
+
+        h.feed(&response(invite.as_bytes(), 100, None, ""), 5);
+        h.feed(&response(invite.as_bytes(), 180, Some("peer"), ""), 10);
+        let contact = "Contact: <sip:uas@127.0.0.1:5080>\r\n";
+        h.feed(&response(invite.as_bytes(), 200, Some("peer"), contact), 20);
+        let sent = h.sent();
+        assert_eq!(sent.len(), 2, "ACK then BYE (no call_duration): {sent:?}");
+        assert!(
+            starts(&sent[0].1, "ACK sip:uas@127.0.0.1:5080 SIP/2.0\r\n"),
+            "{}",
+            sent[0].1
+        );
+        assert!(sent[0].1.contains("CSeq: 1 ACK\r\n"));
+        assert!(sent[0].1.contains(";tag=peer"));
+        assert!(
+            starts(&sent[1].1, "BYE sip:uas@127.0.0.1:5080 SIP/2.0\r\n"),
+            "{}",
+            sent[1].1
+        );
+        assert!(sent[1].1.contains("CSeq: 2 BYE\r\n"));
+        assert!(h.call.take_outcome().is_none());
+        h.feed(&response(sent[1].1.as_bytes(), 200, None, ""), 30);
+        assert_eq!(h.call.take_outcome(), Some(Outcome::Success));
+        assert_eq!(h.ctr.messages_absorbed, 0);
+    }
+
+    #[test]
+    fn late_180_and_retransmitted_200_are_absorbed_and_reacked() {
+        let mut h = Harness::uac(&[("call_duration", "1s")]);
+        let invite = h.sent()[0].1.clone();
+        h.feed(&response(invite.as_bytes(), 200, Some("p"), ""), 10);
+        let ack = h.sent();
+        assert_eq!(ack.len(), 1);
+        // 180 overtaken by the 200 through a multi-process proxy.
+        h.feed(&response(invite.as_bytes(), 180, Some("p"), ""), 12);
+        // 200 retransmitted: our ACK was lost.
+        h.feed(&response(invite.as_bytes(), 200, Some("p"), ""), 510);
+        let again = h.sent();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].1, ack[0].1, "the same ACK is sent again");
+        assert_eq!(h.ctr.messages_absorbed, 2);
+        assert_eq!(h.ctr.messages_retransmitted, 1);
+        h.tick(1010);
+        let bye = h.sent();
+        assert!(starts(&bye[0].1, "BYE "), "{bye:?}");
+        h.feed(&response(bye[0].1.as_bytes(), 200, None, ""), 1020);
+        assert_eq!(h.call.take_outcome(), Some(Outcome::Success));
+    }
+
+    #[test]
+    fn invite_retransmitted_then_timer_b() {
+        let mut h = Harness::uac(&[]);
+        let invite = h.sent()[0].1.clone();
+        h.tick(500);
+        let r = h.sent();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].1, invite, "Timer A resends the same bytes");
+        h.tick(1500);
+        assert_eq!(h.sent().len(), 1);
+        let mut t = 1500;
+        while h.call.take_outcome().is_none() {
+            t = h
+                .call
+                .deadline()
+                .map(|d| d.duration_since(h.t0).as_millis() as u64)
+                .unwrap();
+            h.tick(t);
+            assert!(t <= 32_000, "Timer B fires at 64·T1");
+        }
+        assert_eq!(t, 32_000);
+        assert_eq!(
+            h.ctr.failures_of(FailureReason::Timeout),
+            0,
+            "the driver counts outcomes"
+        );
+        assert!(h.call.failure_detail().unwrap().contains("INVITE"));
+        assert!(h.call.is_reapable());
+    }
+
+    #[test]
+    fn non_2xx_is_acked_by_the_transaction_and_fails_the_call() {
+        let mut h = Harness::uac(&[]);
+        let invite = h.sent()[0].1.clone();
+        h.feed(&response(invite.as_bytes(), 486, Some("busy"), ""), 10);
+        let sent = h.sent();
+        assert_eq!(sent.len(), 1);
+        let ack = &sent[0].1;
+        assert!(
+            starts(ack, "ACK sip:service@127.0.0.1:5080 SIP/2.0\r\n"),
+            "{ack}"
+        );
+        let inv = message::parse(invite.as_bytes()).unwrap();
+        let ackm = message::parse(ack.as_bytes()).unwrap();
+        assert_eq!(
+            inv.top_via().unwrap().branch,
+            ackm.top_via().unwrap().branch
+        );
+        assert_eq!(
+            h.call.take_outcome(),
+            Some(Outcome::Failed(FailureReason::UnexpectedMessage))
+        );
+        assert_eq!(h.call.last_status(), Some(486));
+    }
+
+    #[test]
+    fn record_route_sets_route_and_next_hop() {
+        let mut h = Harness::uac(&[]);
+        let invite = h.sent()[0].1.clone();
+        let extra = "Record-Route: <sip:127.0.0.9:5060;lr>\r\nRecord-Route: <sip:127.0.0.8:5090;lr>\r\nContact: <sip:uas@127.0.0.1:5080>\r\n";
+        h.feed(&response(invite.as_bytes(), 200, Some("p"), extra), 10);
+        let sent = h.sent();
+        // Reversed route set: the proxy nearest to us is the last Record-Route.
+        for (addr, text) in &sent {
+            assert_eq!(
+                *addr,
+                "127.0.0.8:5090".parse::<SocketAddr>().unwrap(),
+                "{text}"
+            );
+            let route_pos = text.find("Route: <sip:127.0.0.8:5090;lr>").unwrap();
+            let second = text.find("Route: <sip:127.0.0.9:5060;lr>").unwrap();
+            assert!(route_pos < second, "{text}");
+            assert!(
+                text.contains(" sip:uas@127.0.0.1:5080 SIP/2.0\r\n"),
+                "loose routing keeps the target: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn uas_answers_retransmits_2xx_until_ack_and_serves_bye() {
+        let env = env("uas", &[]);
+        let mut out = Outbox::default();
+        let mut ctr = Counters::default();
+        let t0 = Instant::now();
+        let peer: SocketAddr = UAC_ADDR.parse().unwrap();
+        let invite = b"INVITE sip:service@127.0.0.1:5080 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1\r\n\
+Record-Route: <sip:127.0.0.9;lr>\r\n\
+From: <sip:a@127.0.0.1>;tag=caller\r\n\
+To: <sip:service@127.0.0.1>\r\n\
+Call-ID: c1@test\r\nCSeq: 7 INVITE\r\n\
+Contact: <sip:a@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n";
+        let mut call = Call::new_uas(&env, 1, "c1@test", peer);
+        let msg = message::parse(invite).unwrap();
+        call.on_message(&env, &msg, peer, t0, &mut out, &mut ctr);
+        let sent: Vec<String> = out
+            .iter()
+            .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+            .collect();
+        out.clear();
+        assert_eq!(sent.len(), 3, "{sent:?}");
+        assert!(starts(
+            &sent[0],
+            "SIP/2.0 100 Trying\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1\r\n"
+        ));
+        assert!(starts(&sent[2], "SIP/2.0 200 OK\r\n"));
+        assert!(
+            sent[2].contains("Record-Route: <sip:127.0.0.9;lr>\r\n"),
+            "{}",
+            sent[2]
+        );
+        assert!(sent[2].contains("CSeq: 7 INVITE\r\n"));
+        assert!(sent[2].contains("To: <sip:service@127.0.0.1>;tag="));
+        // Retransmitted INVITE: the 200 again.
+        call.on_message(
+            &env,
+            &msg,
+            peer,
+            t0 + Duration::from_millis(100),
+            &mut out,
+            &mut ctr,
+        );
+        assert_eq!(
+            out.iter().next().map(|(_, b)| b.to_vec()),
+            Some(sent[2].clone().into_bytes())
+        );
+        out.clear();
+        // No ACK yet: the 2xx is retransmitted at T1.
+        call.on_timeout(&env, t0 + Duration::from_millis(500), &mut out, &mut ctr);
+        assert_eq!(out.len(), 1);
+        out.clear();
+        let to = sent[2]
+            .lines()
+            .find(|l| l.starts_with("To:"))
+            .unwrap()
+            .to_string();
+        let ack = format!(
+            "ACK sip:service@127.0.0.1:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-2\r\n\
+From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\nContent-Length: 0\r\n\r\n"
+        );
+        let ackm = message::parse(ack.as_bytes()).unwrap();
+        call.on_message(
+            &env,
+            &ackm,
+            peer,
+            t0 + Duration::from_millis(600),
+            &mut out,
+            &mut ctr,
+        );
+        // A second copy of the ACK is absorbed.
+        call.on_message(
+            &env,
+            &ackm,
+            peer,
+            t0 + Duration::from_millis(601),
+            &mut out,
+            &mut ctr,
+        );
+        assert_eq!(ctr.messages_absorbed, 2, "retransmitted INVITE and ACK");
+        call.on_timeout(&env, t0 + Duration::from_millis(1500), &mut out, &mut ctr);
+        assert!(out.is_empty(), "ACK stopped the 2xx retransmissions");
+        let bye = ack
+            .replace("ACK sip", "BYE sip")
+            .replace("CSeq: 7 ACK", "CSeq: 8 BYE")
+            .replace("z9hG4bK-2", "z9hG4bK-3");
+        let byem = message::parse(bye.as_bytes()).unwrap();
+        call.on_message(
+            &env,
+            &byem,
+            peer,
+            t0 + Duration::from_millis(2000),
+            &mut out,
+            &mut ctr,
+        );
+        let reply: Vec<String> = out
+            .iter()
+            .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+            .collect();
+        assert!(
+            starts(
+                &reply[0],
+                "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-3\r\n"
+            ),
+            "{reply:?}"
+        );
+        assert!(reply[0].contains("CSeq: 8 BYE"));
+        assert_eq!(call.take_outcome(), Some(Outcome::Success));
+    }
+
+    #[test]
+    fn cancel_uses_the_invite_branch_and_cseq() {
+        let env = env("cancel", &[]);
+        let mut out = Outbox::default();
+        let mut ctr = Counters::default();
+        let t0 = Instant::now();
+        let mut call = Call::new_uac(&env, 1);
+        call.start(&env, t0, &mut out, &mut ctr);
+        let invite = String::from_utf8_lossy(out.iter().next().unwrap().1).into_owned();
+        out.clear();
+        let ringing = response(invite.as_bytes(), 180, Some("r"), "");
+        call.on_message(
+            &env,
+            &message::parse(&ringing).unwrap(),
+            env.remote,
+            t0,
+            &mut out,
+            &mut ctr,
+        );
+        let cancel = String::from_utf8_lossy(out.iter().next().unwrap().1).into_owned();
+        out.clear();
+        let inv = message::parse(invite.as_bytes()).unwrap();
+        let can = message::parse(cancel.as_bytes()).unwrap();
+        assert_eq!(can.method(), Some("CANCEL"));
+        assert_eq!(can.request_uri(), inv.request_uri());
+        assert_eq!(can.top_via().unwrap().branch, inv.top_via().unwrap().branch);
+        assert_eq!(can.cseq().unwrap().seq, inv.cseq().unwrap().seq);
+        assert_eq!(can.to().unwrap().tag(), None, "CANCEL has the INVITE's To");
+        let ok = response(cancel.as_bytes(), 200, Some("r"), "");
+        call.on_message(
+            &env,
+            &message::parse(&ok).unwrap(),
+            env.remote,
+            t0,
+            &mut out,
+            &mut ctr,
+        );
+        let terminated = response(invite.as_bytes(), 487, Some("r"), "");
+        call.on_message(
+            &env,
+            &message::parse(&terminated).unwrap(),
+            env.remote,
+            t0,
+            &mut out,
+            &mut ctr,
+        );
+        assert_eq!(out.len(), 1, "the transaction ACKs the 487");
+        assert_eq!(call.take_outcome(), Some(Outcome::Success));
+    }
+
+    #[test]
+    fn recv_timeout_fails_with_timeout() {
+        let mut h = Harness::uac(&[]);
+        let invite = h.sent()[0].1.clone();
+        h.feed(&response(invite.as_bytes(), 100, None, ""), 5);
+        // A provisional stops Timer B; the recv step's own bound (64·T1) still applies.
+        h.tick(32_005);
+        assert_eq!(
+            h.call.take_outcome(),
+            Some(Outcome::Failed(FailureReason::Timeout))
+        );
+        assert!(
+            h.call
+                .failure_detail()
+                .unwrap()
+                .contains("timed out waiting for a 200 response"),
+            "{:?}",
+            h.call.failure_detail()
+        );
+    }
 }

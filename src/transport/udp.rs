@@ -24,7 +24,10 @@ pub fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
 
 fn grow_buffers(socket: &Socket) {
     let fd = socket.as_raw_fd();
-    for (force, normal) in [(libc::SO_RCVBUFFORCE, libc::SO_RCVBUF), (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF)] {
+    for (force, normal) in [
+        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
+        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
+    ] {
         let size = BUFFER_BYTES as libc::c_int;
         // SAFETY: setsockopt with a valid fd and a pointer to a c_int of the given size.
         let forced = unsafe {
@@ -69,12 +72,18 @@ pub fn recv_nowait(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Option<(usi
 /// Nanosecond resolution (ppoll), so call pacing is not rounded to milliseconds.
 /// A signal ends the wait early (the caller re-checks its stop flag).
 pub fn wait_readable(socket: &UdpSocket, timeout: Option<Duration>) -> io::Result<bool> {
-    let mut pfd = libc::pollfd { fd: socket.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd: socket.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     let ts = timeout.map(|t| libc::timespec {
         tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
         tv_nsec: t.subsec_nanos() as libc::c_long,
     });
-    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: one valid pollfd; ts_ptr is null or points to a live timespec.
     let n = unsafe { libc::ppoll(&mut pfd, 1, ts_ptr, std::ptr::null()) };
     if n < 0 {
@@ -90,7 +99,13 @@ pub fn wait_readable(socket: &UdpSocket, timeout: Option<Duration>) -> io::Resul
 /// The local IP the system would use to reach `remote` (no packet is sent:
 /// connecting a UDP socket only consults the routing table).
 pub fn local_ip_towards(remote: SocketAddr) -> Option<std::net::IpAddr> {
-    let any: SocketAddr = if remote.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().ok()?;
+    let any: SocketAddr = if remote.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    }
+    .parse()
+    .ok()?;
     let s = UdpSocket::bind(any).ok()?;
     s.connect(remote).ok()?;
     s.local_addr().ok().map(|a| a.ip())

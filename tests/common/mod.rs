@@ -12,7 +12,10 @@ pub fn bin() -> &'static str {
 }
 
 pub fn sipwright(args: &[&str]) -> Output {
-    Command::new(bin()).args(args).output().expect("run sipwright")
+    Command::new(bin())
+        .args(args)
+        .output()
+        .expect("run sipwright")
 }
 
 pub fn text(o: &Output) -> String {
@@ -26,7 +29,11 @@ pub fn text(o: &Output) -> String {
 
 /// A UDP port that was free a moment ago on 127.0.0.1.
 pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn scratch(name: &str) -> PathBuf {
@@ -36,14 +43,20 @@ pub fn scratch(name: &str) -> PathBuf {
 }
 
 pub fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios").join(name).display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/scenarios")
+        .join(name)
+        .display()
+        .to_string()
 }
 
 /// Path of an external program, or None after printing why the test is skipped.
 /// Under CI=true a missing program is a failure, not a skip.
 pub fn require(program: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|p| p.join(program)).find(|p| p.is_file())
+        std::env::split_paths(&paths)
+            .map(|p| p.join(program))
+            .find(|p| p.is_file())
     });
     if found.is_none() {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -55,5 +68,6 @@ pub fn require(program: &str) -> Option<PathBuf> {
 }
 
 pub fn report(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).expect("report written")).expect("report is JSON")
+    serde_json::from_str(&std::fs::read_to_string(path).expect("report written"))
+        .expect("report is JSON")
 }
