@@ -1,2 +1,223 @@
 //! Typed mirror of the YAML scenario file (`deny_unknown_fields`, spans kept for
-//! diagnostics). STUB.
+//! diagnostics). Shapes only: what a value means is decided in `compile.rs`, so that
+//! a wrong value becomes a precise diagnostic there instead of a generic serde error.
+//!
+//! Scalars that have a meaning beyond "text" (statuses, durations, variable values)
+//! are read as `String`: serde-saphyr hands numbers to a `String` target with their
+//! original spelling, so `recv: 200` and `timeout: 5` reach the compiler intact.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioDef {
+    pub name: Option<Spanned<String>>,
+    pub description: Option<Spanned<String>>,
+    pub role: Option<Spanned<String>>,
+    pub vars: Option<VarsDef>,
+    pub timeout: Option<Spanned<String>>,
+    /// Optional here so a missing list is reported by the compiler with a hint.
+    pub steps: Option<Vec<Spanned<StepDef>>>,
+}
+
+/// `vars:` in file order (slot numbers follow it, which keeps plans reproducible).
+#[derive(Debug, Default)]
+pub struct VarsDef(pub Vec<(Spanned<String>, Spanned<String>)>);
+
+impl<'de> Deserialize<'de> for VarsDef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = VarsDef;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of variable names to values")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<VarsDef, A::Error> {
+                let mut out = Vec::new();
+                while let Some(key) = map.next_key::<Spanned<String>>()? {
+                    out.push((key, map.next_value()?));
+                }
+                Ok(VarsDef(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// One step: exactly one action key plus the modifiers that action accepts. All keys
+/// live in one struct because the action is only known once the whole map is read.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepDef {
+    pub send: Option<Spanned<String>>,
+    pub recv: Option<Spanned<String>>,
+    pub pause: Option<Spanned<String>>,
+    pub label: Option<Spanned<String>>,
+    pub goto: Option<Spanned<String>>,
+    /// An action on its own, a modifier of `recv`.
+    pub capture: Option<Spanned<Vec<Spanned<CaptureDef>>>>,
+    pub assert: Option<Spanned<ConditionDef>>,
+
+    pub raw: Option<Spanned<bool>>,
+    pub optional: Option<Spanned<bool>>,
+    pub timeout: Option<Spanned<String>>,
+    pub in_reply_to: Option<Spanned<String>>,
+    pub rtd: Option<Spanned<String>>,
+    #[serde(rename = "if")]
+    pub when: Option<Spanned<ConditionDef>>,
+}
+
+/// Action keys, in the order error messages list them.
+pub const STEP_ACTIONS: &[&str] = &[
+    "send", "recv", "pause", "label", "goto", "capture", "assert",
+];
+
+/// Modifiers each action accepts.
+pub fn step_modifiers(action: &str) -> &'static [&'static str] {
+    match action {
+        "send" => &["raw"],
+        "recv" => &["optional", "timeout", "in_reply_to", "rtd", "capture"],
+        "goto" => &["if"],
+        _ => &[],
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureDef {
+    pub header: Option<Spanned<String>>,
+    pub body: Option<Spanned<bool>>,
+    pub start_line: Option<Spanned<bool>>,
+    pub regex: Option<Spanned<String>>,
+    pub var: Option<Spanned<String>>,
+    pub required: Option<Spanned<bool>>,
+}
+
+/// `if:` / `assert:` — one subject (var, header, body, start_line) and one test
+/// (equals, matches, exists), optionally negated.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionDef {
+    pub var: Option<Spanned<String>>,
+    pub header: Option<Spanned<String>>,
+    pub body: Option<Spanned<bool>>,
+    pub start_line: Option<Spanned<bool>>,
+    pub equals: Option<Spanned<String>>,
+    pub matches: Option<Spanned<String>>,
+    pub exists: Option<Spanned<bool>>,
+    pub not: Option<Spanned<bool>>,
+}
+
+/// Schema-less view of a YAML document with positions, parsed only after a serde
+/// error, to tell which key path the error's line and column belong to.
+#[derive(Debug)]
+pub struct Node {
+    pub line: u64,
+    pub column: u64,
+    pub kind: NodeKind,
+}
+
+#[derive(Debug)]
+pub enum NodeKind {
+    Scalar(String),
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+}
+
+impl Node {
+    pub fn pos(&self) -> (u64, u64) {
+        (self.line, self.column)
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.kind {
+            NodeKind::Scalar(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match &self.kind {
+            NodeKind::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Spanned::<NodeKind>::deserialize(d)?;
+        Ok(Node {
+            line: s.referenced.line(),
+            column: s.referenced.column(),
+            kind: s.value,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = NodeKind;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any YAML value")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<NodeKind, E> {
+                Ok(NodeKind::Scalar(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<NodeKind, E> {
+                Ok(NodeKind::Scalar(v.to_string()))
+            }
+            fn visit_i128<E: de::Error>(self, v: i128) -> Result<NodeKind, E> {
+                Ok(NodeKind::Scalar(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<NodeKind, E> {
+                Ok(NodeKind::Scalar(v.to_string()))
+            }
+            fn visit_u128<E: de::Error>(self, v: u128) -> Result<NodeKind, E> {
+                Ok(NodeKind::Scalar(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<NodeKind, E> {
+                Ok(NodeKind::Scalar(v.to_string()))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<NodeKind, E> {
+                Ok(NodeKind::Scalar(v.to_string()))
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<NodeKind, E> {
+                Ok(NodeKind::Scalar(String::from_utf8_lossy(v).into_owned()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<NodeKind, E> {
+                Ok(NodeKind::Scalar(String::new()))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<NodeKind, E> {
+                Ok(NodeKind::Scalar(String::new()))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<NodeKind, D::Error> {
+                NodeKind::deserialize(d)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<NodeKind, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(NodeKind::Seq(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NodeKind, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(key) = map.next_key()? {
+                    entries.push((key, map.next_value()?));
+                }
+                Ok(NodeKind::Map(entries))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
