@@ -1,22 +1,213 @@
 //! Messages built from other messages (RFC 3261): the ACK for a non-2xx final
 //! response (§17.1.1.3) and CANCEL (§9.1). Output uses CRLF line ends.
-//! STUB: signatures are the contract.
+//!
+//! Header values are copied as bytes (unfolded), not re-rendered from the
+//! typed views: the RFC requires From/To/Call-ID/Via to equal the INVITE's,
+//! and byte copies keep tags, parameters and even odd encodings intact.
+//! Both builders are infallible by contract; given a message that is not a
+//! request they append nothing, and a header missing from the source is left
+//! out rather than invented.
 
-use super::message::Message;
+use super::header::{HeaderName, split_comma_bytes};
+use super::message::{Header, Message, unfold_into};
+
+fn line(out: &mut Vec<u8>, name: &str, raw_value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    unfold_into(raw_value, out);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn copy(out: &mut Vec<u8>, msg: &Message<'_>, kind: HeaderName) {
+    if let Some(h) = msg.header(kind) {
+        line(out, kind.as_str(), h.raw_value);
+    }
+}
+
+/// CSeq number of the INVITE; falls back to an unfolded, lossy view so a
+/// folded or oddly encoded CSeq still yields its number.
+fn cseq_number(invite: &Message<'_>) -> Option<u32> {
+    invite.cseq().map(|c| c.seq).or_else(|| {
+        let v = invite.header(HeaderName::CSeq)?.value();
+        super::header::CSeq::parse(&v).map(|c| c.seq)
+    })
+}
+
+/// Everything shared by ACK and CANCEL; `to` is the header whose value goes
+/// into To.
+fn build(method: &str, invite: &Message<'_>, to: Option<&Header<'_>>, out: &mut Vec<u8>) {
+    let Some(uri) = invite.request_uri() else {
+        return;
+    };
+    out.reserve(512);
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(uri.as_bytes());
+    out.extend_from_slice(b" SIP/2.0\r\n");
+    // Only the topmost Via value: the response is matched to the same
+    // transaction, and a CANCEL/ACK travels hop-by-hop with one Via only.
+    if let Some(top) = invite
+        .header(HeaderName::Via)
+        .and_then(|h| split_comma_bytes(h.raw_value).next())
+    {
+        line(out, "Via", top);
+    }
+    for route in invite.headers_of(HeaderName::Route) {
+        line(out, "Route", route.raw_value);
+    }
+    out.extend_from_slice(b"Max-Forwards: 70\r\n");
+    copy(out, invite, HeaderName::From);
+    if let Some(to) = to {
+        line(out, "To", to.raw_value);
+    }
+    copy(out, invite, HeaderName::CallId);
+    if let Some(seq) = cseq_number(invite) {
+        out.extend_from_slice(format!("CSeq: {seq} {method}\r\n").as_bytes());
+    }
+    out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+}
 
 /// ACK for a non-2xx final response, sent inside the INVITE client transaction:
 /// Request-URI, Call-ID, From, CSeq number and the single top Via (same branch) of
 /// the INVITE; To from the response (it carries the tag); Route headers of the INVITE;
 /// `Max-Forwards: 70`, `Content-Length: 0`. Appends to `out`.
 pub fn non2xx_ack(invite: &Message<'_>, response: &Message<'_>, out: &mut Vec<u8>) {
-    let _ = (invite, response, out);
-    todo!()
+    // A response without To is broken, but the INVITE's To still lets the
+    // server transaction match the ACK (it matches on the Via branch).
+    let to = response
+        .header(HeaderName::To)
+        .or_else(|| invite.header(HeaderName::To));
+    build("ACK", invite, to, out);
 }
 
 /// CANCEL for a pending INVITE: same Request-URI, Call-ID, From, To (as in the INVITE,
 /// no tag added), CSeq number with method CANCEL, exactly one Via equal to the INVITE's
 /// top Via, the INVITE's Route headers, `Max-Forwards: 70`, `Content-Length: 0`.
 pub fn cancel(invite: &Message<'_>, out: &mut Vec<u8>) {
-    let _ = (invite, out);
-    todo!()
+    build("CANCEL", invite, invite.header(HeaderName::To), out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::message::parse;
+
+    const INVITE: &[u8] = b"INVITE sip:bob@biloxi.example.com;transport=udp SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKnashds8;rport, SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKold\r\n\
+Via: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bKolder\r\n\
+Max-Forwards: 69\r\n\
+Route: <sip:p1.example.com;lr>,\r\n <sip:p2.example.com;lr>\r\n\
+r: <sip:not-a-route@example.com>\r\n\
+Route: <sip:p3.example.com;lr>\r\n\
+f: \"Alice, A.\" <sip:alice@atlanta.example.com>;tag=9fxced76sl\r\n\
+t: Bob <sip:bob@biloxi.example.com>\r\n\
+i: 3848276298220188511@atlanta.example.com\r\n\
+CSeq: 2 INVITE\r\n\
+Contact: <sip:alice@192.0.2.10>\r\n\
+Content-Type: application/sdp\r\n\
+Content-Length: 4\r\n\
+\r\n\
+v=0\n";
+
+    const RESPONSE: &[u8] = b"SIP/2.0 486 Busy Here\r\n\
+Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKnashds8;rport=5060;received=192.0.2.10\r\n\
+From: \"Alice, A.\" <sip:alice@atlanta.example.com>;tag=9fxced76sl\r\n\
+To: Bob <sip:bob@biloxi.example.com>;tag=314159\r\n\
+Call-ID: 3848276298220188511@atlanta.example.com\r\n\
+CSeq: 2 INVITE\r\n\
+Content-Length: 0\r\n\
+\r\n";
+
+    #[test]
+    fn ack_golden() {
+        let invite = parse(INVITE).unwrap();
+        let resp = parse(RESPONSE).unwrap();
+        let mut out = b"prefix|".to_vec();
+        non2xx_ack(&invite, &resp, &mut out);
+        let expected = "prefix|ACK sip:bob@biloxi.example.com;transport=udp SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKnashds8;rport\r\n\
+Route: <sip:p1.example.com;lr>, <sip:p2.example.com;lr>\r\n\
+Route: <sip:p3.example.com;lr>\r\n\
+Max-Forwards: 70\r\n\
+From: \"Alice, A.\" <sip:alice@atlanta.example.com>;tag=9fxced76sl\r\n\
+To: Bob <sip:bob@biloxi.example.com>;tag=314159\r\n\
+Call-ID: 3848276298220188511@atlanta.example.com\r\n\
+CSeq: 2 ACK\r\n\
+Content-Length: 0\r\n\
+\r\n";
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+    }
+
+    #[test]
+    fn cancel_golden() {
+        let invite = parse(INVITE).unwrap();
+        let mut out = Vec::new();
+        cancel(&invite, &mut out);
+        let expected = "CANCEL sip:bob@biloxi.example.com;transport=udp SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKnashds8;rport\r\n\
+Route: <sip:p1.example.com;lr>, <sip:p2.example.com;lr>\r\n\
+Route: <sip:p3.example.com;lr>\r\n\
+Max-Forwards: 70\r\n\
+From: \"Alice, A.\" <sip:alice@atlanta.example.com>;tag=9fxced76sl\r\n\
+To: Bob <sip:bob@biloxi.example.com>\r\n\
+Call-ID: 3848276298220188511@atlanta.example.com\r\n\
+CSeq: 2 CANCEL\r\n\
+Content-Length: 0\r\n\
+\r\n";
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+        // The output is itself a well-formed message.
+        let mut out = Vec::new();
+        cancel(&invite, &mut out);
+        let c = parse(&out).unwrap();
+        assert_eq!(c.method(), Some("CANCEL"));
+        assert_eq!(c.top_via().unwrap().branch, Some("z9hG4bKnashds8"));
+        assert_eq!(c.values_of(HeaderName::Via).len(), 1);
+        assert_eq!(c.route().len(), 3);
+        assert_eq!(c.body, b"");
+    }
+
+    #[test]
+    fn minimal_invite_without_routes() {
+        let invite = parse(
+            b"INVITE sip:b@h SIP/2.0\nv: SIP/2.0/TCP [2001:db8::1]:5062;branch=z9hG4bK1\n\
+f: <sip:a@h>;tag=1\nt: <sip:b@h>\ni: x\nCSeq:\n 7 INVITE\n\n",
+        )
+        .unwrap();
+        let resp = parse(b"SIP/2.0 404 Not Found\nt: <sip:b@h>;tag=2\n\n").unwrap();
+        let mut out = Vec::new();
+        non2xx_ack(&invite, &resp, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "ACK sip:b@h SIP/2.0\r\n\
+Via: SIP/2.0/TCP [2001:db8::1]:5062;branch=z9hG4bK1\r\n\
+Max-Forwards: 70\r\n\
+From: <sip:a@h>;tag=1\r\n\
+To: <sip:b@h>;tag=2\r\n\
+Call-ID: x\r\n\
+CSeq: 7 ACK\r\n\
+Content-Length: 0\r\n\
+\r\n"
+        );
+    }
+
+    #[test]
+    fn non_request_builds_nothing() {
+        let resp = parse(RESPONSE).unwrap();
+        let mut out = Vec::new();
+        cancel(&resp, &mut out);
+        non2xx_ack(&resp, &resp, &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn non_utf8_values_copied_verbatim() {
+        let invite = parse(
+            b"INVITE sip:b@h SIP/2.0\r\nFrom: \"\xe9\" <sip:a@h>;tag=1\r\nCSeq: 1 INVITE\r\n\r\n",
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        cancel(&invite, &mut out);
+        assert!(out.windows(5).any(|w| w == b"\"\xe9\" <"));
+        assert!(out.ends_with(b"CSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n"));
+    }
 }
