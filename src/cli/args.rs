@@ -23,7 +23,7 @@ pub struct Cli {
 pub enum Command {
     /// Run a scenario (a file or a built-in name) against a target, or against its
     /// built-in peer with --loopback.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Check scenario files; every problem is printed as FILE:LINE:COL: message.
     Check(CheckArgs),
     /// List the built-in scenarios, or print one (`scenarios show NAME`).

@@ -27,7 +27,7 @@ pub fn main() -> i32 {
         }
     };
     let result = match cli.command {
-        Command::Run(a) => run::run(a),
+        Command::Run(a) => run::run(*a),
         Command::Check(a) => scenarios::check(a),
         Command::Scenarios(a) => scenarios::scenarios(a),
         Command::Options(a) => options::options(a),

@@ -14,6 +14,9 @@ use crate::scenario::call::{CallEnv, Outcome};
 use crate::sip::transaction::Timers;
 use crate::transport::udp;
 
+/// What the observer hands back: outcome, round-trip time, last message, failure detail.
+type Answer = (Outcome, Duration, Vec<u8>, String);
+
 pub fn options(a: OptionsArgs) -> anyhow::Result<i32> {
     let target = parse_target(&a.target)?;
     let (mut plan, _) = load_scenario("options", &[])?;
@@ -50,7 +53,7 @@ pub fn options(a: OptionsArgs) -> anyhow::Result<i32> {
         duration: None,
         drain_timeout: Duration::from_secs(1),
     };
-    let result: Arc<Mutex<Option<(Outcome, Duration, Vec<u8>, String)>>> = Arc::default();
+    let result: Arc<Mutex<Option<Answer>>> = Arc::default();
     let mut driver = Driver::new(socket, env, cfg, Arc::new(AtomicBool::new(false)));
     let r = result.clone();
     driver.set_observer(Box::new(move |call, outcome, rtt| {

@@ -334,26 +334,26 @@ impl Driver {
         if let Some(why) = send_error {
             slot.call.fail_external(FailureReason::TransportError, why);
         }
-        if let Some(outcome) = slot.call.take_outcome() {
-            if !slot.counted {
-                slot.counted = true;
-                self.running = self.running.saturating_sub(1);
-                match outcome {
-                    Outcome::Success => self.counters.calls_succeeded += 1,
-                    Outcome::Failed(reason) => {
-                        self.counters.fail(reason);
-                        if let Some(code) = slot.call.last_status().filter(|c| *c >= 300) {
-                            *self.counters.failure_codes.entry(code).or_default() += 1;
-                        }
+        if let Some(outcome) = slot.call.take_outcome()
+            && !slot.counted
+        {
+            slot.counted = true;
+            self.running = self.running.saturating_sub(1);
+            match outcome {
+                Outcome::Success => self.counters.calls_succeeded += 1,
+                Outcome::Failed(reason) => {
+                    self.counters.fail(reason);
+                    if let Some(code) = slot.call.last_status().filter(|c| *c >= 300) {
+                        *self.counters.failure_codes.entry(code).or_default() += 1;
                     }
                 }
-                if let Some(obs) = self.observer.as_mut() {
-                    obs(
-                        &slot.call,
-                        &outcome,
-                        now.saturating_duration_since(slot.started),
-                    );
-                }
+            }
+            if let Some(obs) = self.observer.as_mut() {
+                obs(
+                    &slot.call,
+                    &outcome,
+                    now.saturating_duration_since(slot.started),
+                );
             }
         }
         if slot.call.is_reapable() {

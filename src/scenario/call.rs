@@ -326,9 +326,9 @@ impl Call {
                 self.pc = wait.pc + 1;
                 self.run(env, now, out, ctr);
             }
-            Some(StepKind::Recv(r)) => {
+            Some(StepKind::Recv(_)) => {
                 let at = self.position(env);
-                let what = describe_match(r);
+                let what = describe_expected(env, wait.pc);
                 self.fail(
                     FailureReason::Timeout,
                     format!("{at}: timed out waiting for {what}"),
@@ -591,10 +591,7 @@ impl Call {
             self.last.extend_from_slice(msg.raw);
             let at = self.position(env);
             let got = first_line(msg.raw);
-            let expected = match env.plan.steps.get(self.pc).map(|s| &s.kind) {
-                Some(StepKind::Recv(r)) => describe_match(r),
-                _ => "nothing".to_string(),
-            };
+            let expected = describe_expected(env, self.pc);
             self.fail(
                 FailureReason::UnexpectedMessage,
                 format!("{at}: expected {expected}, got `{got}`"),
@@ -1082,6 +1079,24 @@ fn describe_match(r: &RecvStep) -> String {
     match &r.in_reply_to {
         Some(m) => format!("{base} to {m}"),
         None => base,
+    }
+}
+
+/// What the recv step at `pc` accepts, including the optional steps it may skip to.
+fn describe_expected(env: &CallEnv, pc: usize) -> String {
+    let mut what = Vec::new();
+    let mut i = pc;
+    while let Some(StepKind::Recv(r)) = env.plan.steps.get(i).map(|s| &s.kind) {
+        what.push(describe_match(r));
+        if !r.optional {
+            break;
+        }
+        i += 1;
+    }
+    match what.len() {
+        0 => "nothing".to_string(),
+        1 => what.remove(0),
+        n => format!("{} or {}", what[..n - 1].join(", "), what[n - 1]),
     }
 }
 
@@ -1685,7 +1700,7 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
             h.call
                 .failure_detail()
                 .unwrap()
-                .contains("timed out waiting for a 200 response"),
+                .contains("timed out waiting for a 180 response, a 183 response or a 200 response"),
             "{:?}",
             h.call.failure_detail()
         );
