@@ -197,3 +197,40 @@ fn no_answer_is_a_timeout() {
     assert_eq!(j["failures"]["timeout"], 2);
     assert!(j["messages"]["retransmitted"].as_u64().unwrap() >= 2);
 }
+
+#[test]
+fn interrupted_uas_still_writes_its_report() {
+    let port = free_udp_port();
+    let r = scratch("interrupted.json");
+    let mut uas = std::process::Command::new(bin())
+        .args([
+            "run",
+            "uas",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--quiet",
+            "--report",
+            r.to_str().unwrap(),
+        ])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let o = sipwright(&[
+        "run",
+        "uac",
+        "--target",
+        &format!("127.0.0.1:{port}"),
+        "--calls",
+        "3",
+        "--rate",
+        "100",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &uas.id().to_string()])
+        .status();
+    let status = uas.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let j = report(&r);
+    assert_eq!(j["calls"]["succeeded"], 3);
+}

@@ -1705,4 +1705,85 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
             h.call.failure_detail()
         );
     }
+
+    /// Mutated and truncated peer messages must never panic a call (they may fail it).
+    #[test]
+    fn garbage_never_panics_a_call() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..400 {
+            let mut h = Harness::uac(&[]);
+            let invite = h.sent()[0].1.clone();
+            let extra = "Record-Route: <sip:127.0.0.9;lr>\r\nContact: <sip:x@127.0.0.1:5080>\r\n";
+            let mut msgs = vec![
+                response(invite.as_bytes(), 180, Some("t"), ""),
+                response(invite.as_bytes(), 200, Some("t"), extra),
+            ];
+            for m in msgs.iter_mut() {
+                for _ in 0..(rnd() % 6) {
+                    let i = (rnd() as usize) % m.len();
+                    m[i] = rnd() as u8;
+                }
+                if round % 3 == 0 {
+                    let cut = (rnd() as usize) % m.len();
+                    m.truncate(cut.max(1));
+                }
+            }
+            for (i, m) in msgs.iter().enumerate() {
+                if let Ok(msg) = message::parse(m) {
+                    let now = h.at(10 * (i as u64 + 1));
+                    let from = h.env.remote;
+                    h.call
+                        .on_message(&h.env, &msg, from, now, &mut h.out, &mut h.ctr);
+                }
+            }
+            let mut t = 100;
+            while let Some(d) = h.call.deadline() {
+                t = t.max(d.duration_since(h.t0).as_millis() as u64);
+                h.tick(t);
+                t += 1;
+                if t > 200_000 {
+                    break;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn garbage_never_panics_a_uas_call() {
+        let env = env("uas", &[]);
+        let peer: SocketAddr = UAC_ADDR.parse().unwrap();
+        let invite = b"INVITE sip:s@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1;rport\r\n\
+Record-Route: <sip:127.0.0.9;lr>\r\nFrom: <sip:a@h>;tag=c\r\nTo: <sip:s@h>\r\nCall-ID: g@t\r\n\
+CSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n";
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..2000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let mut m = invite.to_vec();
+            for k in 0..(seed % 5) {
+                let i = ((seed >> (8 * k)) as usize) % m.len();
+                m[i] = (seed >> (3 * k)) as u8;
+            }
+            let Ok(msg) = message::parse(&m) else {
+                continue;
+            };
+            let (mut out, mut ctr, t0) = (Outbox::default(), Counters::default(), Instant::now());
+            let mut call = Call::new_uas(&env, 1, msg.call_id().unwrap_or(""), peer);
+            call.on_message(&env, &msg, peer, t0, &mut out, &mut ctr);
+            call.on_message(&env, &msg, peer, t0, &mut out, &mut ctr);
+            let mut t = t0;
+            for _ in 0..64 {
+                let Some(d) = call.deadline() else { break };
+                t = t.max(d);
+                call.on_timeout(&env, t, &mut out, &mut ctr);
+            }
+        }
+    }
 }
