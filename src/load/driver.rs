@@ -255,49 +255,40 @@ impl Driver {
             self.counters.messages_unparseable += 1;
             return;
         };
-        if let Some(&idx) = self.by_call_id.get(call_id) {
-            if let Some(slot) = self.slots[idx].as_mut() {
-                slot.call.on_message(
-                    &self.env,
-                    &msg,
-                    from,
-                    now,
-                    &mut self.out,
-                    &mut self.counters,
-                );
+        let idx = match self.by_call_id.get(call_id) {
+            Some(&idx) => idx,
+            None => {
+                let Some(method) = msg.method() else {
+                    // A response for a call we never had or already forgot.
+                    self.counters.messages_stray += 1;
+                    return;
+                };
+                if !self.accepts(method) {
+                    self.counters.messages_stray += 1;
+                    let mut reply = Vec::new();
+                    if stateless::reply(&msg, &self.env, &mut reply) {
+                        self.send_raw(from, &reply);
+                    }
+                    return;
+                }
+                self.created += 1;
+                self.counters.calls_started += 1;
+                self.running += 1;
+                let call = Call::new_uas(&self.env, self.created, call_id, from);
+                self.insert(call, now)
             }
-            self.after_event(idx, now);
-            return;
-        }
-        let Some(method) = msg.method() else {
-            // A response for a call we never had or already forgot.
-            self.counters.messages_stray += 1;
-            return;
         };
-        if self.accepts(method) {
-            self.created += 1;
-            self.counters.calls_started += 1;
-            self.running += 1;
-            let call = Call::new_uas(&self.env, self.created, call_id, from);
-            let idx = self.insert(call, now);
-            if let Some(slot) = self.slots[idx].as_mut() {
-                slot.call.on_message(
-                    &self.env,
-                    &msg,
-                    from,
-                    now,
-                    &mut self.out,
-                    &mut self.counters,
-                );
-            }
-            self.after_event(idx, now);
-            return;
+        if let Some(slot) = self.slots[idx].as_mut() {
+            slot.call.on_message(
+                &self.env,
+                &msg,
+                from,
+                now,
+                &mut self.out,
+                &mut self.counters,
+            );
         }
-        self.counters.messages_stray += 1;
-        let mut reply = Vec::new();
-        if stateless::reply(&msg, &self.env, &mut reply) {
-            self.send_raw(from, &reply);
-        }
+        self.after_event(idx, now);
     }
 
     /// Does an out-of-dialog request with this method start a new call here?

@@ -1720,7 +1720,7 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
             let mut h = Harness::uac(&[]);
             let invite = h.sent()[0].1.clone();
             let extra = "Record-Route: <sip:127.0.0.9;lr>\r\nContact: <sip:x@127.0.0.1:5080>\r\n";
-            let mut msgs = vec![
+            let mut msgs = [
                 response(invite.as_bytes(), 180, Some("t"), ""),
                 response(invite.as_bytes(), 200, Some("t"), extra),
             ];
