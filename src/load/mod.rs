@@ -1,6 +1,7 @@
 //! Running calls: drivers that multiplex calls over a socket, and stateless replies.
 
 pub mod driver;
+pub mod schedule;
 pub mod signal;
 pub mod stateless;
 

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use super::latency::Latencies;
+
 /// Why a call failed. The names are the keys of `failures` in the JSON report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FailureReason {
@@ -42,7 +44,7 @@ impl FailureReason {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct Counters {
     pub calls_started: u64,
     pub calls_succeeded: u64,
@@ -59,6 +61,19 @@ pub struct Counters {
     pub messages_unparseable: u64,
     /// Messages that matched no call or transaction (answered statelessly or dropped).
     pub messages_stray: u64,
+    /// Calls started late because `--concurrency` was reached at their scheduled time.
+    pub starts_delayed: u64,
+    pub latency: Latencies,
+}
+
+/// One failed call, kept for reports (the first few of a run).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailureSample {
+    pub call_number: u64,
+    pub call_id: String,
+    pub reason: FailureReason,
+    /// What happened, e.g. `builtin:uac:34: step 3: expected a 200 response, got `SIP/2.0 486 Busy Here``.
+    pub detail: String,
 }
 
 impl Counters {
@@ -87,5 +102,7 @@ impl Counters {
         self.messages_absorbed += other.messages_absorbed;
         self.messages_unparseable += other.messages_unparseable;
         self.messages_stray += other.messages_stray;
+        self.starts_delayed += other.starts_delayed;
+        self.latency.merge(&other.latency);
     }
 }

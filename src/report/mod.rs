@@ -2,5 +2,6 @@
 
 pub mod counters;
 pub mod json;
+pub mod latency;
 
-pub use counters::{Counters, FailureReason};
+pub use counters::{Counters, FailureReason, FailureSample};
