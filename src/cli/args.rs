@@ -51,9 +51,32 @@ pub struct RunArgs {
     /// Without --calls or --duration the run lasts until interrupted (Ctrl-C).
     #[arg(long, short = 'n')]
     pub calls: Option<u64>,
-    /// New calls per second (fractions allowed).
+    /// New calls per second (fractions allowed). Calls start on an open-loop schedule:
+    /// call k at k/rate whatever happened to earlier calls.
     #[arg(long, short = 'r', default_value_t = 10.0)]
     pub rate: f64,
+    /// Add this many calls per second every --rate-interval (SIPp's -rate_increase).
+    #[arg(long)]
+    pub rate_increase: Option<f64>,
+    /// How often --rate-increase applies.
+    #[arg(long, default_value = "1s", value_parser = duration_arg)]
+    pub rate_interval: Duration,
+    /// Upper bound for --rate-increase.
+    #[arg(long)]
+    pub rate_max: Option<f64>,
+    /// Piecewise-linear rate plan, e.g. "100@30s,500@60s,500@120s": rate 100 at 30 s,
+    /// 500 at 60 s, held to 120 s, then the run stops starting calls. Replaces --rate.
+    #[arg(long, value_name = "RATE@TIME,...")]
+    pub ramp: Option<String>,
+    /// Worker threads per side, each with its own socket (default: number of cores).
+    #[arg(long, short = 'w')]
+    pub workers: Option<usize>,
+    /// Append one row per statistics interval: CSV, or JSON lines if FILE ends in .jsonl.
+    #[arg(long)]
+    pub stats: Option<PathBuf>,
+    /// Statistics interval for --stats and the live display.
+    #[arg(long, default_value = "1s", value_parser = duration_arg)]
+    pub stats_interval: Duration,
     /// Most calls in progress at once; starts beyond it wait.
     #[arg(long, short = 'l')]
     pub concurrency: Option<usize>,
@@ -67,14 +90,14 @@ pub struct RunArgs {
     /// Set a scenario variable (repeatable): --set service=alice
     #[arg(long = "set", short = 's', value_name = "NAME=VALUE", value_parser = set_arg)]
     pub set: Vec<(String, String)>,
-    /// Write the final report as JSON to this file.
+    /// Write the final report: JSON (.json), JUnit XML (.xml) or text (.txt). Repeatable.
     #[arg(long)]
-    pub report: Option<PathBuf>,
+    pub report: Vec<PathBuf>,
     /// Run the scenario's natural peer (built-in uas for a UAC scenario, uac for a UAS
     /// one) in the same process on 127.0.0.1: no server needed.
     #[arg(long)]
     pub loopback: bool,
-    /// Print nothing but errors.
+    /// Print nothing but errors (no live figures, no summary).
     #[arg(long, short = 'q')]
     pub quiet: bool,
     /// After an interrupt or the end of --duration, how long calls in progress may

@@ -1,15 +1,15 @@
 //! `sipwright options sip:HOST[:PORT]`: one OPTIONS through the same driver as `run`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
 use super::args::OptionsArgs;
 use super::run::{load_scenario, parse_target};
-use crate::load::{Driver, DriverConfig};
+use crate::load::schedule::RatePlan;
+use crate::load::{Driver, DriverConfig, RunShared};
 use crate::scenario::call::{CallEnv, Outcome};
 use crate::sip::transaction::Timers;
 use crate::transport::udp;
@@ -47,14 +47,18 @@ pub fn options(a: OptionsArgs) -> anyhow::Result<i32> {
         media_port_base: 10_000,
     };
     let cfg = DriverConfig {
+        worker: 0,
+        workers: 1,
+        t0: Instant::now(),
+        rate: RatePlan::Constant(1.0),
         max_calls: Some(1),
-        rate: 1.0,
         concurrency: None,
         duration: None,
         drain_timeout: Duration::from_secs(1),
+        stats_interval: Duration::from_secs(3600),
     };
     let result: Arc<Mutex<Option<Answer>>> = Arc::default();
-    let mut driver = Driver::new(socket, env, cfg, Arc::new(AtomicBool::new(false)));
+    let mut driver = Driver::new(socket, env, cfg, Arc::new(RunShared::default()));
     let r = result.clone();
     driver.set_observer(Box::new(move |call, outcome, rtt| {
         let detail = call.failure_detail().unwrap_or("").to_string();

@@ -1,27 +1,28 @@
 //! `sipwright run`: compile the scenario, bind sockets, start the driver(s), print a
 //! summary and write the report.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs, UdpSocket};
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
 use super::UsageError;
 use super::args::RunArgs;
-use crate::load::{Driver, DriverConfig, signal};
-use crate::report::Counters;
-use crate::report::json::{Side, report_json, write_report};
-use crate::scenario::call::{CallEnv, Outcome};
+use crate::load::run::{SideSpec, Tick, bind_side, coordinate, spawn_side};
+use crate::load::schedule::RatePlan;
+use crate::load::{RunShared, signal};
+use crate::report::json::Side;
+use crate::report::progress::Progress;
+use crate::report::stats_file::StatsFile;
+use crate::report::{ReportData, summary_text, write_report_file};
 use crate::scenario::plan::{Plan, Role};
 use crate::scenario::{builtin, compile_file, compile_str};
 use crate::sip::transaction::Timers;
 use crate::sip::uri::SipUri;
 use crate::transport::udp;
-
-/// Failure details printed after a run (the report has the counts).
-const SHOWN_FAILURES: usize = 5;
 
 /// Where calls go, from `--target`.
 #[derive(Debug, Clone)]
@@ -128,48 +129,46 @@ fn duration_text(d: Duration) -> String {
     format!("{}us", d.as_micros())
 }
 
-struct Side_ {
-    socket: UdpSocket,
-    env: CallEnv,
+/// The rate plan from --rate / --rate-increase / --ramp.
+fn rate_plan(a: &RunArgs) -> Result<RatePlan, UsageError> {
+    if !(a.rate > 0.0 && a.rate.is_finite()) {
+        return Err(UsageError(format!("--rate {}: must be a positive number of calls per second", a.rate)));
+    }
+    if let Some(text) = &a.ramp {
+        if a.rate_increase.is_some() {
+            return Err(UsageError("--ramp and --rate-increase exclude each other".into()));
+        }
+        return RatePlan::parse_ramp(text).map_err(|e| UsageError(format!("--ramp `{text}`: {e}")));
+    }
+    if let Some(step) = a.rate_increase {
+        if !step.is_finite() || a.rate_interval.is_zero() {
+            return Err(UsageError("--rate-increase needs a finite step and a non-zero --rate-interval".into()));
+        }
+        return Ok(RatePlan::Increase { start: a.rate, step, every: a.rate_interval, max: a.rate_max });
+    }
+    Ok(RatePlan::Constant(a.rate))
 }
 
-fn make_side(
-    plan: Plan,
-    socket: UdpSocket,
-    local_ip: IpAddr,
-    remote: SocketAddr,
-    target_uri: String,
-    timers: Timers,
-) -> anyhow::Result<Side_> {
-    let local = socket.local_addr()?;
-    let ip = local_ip.to_string();
-    let env = CallEnv {
-        plan: Arc::new(plan),
-        local_ip: ip.clone(),
-        local_port: local.port(),
-        transport: "UDP",
-        timers,
-        remote,
-        target_uri,
-        run_id: rand::random(),
-        media_ip: ip,
-        media_port_base: 10_000,
-    };
-    Ok(Side_ { socket, env })
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Uac => "uac",
+        Role::Uas => "uas",
+    }
 }
 
 pub fn run(a: RunArgs) -> anyhow::Result<i32> {
     signal::install();
-    if !(a.rate > 0.0 && a.rate.is_finite()) {
-        return Err(UsageError(format!(
-            "--rate {}: must be a positive number of calls per second",
-            a.rate
-        ))
-        .into());
-    }
+    let rate = rate_plan(&a)?;
     if a.concurrency == Some(0) {
         return Err(UsageError("--concurrency 0: must be at least 1".into()).into());
     }
+    if a.workers == Some(0) {
+        return Err(UsageError("--workers 0: must be at least 1".into()).into());
+    }
+    if a.stats_interval.is_zero() {
+        return Err(UsageError("--stats-interval must be more than 0".into()).into());
+    }
+    let workers = a.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let target = a.target.as_deref().map(parse_target).transpose()?;
     let mut overrides = a.set.clone();
     if let Some(d) = a.call_duration {
@@ -182,19 +181,26 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
     }
     let (plan, peer_name) = load_scenario(&a.scenario, &overrides)?;
     let role = plan.role;
-    let timers = Timers {
-        t1: a.t1,
-        t2: a.t2,
-        t4: a.t4,
-    };
-    let main_cfg = DriverConfig {
-        max_calls: a.calls,
-        rate: a.rate,
-        concurrency: a.concurrency,
-        duration: a.duration,
-        drain_timeout: a.drain_timeout,
-    };
+    let timers = Timers { t1: a.t1, t2: a.t2, t4: a.t4 };
     let loopback_ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    // The UAC side's plan decides when the run ends: --duration, or the end of a ramp.
+    let duration = a.duration.or_else(|| rate.end());
+    let t0 = Instant::now() + Duration::from_millis(20);
+    let spec = |plan: Plan, sockets, local_ip, remote, target_uri: String, calls_side: bool| SideSpec {
+        plan: Arc::new(plan),
+        sockets,
+        local_ip,
+        remote,
+        target_uri,
+        timers,
+        t0,
+        rate: rate.clone(),
+        max_calls: a.calls,
+        concurrency: if calls_side { a.concurrency } else { None },
+        duration: if calls_side { duration } else { None },
+        drain_timeout: a.drain_timeout,
+        stats_interval: a.stats_interval,
+    };
 
     let (main, peer) = if a.loopback {
         if target.is_some() {
@@ -204,38 +210,24 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
             Some(b) => parse_bind(b)?,
             None => SocketAddr::new(loopback_ip, 0),
         };
-        let main_sock = udp::bind(main_bind).with_context(|| format!("binding {main_bind}"))?;
-        let peer_sock =
-            udp::bind(SocketAddr::new(loopback_ip, 0)).context("binding the loopback peer")?;
-        let main_addr = main_sock.local_addr()?;
-        let peer_addr = peer_sock.local_addr()?;
-        let peer_overrides: Vec<(String, String)> = overrides
-            .iter()
-            .filter(|(k, _)| k == "call_duration")
-            .cloned()
-            .collect();
-        let (peer_plan, _) = load_scenario(peer_name, &peer_overrides)?;
-        let main_ip = a
-            .local_ip
-            .as_deref()
-            .map(str::parse)
-            .transpose()
-            .context("--local-ip")?
-            .unwrap_or(if main_addr.ip().is_unspecified() {
-                loopback_ip
-            } else {
-                main_addr.ip()
-            });
-        let uri = |addr: SocketAddr| format!("sip:{addr}");
-        let main = make_side(plan, main_sock, main_ip, peer_addr, uri(peer_addr), timers)?;
-        let peer = make_side(
-            peer_plan,
-            peer_sock,
-            loopback_ip,
-            main_addr,
-            uri(main_addr),
-            timers,
+        let (peer_plan, _) = load_scenario(
+            peer_name,
+            &overrides.iter().filter(|(k, _)| k == "call_duration").cloned().collect::<Vec<_>>(),
         )?;
+        let main_socks = bind_side(role, main_bind, workers).with_context(|| format!("binding {main_bind}"))?;
+        let peer_socks = bind_side(peer_plan.role, SocketAddr::new(loopback_ip, 0), workers)
+            .context("binding the loopback peer")?;
+        let main_addr = main_socks[0].local_addr()?;
+        let peer_addr = peer_socks[0].local_addr()?;
+        let main_ip = match a.local_ip.as_deref() {
+            Some(ip) => ip.parse().map_err(|_| UsageError(format!("--local-ip `{ip}`: not an IP address")))?,
+            None if main_addr.ip().is_unspecified() => loopback_ip,
+            None => main_addr.ip(),
+        };
+        let uri = |addr: SocketAddr| format!("sip:{addr}");
+        let main = spec(plan, main_socks, main_ip, peer_addr, uri(peer_addr), role == Role::Uac);
+        let peer_is_uac = peer_plan.role == Role::Uac;
+        let peer = spec(peer_plan, peer_socks, loopback_ip, main_addr, uri(main_addr), peer_is_uac);
         (main, Some(peer))
     } else {
         let bind = match &a.bind {
@@ -245,10 +237,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
         };
         let (remote, uri) = match (&target, role) {
             (Some(t), _) => (t.addr, t.uri.clone()),
-            (None, Role::Uas) => (
-                SocketAddr::new(loopback_ip, 5060),
-                "sip:127.0.0.1:5060".to_string(),
-            ),
+            (None, Role::Uas) => (SocketAddr::new(loopback_ip, 5060), "sip:127.0.0.1:5060".to_string()),
             (None, Role::Uac) => {
                 return Err(UsageError(format!(
                     "scenario `{}` starts calls: give --target HOST:PORT (or --loopback to run against the built-in peer)",
@@ -257,169 +246,118 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
                 .into());
             }
         };
-        let sock = udp::bind(bind).with_context(|| format!("binding {bind}"))?;
-        let local = sock.local_addr()?;
+        let socks = bind_side(role, bind, workers).with_context(|| format!("binding {bind}"))?;
+        let local = socks[0].local_addr()?;
         let local_ip = match a.local_ip.as_deref() {
-            Some(ip) => ip
-                .parse()
-                .map_err(|_| UsageError(format!("--local-ip `{ip}`: not an IP address")))?,
+            Some(ip) => ip.parse().map_err(|_| UsageError(format!("--local-ip `{ip}`: not an IP address")))?,
             None if !local.ip().is_unspecified() => local.ip(),
             None if target.is_some() => udp::local_ip_towards(remote).unwrap_or(loopback_ip),
             None => loopback_ip,
         };
-        (make_side(plan, sock, local_ip, remote, uri, timers)?, None)
+        (spec(plan, socks, local_ip, remote, uri, role == Role::Uac), None)
     };
 
+    let mut stats = match &a.stats {
+        Some(p) => Some(StatsFile::create(p).with_context(|| format!("creating {}", p.display()))?),
+        None => None,
+    };
     if !a.quiet {
-        let local = main.socket.local_addr()?;
+        let local = main.sockets[0].local_addr()?;
         let what = match (&peer, role) {
-            (Some(p), _) => format!(
-                "loopback peer `{}` on {}",
-                p.env.plan.name,
-                p.socket.local_addr()?
-            ),
-            (None, Role::Uac) => format!("target {}", main.env.remote),
+            (Some(p), _) => format!("loopback peer `{}` on {}", p.plan.name, p.sockets[0].local_addr()?),
+            (None, Role::Uac) => format!("target {}", main.remote),
             (None, Role::Uas) => "waiting for calls".to_string(),
         };
-        println!(
-            "sipwright: running `{}` on {} ({}), {what}",
-            main.env.plan.name, local, main.env.transport
+        eprintln!(
+            "sipwright: running `{}` on {local} (UDP, {} workers), {what}",
+            main.plan.name,
+            main.sockets.len()
         );
     }
 
-    let failures: Arc<Mutex<Vec<String>>> = Arc::default();
-    let peer_stop = Arc::new(AtomicBool::new(false));
-    let peer_thread = match peer {
-        Some(p) => {
-            let name = p.env.plan.name.clone();
-            let role = p.env.plan.role;
-            let stop = peer_stop.clone();
-            // The peer of a UAS scenario is the UAC: it gets the call plan.
-            let cfg = if role == Role::Uac {
-                main_cfg.clone()
-            } else {
-                DriverConfig {
-                    max_calls: None,
-                    duration: None,
-                    concurrency: None,
-                    ..main_cfg.clone()
-                }
-            };
-            let handle = std::thread::Builder::new().name("peer".into()).spawn(
-                move || -> anyhow::Result<Counters> {
-                    let mut d = Driver::new(p.socket, p.env, cfg, stop);
-                    d.run()?;
-                    Ok(d.counters().clone())
-                },
-            )?;
-            Some((name, role, handle))
-        }
+    let main_shared = Arc::new(RunShared::default());
+    let peer_shared = Arc::new(RunShared::default());
+    let main_workers = main.sockets.len();
+    let plan_name = main.plan.name.clone();
+    // With a UAS in front, the peer UAC decides when calls stop; the UAS stops after it.
+    let peer_handle = match peer {
+        Some(p) => Some(spawn_side(p, peer_shared.clone(), None)?),
         None => None,
     };
-    let main_cfg = if role == Role::Uas && peer_thread.is_some() {
-        // Served calls end when the peer's calls end.
-        DriverConfig {
-            duration: None,
-            concurrency: None,
-            ..main_cfg
-        }
-    } else {
-        main_cfg
-    };
-    let plan_name = main.env.plan.name.clone();
-    let mut driver = Driver::new(
-        main.socket,
-        main.env,
-        main_cfg,
-        Arc::new(AtomicBool::new(false)),
-    );
-    let f = failures.clone();
-    driver.set_observer(Box::new(move |call, outcome, _| {
-        if let Outcome::Failed(reason) = outcome {
-            let mut list = f.lock().unwrap_or_else(|e| e.into_inner());
-            if list.len() < SHOWN_FAILURES {
-                let detail = call.failure_detail().unwrap_or("");
-                list.push(format!(
-                    "call {} ({}): {}: {detail}",
-                    call.number(),
-                    call.call_id(),
-                    reason.as_str()
-                ));
-            }
-        }
-    }));
-    let t0 = Instant::now();
-    driver.run().context("driver")?;
-    let elapsed = t0.elapsed();
-    let counters = driver.counters().clone();
-    peer_stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let peer_result = match peer_thread {
-        Some((name, role, h)) => {
-            let c = h
-                .join()
-                .map_err(|_| anyhow::anyhow!("loopback peer thread panicked"))??;
-            Some((name, role, c))
-        }
-        None => None,
-    };
-
-    if !a.quiet {
-        print_summary(&plan_name, &counters, elapsed);
-        for line in failures.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            println!("  {line}");
-        }
-        if let Some((name, _, c)) = &peer_result
-            && c.calls_failed > 0
+    let (tx, rx) = mpsc::channel();
+    let main_handle = spawn_side(main, main_shared.clone(), Some(tx))?;
+    let mut progress = Progress::new(a.quiet, duration);
+    let mut target_weighted = 0.0;
+    let mut stats_error = None;
+    let mut on_tick = |t: &Tick<'_>| {
+        progress.tick(t);
+        target_weighted += t.target_cps * t.interval_len.as_secs_f64();
+        if let Some(f) = stats.as_mut()
+            && !(t.done && t.interval_len < a.stats_interval / 10)
+            && let Err(e) = f.write_row(t.elapsed, t.interval_len, t.interval, t.cumulative, t.target_cps)
         {
-            print!("peer ");
-            print_summary(name, c, elapsed);
+            stats_error.get_or_insert(e);
         }
+    };
+    let mut cumulative = if role == Role::Uas && peer_handle.is_some() {
+        // Loopback UAS: the calls end when the peer's end; stop serving then.
+        std::thread::scope(|scope| {
+            let peer_ref = &peer_handle;
+            let main_shared = main_shared.clone();
+            scope.spawn(move || {
+                if let Some(h) = peer_ref {
+                    h.wait_finished();
+                }
+                main_shared.stop.store(true, Ordering::Relaxed);
+            });
+            coordinate(rx, main_workers, t0, a.stats_interval, &rate, &mut on_tick)
+        })
+    } else {
+        coordinate(rx, main_workers, t0, a.stats_interval, &rate, &mut on_tick)
+    };
+    let elapsed = t0.elapsed();
+    progress.finish();
+    if let Some(f) = stats.as_mut() {
+        f.flush().context("writing --stats")?;
     }
-    if let Some(path) = &a.report {
-        let main_side = Side {
-            scenario: &plan_name,
-            role: role_name(role),
-            counters: &counters,
-        };
-        let peer_side = peer_result.as_ref().map(|(n, r, c)| Side {
-            scenario: n,
-            role: role_name(*r),
-            counters: c,
-        });
-        let json = report_json(&main_side, peer_side.as_ref(), elapsed);
-        write_report(path, &json).with_context(|| format!("writing report {}", path.display()))?;
+    if let Some(e) = stats_error {
+        return Err(anyhow::Error::new(e).context("writing --stats"));
     }
-    Ok(if counters.calls_failed > 0 { 1 } else { 0 })
-}
-
-fn role_name(r: Role) -> &'static str {
-    match r {
-        Role::Uac => "uac",
-        Role::Uas => "uas",
-    }
-}
-
-fn print_summary(name: &str, c: &Counters, elapsed: Duration) {
-    let secs = elapsed.as_secs_f64().max(1e-9);
-    println!(
-        "{name}: {} calls, {} succeeded, {} failed in {:.2} s ({:.1} calls/s); messages: {} sent, {} received, {} retransmitted, {} absorbed, {} unparseable",
-        c.calls_started,
-        c.calls_succeeded,
-        c.calls_failed,
-        secs,
-        c.calls_started as f64 / secs,
-        c.messages_sent,
-        c.messages_received,
-        c.messages_retransmitted,
-        c.messages_absorbed,
-        c.messages_unparseable,
-    );
-    for r in crate::report::FailureReason::ALL {
-        let n = c.failures_of(r);
-        if n > 0 {
-            println!("  failed: {} × {}", n, r.as_str());
+    let main_failures = main_handle.failures.clone();
+    let main_final = main_handle.join().context("worker")?;
+    // Everything the workers counted reached `cumulative` through their final snapshots.
+    cumulative.last_start = cumulative.last_start.max(main_final.last_start);
+    peer_shared.stop.store(true, Ordering::Relaxed);
+    let peer_result = match peer_handle {
+        Some(h) => {
+            let (name, role) = (h.name.clone(), h.role);
+            Some((name, role, h.join().context("loopback peer")?))
         }
+        None => None,
+    };
+    let failures = main_failures.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let target_cps = match &rate {
+        RatePlan::Constant(c) => *c,
+        _ if elapsed.as_secs_f64() > 0.0 => target_weighted / elapsed.as_secs_f64(),
+        _ => 0.0,
+    };
+    let main_side = Side { scenario: &plan_name, role: role_name(role), counters: &cumulative };
+    let peer_side = peer_result.as_ref().map(|(n, r, c)| Side { scenario: n, role: role_name(*r), counters: c });
+    let data = ReportData {
+        main: &main_side,
+        peer: peer_side.as_ref(),
+        elapsed,
+        target_cps,
+        achieved_cps: cumulative.achieved_cps(),
+        failures: &failures,
+    };
+    if !a.quiet {
+        print!("{}", summary_text(&data));
     }
+    for path in &a.report {
+        write_report_file(path, &data).with_context(|| format!("writing report {}", path.display()))?;
+    }
+    Ok(if cumulative.calls_failed > 0 { 1 } else { 0 })
 }
 
 #[cfg(test)]

@@ -7,34 +7,72 @@ use std::collections::{BinaryHeap, HashMap};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
+use crate::report::latency::Metric;
 use crate::report::{Counters, FailureReason};
 use crate::scenario::call::{Call, CallEnv, Outbox, Outcome};
 use crate::scenario::plan::{Role, StepKind};
 use crate::sip::message;
 use crate::transport::udp;
 
+use super::schedule::{RatePlan, Schedule};
 use super::stateless;
 
-/// Largest UDP payload we accept.
-const RECV_BUF: usize = 65_535;
-/// Datagrams read per wake-up before timers get a turn again.
-const RECV_BATCH: usize = 256;
+/// Datagrams one recvmmsg call may return.
+const RECV_SLOTS: usize = 32;
+/// recvmmsg calls per wake-up before timers and starts get a turn again.
+const RECV_ROUNDS: usize = 8;
+/// Queued packets that trigger a send before the end of the loop iteration.
+const FLUSH_AT: usize = 64;
+/// Longest sleep: stop flags and the run duration are noticed at least this often.
+const MAX_SLEEP: Duration = Duration::from_millis(50);
 
 #[derive(Clone, Debug)]
 pub struct DriverConfig {
-    /// UAC: calls to start. UAS: calls to serve before stopping. None: until stopped.
+    /// This driver's index among `workers` (they share one call schedule).
+    pub worker: usize,
+    pub workers: usize,
+    /// Common origin of the schedule, `--duration` and statistics intervals.
+    pub t0: Instant,
+    /// Call starts (UAC).
+    pub rate: RatePlan,
+    /// UAC: calls to start in the whole run. UAS: calls to serve. None: until stopped.
     pub max_calls: Option<u64>,
-    /// New calls per second (UAC).
-    pub rate: f64,
-    /// Calls in progress at most; a start that would exceed it waits.
+    /// Calls in progress at most on this driver; a start that would exceed it waits.
     pub concurrency: Option<usize>,
     /// Stop starting calls after this long.
     pub duration: Option<Duration>,
     /// After stopping, how long calls in progress may take to finish.
     pub drain_timeout: Duration,
+    /// How often a snapshot goes to the coordinator (when there is one).
+    pub stats_interval: Duration,
+}
+
+/// State all drivers of a run share; touched once per call, never per packet.
+#[derive(Debug, Default)]
+pub struct RunShared {
+    /// Stop starting calls and drain (set by the coordinator or at the end of a run).
+    pub stop: AtomicBool,
+    /// Stop at once: abort calls in progress (a second interrupt).
+    pub force: AtomicBool,
+    /// Calls accepted by UAS drivers (numbering and the `--calls` limit across workers).
+    pub accepted: AtomicU64,
+}
+
+/// What a driver reports to the coordinator every `stats_interval` and at the end.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub worker: usize,
+    /// Counters since the start of the run, except `latency`, which holds only what was
+    /// recorded since the previous snapshot (histograms are merged, not differenced).
+    pub counters: Counters,
+    /// Calls in progress now.
+    pub running: usize,
+    /// Last snapshot of this driver.
+    pub done: bool,
 }
 
 /// Called once per finished call: the call, its outcome, and its length.
@@ -61,22 +99,22 @@ pub struct Driver {
     timers: BinaryHeap<Reverse<(Instant, usize, u32)>>,
     counters: Counters,
     out: Outbox,
+    /// Which call produced each packet in `out` (slot index, generation).
+    out_owner: Vec<(usize, u32)>,
     /// Calls whose outcome is not yet known.
     running: usize,
-    /// Calls created (UAC: started; UAS: accepted).
+    /// Calls created by this driver.
     created: u64,
-    stop: Arc<AtomicBool>,
+    schedule: Schedule,
+    shared: Arc<RunShared>,
+    snapshots: Option<Sender<Snapshot>>,
     observer: Option<Observer>,
 }
 
 impl Driver {
-    pub fn new(
-        socket: UdpSocket,
-        env: CallEnv,
-        cfg: DriverConfig,
-        stop: Arc<AtomicBool>,
-    ) -> Driver {
+    pub fn new(socket: UdpSocket, env: CallEnv, cfg: DriverConfig, shared: Arc<RunShared>) -> Driver {
         let role = env.plan.role;
+        let schedule = Schedule::new(cfg.rate.clone(), cfg.worker as u64, cfg.workers.max(1) as u64);
         Driver {
             socket,
             env,
@@ -89,9 +127,12 @@ impl Driver {
             timers: BinaryHeap::new(),
             counters: Counters::default(),
             out: Outbox::default(),
+            out_owner: Vec::new(),
             running: 0,
             created: 0,
-            stop,
+            schedule,
+            shared,
+            snapshots: None,
             observer: None,
         }
     }
@@ -100,102 +141,142 @@ impl Driver {
         self.observer = Some(observer);
     }
 
+    /// Send a [`Snapshot`] every `stats_interval` (and a last one at the end) here.
+    pub fn set_snapshots(&mut self, tx: Sender<Snapshot>) {
+        self.snapshots = Some(tx);
+    }
+
     pub fn counters(&self) -> &Counters {
         &self.counters
     }
 
-    /// Run until the configured calls are done or the stop flag is raised (then drain).
+    /// Run until the configured calls are done or the run is stopped (then drain).
     pub fn run(&mut self) -> io::Result<()> {
-        let t0 = Instant::now();
-        let interval = if self.cfg.rate > 0.0 {
-            Duration::from_secs_f64(1.0 / self.cfg.rate)
-        } else {
-            Duration::MAX
-        };
-        let mut buf = vec![0u8; RECV_BUF];
+        let t0 = self.cfg.t0;
+        let mut batch = udp::RecvBatch::new(RECV_SLOTS);
         let mut draining_since: Option<Instant> = None;
-        loop {
+        let mut next_snapshot = t0 + self.cfg.stats_interval;
+        let result = loop {
             let now = Instant::now();
+            if self.shared.force.load(Ordering::Relaxed) || super::signal::forced() {
+                self.abort_all("the run was stopped at once");
+                break Ok(());
+            }
             // An interrupt or the end of --duration drains with a time limit; reaching
-            // --calls just lets the last calls run their course.
-            let interrupted = self.stop.load(Ordering::Relaxed)
+            // --calls or the end of a ramp lets the last calls run their course.
+            let interrupted = self.shared.stop.load(Ordering::Relaxed)
                 || super::signal::interrupted()
                 || self.cfg.duration.is_some_and(|d| now >= t0 + d);
-            let stopping = interrupted || self.cfg.max_calls.is_some_and(|m| self.created >= m);
             if interrupted && draining_since.is_none() {
                 draining_since = Some(now);
             }
             let mut next_start = None;
-            if self.role == Role::Uac && !stopping {
-                next_start = self.start_due_calls(t0, interval, now);
+            if self.role == Role::Uac && !interrupted {
+                next_start = self.start_due_calls(now);
             }
+            let starting = next_start.is_some();
             self.fire_timers(now);
-            for _ in 0..RECV_BATCH {
-                match udp::recv_nowait(&self.socket, &mut buf) {
-                    Ok(Some((n, from))) => self.on_datagram(&buf[..n], from, Instant::now()),
-                    Ok(None) => break,
+            for _ in 0..RECV_ROUNDS {
+                let n = match batch.recv(&self.socket) {
+                    Ok(n) => n,
                     // ICMP errors surface here (e.g. port unreachable); the affected
                     // calls time out on their own, so the run goes on.
-                    Err(_) => break,
+                    Err(_) => 0,
+                };
+                let now = Instant::now();
+                for i in 0..n {
+                    let (data, from) = batch.get(i);
+                    self.on_datagram(data, from, now);
+                }
+                self.flush();
+                if n < RECV_SLOTS {
+                    break;
                 }
             }
-            if stopping && self.running == 0 {
-                break;
+            self.flush();
+            if now >= next_snapshot {
+                self.send_snapshot(false);
+                next_snapshot += self.cfg.stats_interval;
+                if next_snapshot < now {
+                    next_snapshot = now + self.cfg.stats_interval;
+                }
+            }
+            let can_start_more = match self.role {
+                Role::Uac => starting,
+                Role::Uas => !interrupted && self.cfg.max_calls.is_none_or(|m| self.shared.accepted.load(Ordering::Relaxed) < m),
+            };
+            if !can_start_more && self.running == 0 {
+                break Ok(());
             }
             if let Some(since) = draining_since
                 && now >= since + self.cfg.drain_timeout
                 && self.running > 0
             {
                 self.abort_all("the run ended while the call was in progress");
-                break;
+                break Ok(());
             }
             let mut wake = self.timers.peek().map(|Reverse((t, _, _))| *t);
-            if let Some(s) = next_start {
-                wake = Some(wake.map_or(s, |w| w.min(s)));
+            for t in [next_start, Some(next_snapshot), draining_since.map(|s| s + self.cfg.drain_timeout)]
+                .into_iter()
+                .flatten()
+            {
+                wake = Some(wake.map_or(t, |w| w.min(t)));
             }
-            if let Some(since) = draining_since {
-                let end = since + self.cfg.drain_timeout;
-                wake = Some(wake.map_or(end, |w| w.min(end)));
-            }
-            // Wake at least every 100 ms to notice the stop flag and the run duration.
+            // Wake at least every 50 ms to notice stop flags and the run duration.
             let now = Instant::now();
-            let timeout = wake.map_or(Duration::from_millis(100), |w| {
-                w.saturating_duration_since(now)
-            });
-            udp::wait_readable(&self.socket, Some(timeout.min(Duration::from_millis(100))))?;
-        }
-        Ok(())
+            let timeout = wake.map_or(MAX_SLEEP, |w| w.saturating_duration_since(now)).min(MAX_SLEEP);
+            if !timeout.is_zero()
+                && let Err(e) = udp::wait_readable(&self.socket, Some(timeout))
+            {
+                break Err(e);
+            }
+        };
+        self.send_snapshot(true);
+        result
     }
 
-    /// Start every call whose scheduled time has come (open loop: call k starts at
-    /// t0 + k/rate whatever happened to earlier calls). Returns the next start time.
-    fn start_due_calls(
-        &mut self,
-        t0: Instant,
-        interval: Duration,
-        now: Instant,
-    ) -> Option<Instant> {
+    fn send_snapshot(&mut self, done: bool) {
+        let Some(tx) = &self.snapshots else { return };
+        let snap = Snapshot {
+            worker: self.cfg.worker,
+            counters: self.counters.clone(),
+            running: self.running,
+            done,
+        };
+        self.counters.latency.reset();
+        let _ = tx.send(snap);
+    }
+
+    /// Start every call whose scheduled time has come (open loop: the schedule says when
+    /// call k starts whatever happened to earlier calls). Returns the next start time,
+    /// or None when this driver starts no more calls.
+    fn start_due_calls(&mut self, now: Instant) -> Option<Instant> {
         loop {
-            if self.cfg.max_calls.is_some_and(|m| self.created >= m) {
-                return None;
-            }
-            let offset = interval.saturating_mul(self.created.min(u32::MAX as u64) as u32);
-            let due = t0.checked_add(offset)?;
+            let offset = self.schedule.peek()?;
+            let due = self.cfg.t0.checked_add(offset)?;
             if due > now {
                 return Some(due);
             }
             if self.cfg.concurrency.is_some_and(|c| self.running >= c) {
-                // Held back by the cap: retry soon (a finishing call also wakes us).
+                // Held back by the cap: it starts late (counted once) when a call ends.
                 return Some(now + Duration::from_millis(1));
             }
+            let (_, index) = self.schedule.next()?;
+            if self.cfg.max_calls.is_some_and(|m| index >= m) {
+                return None;
+            }
+            if now.saturating_duration_since(due) > Duration::from_millis(1) && self.cfg.concurrency.is_some() {
+                self.counters.starts_delayed += 1;
+            }
             self.created += 1;
-            let call = Call::new_uac(&self.env, self.created);
+            let call = Call::new_uac(&self.env, index + 1, due);
             let idx = self.insert(call, now);
             self.counters.calls_started += 1;
+            self.counters.last_start = Some(due.saturating_duration_since(self.cfg.t0));
+            self.counters.latency.record(Metric::StartLag, now.saturating_duration_since(due));
             self.running += 1;
             if let Some(slot) = self.slots[idx].as_mut() {
-                slot.call
-                    .start(&self.env, now, &mut self.out, &mut self.counters);
+                slot.call.start(&self.env, now, &mut self.out, &mut self.counters);
             }
             self.after_event(idx, now);
         }
@@ -271,10 +352,11 @@ impl Driver {
                     }
                     return;
                 }
+                let number = self.shared.accepted.fetch_add(1, Ordering::Relaxed) + 1;
                 self.created += 1;
                 self.counters.calls_started += 1;
                 self.running += 1;
-                let call = Call::new_uas(&self.env, self.created, call_id, from);
+                let call = Call::new_uas(&self.env, number, call_id, from, now);
                 self.insert(call, now)
             }
         };
@@ -294,12 +376,12 @@ impl Driver {
     /// Does an out-of-dialog request with this method start a new call here?
     fn accepts(&self, method: &str) -> bool {
         if self.role != Role::Uas
-            || self.stop.load(Ordering::Relaxed)
+            || self.shared.stop.load(Ordering::Relaxed)
             || super::signal::interrupted()
         {
             return false;
         }
-        if self.cfg.max_calls.is_some_and(|m| self.created >= m)
+        if self.cfg.max_calls.is_some_and(|m| self.shared.accepted.load(Ordering::Relaxed) >= m)
             || self.cfg.concurrency.is_some_and(|c| self.running >= c)
         {
             return false;
@@ -311,20 +393,24 @@ impl Driver {
     }
 
     /// Send what the call produced, account for its outcome, reschedule or reap it.
+    /// Account for what the call just did: note which packets it queued, count its
+    /// outcome, reschedule or reap it. Packets go out in `flush`.
     fn after_event(&mut self, idx: usize, now: Instant) {
-        let mut send_error = None;
-        for (to, bytes) in self.out.iter() {
-            if let Err(e) = self.socket.send_to(bytes, to) {
-                send_error = Some(format!("sending to {to}: {e}"));
-            }
-        }
-        self.out.clear();
         let Some(slot) = self.slots.get_mut(idx).and_then(|s| s.as_mut()) else {
             return;
         };
-        if let Some(why) = send_error {
-            slot.call.fail_external(FailureReason::TransportError, why);
+        let owner = (idx, slot.generation);
+        self.out_owner.resize(self.out.len(), owner);
+        self.account(idx, now);
+        if self.out.len() >= FLUSH_AT {
+            self.flush();
         }
+    }
+
+    fn account(&mut self, idx: usize, now: Instant) {
+        let Some(slot) = self.slots.get_mut(idx).and_then(|s| s.as_mut()) else {
+            return;
+        };
         if let Some(outcome) = slot.call.take_outcome()
             && !slot.counted
         {
@@ -340,11 +426,7 @@ impl Driver {
                 }
             }
             if let Some(obs) = self.observer.as_mut() {
-                obs(
-                    &slot.call,
-                    &outcome,
-                    now.saturating_duration_since(slot.started),
-                );
+                obs(&slot.call, &outcome, now.saturating_duration_since(slot.started));
             }
         }
         if slot.call.is_reapable() {
@@ -362,10 +444,34 @@ impl Driver {
         }
     }
 
-    fn send_raw(&mut self, to: SocketAddr, bytes: &[u8]) {
-        if self.socket.send_to(bytes, to).is_ok() {
-            self.counters.messages_sent += 1;
+    /// Send every queued packet (batched: one sendmmsg per up to 64). A packet the
+    /// socket refuses fails the call that produced it.
+    fn flush(&mut self) {
+        if self.out.is_empty() {
+            return;
         }
+        let failed = udp::send_batch(&self.socket, self.out.iter());
+        let now = Instant::now();
+        for (i, err) in failed {
+            let Some(&(idx, generation)) = self.out_owner.get(i) else { continue };
+            let to = self.out.iter().nth(i).map(|(a, _)| a);
+            if let Some(slot) = self.slots.get_mut(idx).and_then(|s| s.as_mut())
+                && slot.generation == generation
+            {
+                let to = to.map(|a| a.to_string()).unwrap_or_default();
+                slot.call.fail_external(FailureReason::TransportError, format!("sending to {to}: {err}"));
+                self.account(idx, now);
+            }
+        }
+        self.out.clear();
+        self.out_owner.clear();
+    }
+
+    /// A stateless reply: queued like any packet, owned by no call.
+    fn send_raw(&mut self, to: SocketAddr, bytes: &[u8]) {
+        self.out.push(to, bytes);
+        self.out_owner.resize(self.out.len(), (usize::MAX, 0));
+        self.counters.messages_sent += 1;
     }
 
     fn abort_all(&mut self, why: &str) {

@@ -1,8 +1,9 @@
 //! Running calls: drivers that multiplex calls over a socket, and stateless replies.
 
 pub mod driver;
+pub mod run;
 pub mod schedule;
 pub mod signal;
 pub mod stateless;
 
-pub use driver::{Driver, DriverConfig};
+pub use driver::{Driver, DriverConfig, RunShared, Snapshot};

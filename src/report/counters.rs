@@ -63,6 +63,8 @@ pub struct Counters {
     pub messages_stray: u64,
     /// Calls started late because `--concurrency` was reached at their scheduled time.
     pub starts_delayed: u64,
+    /// Offset from the run's start of the latest call start (for the achieved rate).
+    pub last_start: Option<std::time::Duration>,
     pub latency: Latencies,
 }
 
@@ -86,7 +88,42 @@ impl Counters {
         self.failures[reason as usize]
     }
 
+    /// Scalar counters accumulated since `earlier` (latency is left empty: histograms
+    /// travel as per-interval data and are merged, not subtracted).
+    pub fn since(&self, earlier: &Counters) -> Counters {
+        let mut d = Counters {
+            calls_started: self.calls_started.saturating_sub(earlier.calls_started),
+            calls_succeeded: self.calls_succeeded.saturating_sub(earlier.calls_succeeded),
+            calls_failed: self.calls_failed.saturating_sub(earlier.calls_failed),
+            messages_sent: self.messages_sent.saturating_sub(earlier.messages_sent),
+            messages_received: self.messages_received.saturating_sub(earlier.messages_received),
+            messages_retransmitted: self.messages_retransmitted.saturating_sub(earlier.messages_retransmitted),
+            messages_absorbed: self.messages_absorbed.saturating_sub(earlier.messages_absorbed),
+            messages_unparseable: self.messages_unparseable.saturating_sub(earlier.messages_unparseable),
+            messages_stray: self.messages_stray.saturating_sub(earlier.messages_stray),
+            starts_delayed: self.starts_delayed.saturating_sub(earlier.starts_delayed),
+            last_start: self.last_start,
+            ..Counters::default()
+        };
+        for (i, f) in d.failures.iter_mut().enumerate() {
+            *f = self.failures[i].saturating_sub(earlier.failures[i]);
+        }
+        for (code, n) in &self.failure_codes {
+            let before = earlier.failure_codes.get(code).copied().unwrap_or(0);
+            if *n > before {
+                d.failure_codes.insert(*code, n - before);
+            }
+        }
+        d
+    }
+
     pub fn merge(&mut self, other: &Counters) {
+        self.merge_scalars(other);
+        self.latency.merge(&other.latency);
+    }
+
+    /// Everything but latency (which the caller merges separately).
+    pub fn merge_scalars(&mut self, other: &Counters) {
         self.calls_started += other.calls_started;
         self.calls_succeeded += other.calls_succeeded;
         self.calls_failed += other.calls_failed;
@@ -103,6 +140,15 @@ impl Counters {
         self.messages_unparseable += other.messages_unparseable;
         self.messages_stray += other.messages_stray;
         self.starts_delayed += other.starts_delayed;
-        self.latency.merge(&other.latency);
+        self.last_start = self.last_start.max(other.last_start);
+    }
+
+    /// Calls started per second over the period in which calls were started (call k
+    /// of n starts at (k-1)/rate, so n calls span (n-1)/rate).
+    pub fn achieved_cps(&self) -> f64 {
+        match self.last_start {
+            Some(t) if self.calls_started > 1 && !t.is_zero() => (self.calls_started - 1) as f64 / t.as_secs_f64(),
+            _ => 0.0,
+        }
     }
 }

@@ -1,9 +1,6 @@
 //! The JSON run report (`--report FILE.json`). Field names are a stable interface:
 //! later versions add fields, they do not rename or remove them (see docs/report.md).
 
-use std::path::Path;
-use std::time::Duration;
-
 use serde_json::{Map, Value, json};
 
 use super::counters::{Counters, FailureReason};
@@ -35,6 +32,7 @@ pub fn side_json(side: &Side<'_>) -> Value {
             "failed": c.calls_failed,
         },
         "failures": failures,
+        "starts_delayed": c.starts_delayed,
         "failure_status_codes": codes,
         "messages": {
             "sent": c.messages_sent,
@@ -49,23 +47,28 @@ pub fn side_json(side: &Side<'_>) -> Value {
 
 /// The whole report: the main side's fields at the top level, the peer (when the
 /// run used `--loopback`) under `peer`.
-pub fn report_json(main: &Side<'_>, peer: Option<&Side<'_>>, elapsed: Duration) -> Value {
-    let mut v = side_json(main);
+pub fn report_json(data: &super::ReportData<'_>) -> Value {
+    let mut v = side_json(data.main);
     if let Value::Object(m) = &mut v {
         m.insert("version".into(), json!(1));
+        let round = |x: f64| (x * 1000.0).round() / 1000.0;
+        m.insert("elapsed_s".into(), json!(round(data.elapsed.as_secs_f64())));
         m.insert(
-            "elapsed_s".into(),
-            json!((elapsed.as_secs_f64() * 1000.0).round() / 1000.0),
+            "rate".into(),
+            json!({"target_cps": round(data.target_cps), "achieved_cps": round(data.achieved_cps)}),
         );
-        if let Some(p) = peer {
+        m.insert("latency_ms".into(), data.main.counters.latency.to_json());
+        let samples: Vec<Value> = data
+            .failures
+            .iter()
+            .map(|f| {
+                json!({"call_number": f.call_number, "call_id": f.call_id, "reason": f.reason.as_str(), "detail": f.detail})
+            })
+            .collect();
+        m.insert("failure_samples".into(), Value::Array(samples));
+        if let Some(p) = data.peer {
             m.insert("peer".into(), side_json(p));
         }
     }
     v
-}
-
-pub fn write_report(path: &Path, report: &Value) -> std::io::Result<()> {
-    let mut text = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
-    text.push('\n');
-    std::fs::write(path, text)
 }

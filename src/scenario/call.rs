@@ -13,6 +13,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::report::latency::Metric;
 use crate::report::{Counters, FailureReason};
 use crate::sip::build;
 use crate::sip::dialog::{Dialog, Local};
@@ -113,6 +114,10 @@ struct Wait {
 #[derive(Debug)]
 pub struct Call {
     number: u64,
+    /// When the call was meant to start: the origin of its latency measurements.
+    intended: Instant,
+    /// A provisional response to our INVITE has been measured.
+    got_1xx: bool,
     role: Role,
     call_id: Box<str>,
     local_tag: Box<str>,
@@ -159,18 +164,29 @@ struct UasPending {
 
 impl Call {
     /// A UAC call: call `start` next.
-    pub fn new_uac(env: &CallEnv, number: u64) -> Call {
+    /// A UAC call meant to start at `intended` (latencies count from there, so a late
+    /// start shows up in them): call `start` next.
+    pub fn new_uac(env: &CallEnv, number: u64, intended: Instant) -> Call {
         let call_id = format!("{number}-{:08x}@{}", env.run_id, env.local_ip);
-        Call::new(env, number, Role::Uac, call_id.into(), env.remote)
+        Call::new(env, number, Role::Uac, call_id.into(), env.remote, intended)
     }
 
     /// A UAS call created by an incoming request: call `on_message` with it next.
-    pub fn new_uas(env: &CallEnv, number: u64, call_id: &str, from: SocketAddr) -> Call {
-        Call::new(env, number, Role::Uas, call_id.into(), from)
+    pub fn new_uas(env: &CallEnv, number: u64, call_id: &str, from: SocketAddr, now: Instant) -> Call {
+        Call::new(env, number, Role::Uas, call_id.into(), from, now)
     }
 
-    fn new(env: &CallEnv, number: u64, role: Role, call_id: Box<str>, peer: SocketAddr) -> Call {
+    fn new(
+        env: &CallEnv,
+        number: u64,
+        role: Role,
+        call_id: Box<str>,
+        peer: SocketAddr,
+        intended: Instant,
+    ) -> Call {
         Call {
+            intended,
+            got_1xx: false,
             number,
             role,
             call_id,
@@ -395,6 +411,13 @@ impl Call {
                     self.last_status = Some(code);
                 }
                 if is_invite {
+                    let since = now.saturating_duration_since(self.intended);
+                    if code < 200 && !self.got_1xx {
+                        self.got_1xx = true;
+                        ctr.latency.record(Metric::FirstProvisional, since);
+                    } else if code >= 200 {
+                        ctr.latency.record(Metric::FinalResponse, since);
+                    }
                     self.on_invite_response(env, msg, code);
                 }
                 self.deliver(env, msg, now, out, ctr);
@@ -562,7 +585,7 @@ impl Call {
             }
             return;
         }
-        if self.accept(env, msg) {
+        if self.accept(env, msg, now, ctr) {
             self.run(env, now, out, ctr);
         }
     }
@@ -584,7 +607,7 @@ impl Call {
 
     /// Match `msg` at the current recv step; on success the call moves past it, otherwise
     /// it fails with `unexpected_message`. Returns whether the call goes on.
-    fn accept(&mut self, env: &CallEnv, msg: &Message<'_>) -> bool {
+    fn accept(&mut self, env: &CallEnv, msg: &Message<'_>, now: Instant, ctr: &mut Counters) -> bool {
         let Some(i) = self.find_recv(env, msg) else {
             // Kept so reports and `options` can show what actually arrived.
             self.last.clear();
@@ -602,6 +625,11 @@ impl Call {
         self.last.extend_from_slice(msg.raw);
         self.wait = None;
         self.pc = i + 1;
+        if let Some(StepKind::Recv(r)) = env.plan.steps.get(i).map(|s| &s.kind)
+            && let Some(name) = &r.rtd
+        {
+            ctr.latency.record_rtd(name, now.saturating_duration_since(self.intended));
+        }
         if let Some(StepKind::Recv(r)) = env.plan.steps.get(i).map(|s| &s.kind)
             && let Err(why) = self.apply_captures(env, &r.captures, msg)
         {
@@ -627,7 +655,7 @@ impl Call {
                 return;
             }
             let Some(step) = plan.steps.get(self.pc) else {
-                self.finish();
+                self.finish(now, ctr);
                 return;
             };
             match &step.kind {
@@ -644,7 +672,7 @@ impl Call {
                         let Ok(msg) = message::parse(&raw) else {
                             continue;
                         };
-                        if !self.accept(env, &msg) {
+                        if !self.accept(env, &msg, now, ctr) {
                             return;
                         }
                         continue;
@@ -1036,7 +1064,8 @@ impl Call {
         branch_text(env.run_id, self.number, self.branch_seq)
     }
 
-    fn finish(&mut self) {
+    fn finish(&mut self, now: Instant, ctr: &mut Counters) {
+        ctr.latency.record(Metric::CallLength, now.saturating_duration_since(self.intended));
         self.state = State::Done;
         self.wait = None;
         self.inbox.clear();
@@ -1336,7 +1365,7 @@ mod tests {
     impl Harness {
         fn uac(overrides: &[(&str, &str)]) -> Harness {
             let env = env("uac", overrides);
-            let call = Call::new_uac(&env, 1);
+            let call = Call::new_uac(&env, 1, Instant::now());
             let mut h = Harness {
                 env,
                 call,
@@ -1538,7 +1567,7 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n\
 To: <sip:service@127.0.0.1>\r\n\
 Call-ID: c1@test\r\nCSeq: 7 INVITE\r\n\
 Contact: <sip:a@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n";
-        let mut call = Call::new_uas(&env, 1, "c1@test", peer);
+        let mut call = Call::new_uas(&env, 1, "c1@test", peer, Instant::now());
         let msg = message::parse(invite).unwrap();
         call.on_message(&env, &msg, peer, t0, &mut out, &mut ctr);
         let sent: Vec<String> = out
@@ -1641,7 +1670,7 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
         let mut out = Outbox::default();
         let mut ctr = Counters::default();
         let t0 = Instant::now();
-        let mut call = Call::new_uac(&env, 1);
+        let mut call = Call::new_uac(&env, 1, Instant::now());
         call.start(&env, t0, &mut out, &mut ctr);
         let invite = String::from_utf8_lossy(out.iter().next().unwrap().1).into_owned();
         out.clear();
@@ -1775,7 +1804,7 @@ CSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n";
                 continue;
             };
             let (mut out, mut ctr, t0) = (Outbox::default(), Counters::default(), Instant::now());
-            let mut call = Call::new_uas(&env, 1, msg.call_id().unwrap_or(""), peer);
+            let mut call = Call::new_uas(&env, 1, msg.call_id().unwrap_or(""), peer, t0);
             call.on_message(&env, &msg, peer, t0, &mut out, &mut ctr);
             call.on_message(&env, &msg, peer, t0, &mut out, &mut ctr);
             let mut t = t0;

@@ -22,6 +22,24 @@ pub fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
     Ok(socket.into())
 }
 
+/// `count` sockets on one address with SO_REUSEPORT: the kernel spreads incoming
+/// datagrams over them by source address, so each peer stays on one socket.
+pub fn bind_shared(addr: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> {
+    let mut addr = addr;
+    let mut sockets = Vec::with_capacity(count);
+    for _ in 0..count.max(1) {
+        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+        socket.set_reuse_port(true)?;
+        grow_buffers(&socket);
+        socket.bind(&SockAddr::from(addr))?;
+        let udp: UdpSocket = socket.into();
+        // Port 0 picks a port once; the others join it.
+        addr = udp.local_addr()?;
+        sockets.push(udp);
+    }
+    Ok(sockets)
+}
+
 fn grow_buffers(socket: &Socket) {
     let fd = socket.as_raw_fd();
     for (force, normal) in [
@@ -109,4 +127,140 @@ pub fn local_ip_towards(remote: SocketAddr) -> Option<std::net::IpAddr> {
     let s = UdpSocket::bind(any).ok()?;
     s.connect(remote).ok()?;
     s.local_addr().ok().map(|a| a.ip())
+}
+
+/// Buffers for receiving many datagrams with one `recvmmsg` call.
+pub struct RecvBatch {
+    bufs: Vec<Vec<u8>>,
+    addrs: Vec<libc::sockaddr_storage>,
+    lens: Vec<usize>,
+}
+
+/// Largest datagram we accept.
+const DATAGRAM_MAX: usize = 65_535;
+
+impl RecvBatch {
+    pub fn new(slots: usize) -> RecvBatch {
+        RecvBatch {
+            bufs: (0..slots).map(|_| vec![0u8; DATAGRAM_MAX]).collect(),
+            // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
+            addrs: (0..slots).map(|_| unsafe { std::mem::zeroed() }).collect(),
+            lens: vec![0; slots],
+        }
+    }
+
+    /// Receive up to `slots` queued datagrams without blocking; returns how many.
+    pub fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        let n = self.bufs.len();
+        let mut iovs: Vec<libc::iovec> = self
+            .bufs
+            .iter_mut()
+            .map(|b| libc::iovec { iov_base: b.as_mut_ptr() as *mut libc::c_void, iov_len: b.len() })
+            .collect();
+        // SAFETY: zeroed mmsghdr is valid; every pointer set below points into buffers
+        // owned by `self`/`iovs`, alive for the duration of the call.
+        let mut msgs: Vec<libc::mmsghdr> = (0..n).map(|_| unsafe { std::mem::zeroed() }).collect();
+        for (i, m) in msgs.iter_mut().enumerate() {
+            m.msg_hdr.msg_name = &mut self.addrs[i] as *mut libc::sockaddr_storage as *mut libc::c_void;
+            m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            m.msg_hdr.msg_iov = &mut iovs[i];
+            m.msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: msgs has n valid entries.
+        let got = unsafe {
+            libc::recvmmsg(socket.as_raw_fd(), msgs.as_mut_ptr(), n as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut())
+        };
+        if got < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
+                _ => Err(e),
+            };
+        }
+        for (i, m) in msgs.iter().enumerate().take(got as usize) {
+            self.lens[i] = (m.msg_len as usize).min(DATAGRAM_MAX);
+        }
+        Ok(got as usize)
+    }
+
+    /// Datagram `i` of the last `recv` and its source.
+    pub fn get(&self, i: usize) -> (&[u8], SocketAddr) {
+        let from = sockaddr_to_std(&self.addrs[i]).unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        (&self.bufs[i][..self.lens[i]], from)
+    }
+}
+
+fn sockaddr_to_std(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    // SAFETY: the kernel filled `ss` with a sockaddr of family ss_family; the casts
+    // read the matching struct which fits inside sockaddr_storage.
+    unsafe {
+        match ss.ss_family as libc::c_int {
+            libc::AF_INET => {
+                let a = &*(ss as *const libc::sockaddr_storage as *const libc::sockaddr_in);
+                let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+                Some(SocketAddr::from((ip, u16::from_be(a.sin_port))))
+            }
+            libc::AF_INET6 => {
+                let a = &*(ss as *const libc::sockaddr_storage as *const libc::sockaddr_in6);
+                let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
+                Some(SocketAddr::from((ip, u16::from_be(a.sin6_port))))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Send datagrams with as few `sendmmsg` calls as possible (blocking when the socket
+/// buffer is full: back-pressure, not loss). Returns the packets that failed.
+pub fn send_batch<'a>(
+    socket: &UdpSocket,
+    packets: impl Iterator<Item = (SocketAddr, &'a [u8])>,
+) -> Vec<(usize, io::Error)> {
+    const CHUNK: usize = 64;
+    let mut failed = Vec::new();
+    let mut addrs: Vec<SockAddr> = Vec::with_capacity(CHUNK);
+    let mut datas: Vec<&[u8]> = Vec::with_capacity(CHUNK);
+    let mut base = 0;
+    let mut packets = packets.peekable();
+    while packets.peek().is_some() {
+        addrs.clear();
+        datas.clear();
+        for (to, data) in packets.by_ref().take(CHUNK) {
+            addrs.push(SockAddr::from(to));
+            datas.push(data);
+        }
+        let mut iovs: Vec<libc::iovec> = datas
+            .iter()
+            .map(|d| libc::iovec { iov_base: d.as_ptr() as *mut libc::c_void, iov_len: d.len() })
+            .collect();
+        // SAFETY: zeroed mmsghdr is valid; pointers below reference `addrs`/`iovs`,
+        // which outlive the call; the kernel only reads them for sendmmsg.
+        let mut msgs: Vec<libc::mmsghdr> = (0..datas.len()).map(|_| unsafe { std::mem::zeroed() }).collect();
+        for (i, m) in msgs.iter_mut().enumerate() {
+            m.msg_hdr.msg_name = addrs[i].as_ptr() as *mut libc::c_void;
+            m.msg_hdr.msg_namelen = addrs[i].len();
+            m.msg_hdr.msg_iov = &mut iovs[i];
+            m.msg_hdr.msg_iovlen = 1;
+        }
+        let mut done = 0;
+        while done < msgs.len() {
+            // SAFETY: msgs[done..] are valid entries.
+            let n = unsafe {
+                libc::sendmmsg(socket.as_raw_fd(), msgs[done..].as_mut_ptr(), (msgs.len() - done) as libc::c_uint, 0)
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                // The first unsent packet failed: record it and go on with the rest.
+                failed.push((base + done, e));
+                done += 1;
+            } else {
+                done += n as usize;
+            }
+        }
+        base += datas.len();
+    }
+    failed
 }

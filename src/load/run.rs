@@ -1,0 +1,244 @@
+//! One side of a run (a scenario on N worker drivers) and the coordinator that turns
+//! their periodic snapshots into interval and cumulative statistics.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::report::{Counters, FailureSample};
+use crate::scenario::call::{CallEnv, Outcome};
+use crate::scenario::plan::{Plan, Role};
+use crate::sip::transaction::Timers;
+use crate::transport::udp;
+
+use super::driver::{Driver, DriverConfig, RunShared, Snapshot};
+use super::schedule::RatePlan;
+
+/// Failed calls whose details are kept per side (counts are kept for all).
+pub const FAILURE_SAMPLES: usize = 20;
+
+/// Everything needed to start one side.
+pub struct SideSpec {
+    pub plan: Arc<Plan>,
+    /// One socket per worker (UAC: each its own port; UAS: one port via SO_REUSEPORT).
+    pub sockets: Vec<UdpSocket>,
+    /// IP written in messages.
+    pub local_ip: IpAddr,
+    pub remote: SocketAddr,
+    pub target_uri: String,
+    pub timers: Timers,
+    pub t0: Instant,
+    pub rate: RatePlan,
+    pub max_calls: Option<u64>,
+    /// Calls in progress at most, for the whole side (split across workers).
+    pub concurrency: Option<usize>,
+    pub duration: Option<Duration>,
+    pub drain_timeout: Duration,
+    pub stats_interval: Duration,
+}
+
+/// Bind the sockets for `workers` drivers at `bind`. A UAS shares one port among its
+/// workers (SO_REUSEPORT: the kernel spreads peers by address); a UAC gives each worker
+/// its own port (responses must come back to the worker that sent the request), `bind`'s
+/// port + worker index when a port was given.
+pub fn bind_side(role: Role, bind: SocketAddr, workers: usize) -> io::Result<Vec<UdpSocket>> {
+    let workers = workers.max(1);
+    match role {
+        Role::Uas => udp::bind_shared(bind, workers),
+        Role::Uac => (0..workers)
+            .map(|w| {
+                let port = if bind.port() == 0 { 0 } else { bind.port().saturating_add(w as u16) };
+                udp::bind(SocketAddr::new(bind.ip(), port))
+            })
+            .collect(),
+    }
+}
+
+pub struct SideHandle {
+    pub name: String,
+    pub role: Role,
+    pub local: SocketAddr,
+    threads: Vec<JoinHandle<io::Result<Counters>>>,
+    pub failures: Arc<Mutex<Vec<FailureSample>>>,
+}
+
+impl SideHandle {
+    /// Block until every worker has returned (without collecting results).
+    pub fn wait_finished(&self) {
+        while !self.threads.iter().all(|t| t.is_finished()) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Wait for every worker; their final counters merged.
+    pub fn join(self) -> io::Result<Counters> {
+        let mut total = Counters::default();
+        let mut first_err = None;
+        for t in self.threads {
+            match t.join() {
+                Ok(Ok(c)) => total.merge(&c),
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_err.get_or_insert(io::Error::other("a worker thread panicked"));
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(total),
+        }
+    }
+}
+
+/// Start one driver thread per socket.
+pub fn spawn_side(
+    spec: SideSpec,
+    shared: Arc<RunShared>,
+    snapshots: Option<Sender<Snapshot>>,
+) -> io::Result<SideHandle> {
+    let workers = spec.sockets.len();
+    let failures: Arc<Mutex<Vec<FailureSample>>> = Arc::default();
+    let local = spec.sockets.first().map(|s| s.local_addr()).transpose()?.unwrap_or_else(|| spec.remote);
+    let mut threads = Vec::with_capacity(workers);
+    let per_worker = spec.concurrency.map(|c| c.div_ceil(workers.max(1)).max(1));
+    for (w, socket) in spec.sockets.into_iter().enumerate() {
+        let port = socket.local_addr()?.port();
+        let env = CallEnv {
+            plan: spec.plan.clone(),
+            local_ip: spec.local_ip.to_string(),
+            local_port: port,
+            transport: "UDP",
+            timers: spec.timers,
+            remote: spec.remote,
+            target_uri: spec.target_uri.clone(),
+            run_id: rand::random(),
+            media_ip: spec.local_ip.to_string(),
+            media_port_base: 10_000,
+        };
+        let cfg = DriverConfig {
+            worker: w,
+            workers,
+            t0: spec.t0,
+            rate: spec.rate.clone(),
+            max_calls: spec.max_calls,
+            concurrency: per_worker,
+            duration: spec.duration,
+            drain_timeout: spec.drain_timeout,
+            stats_interval: spec.stats_interval,
+        };
+        let mut driver = Driver::new(socket, env, cfg, shared.clone());
+        if let Some(tx) = &snapshots {
+            driver.set_snapshots(tx.clone());
+        }
+        let samples = failures.clone();
+        driver.set_observer(Box::new(move |call, outcome, _| {
+            if let Outcome::Failed(reason) = outcome {
+                let mut list = samples.lock().unwrap_or_else(|e| e.into_inner());
+                if list.len() < FAILURE_SAMPLES {
+                    list.push(FailureSample {
+                        call_number: call.number(),
+                        call_id: call.call_id().to_string(),
+                        reason: *reason,
+                        detail: call.failure_detail().unwrap_or("").to_string(),
+                    });
+                }
+            }
+        }));
+        let handle = std::thread::Builder::new().name(format!("{}-{w}", spec.plan.name)).spawn(
+            move || -> io::Result<Counters> {
+                driver.run()?;
+                Ok(driver.counters().clone())
+            },
+        )?;
+        threads.push(handle);
+    }
+    Ok(SideHandle { name: spec.plan.name.clone(), role: spec.plan.role, local, threads, failures })
+}
+
+/// One statistics interval as the coordinator sees it.
+pub struct Tick<'a> {
+    pub elapsed: Duration,
+    pub interval_len: Duration,
+    /// Counters of this interval (latency: recorded during it).
+    pub interval: &'a Counters,
+    /// Counters since the start (latency: all of it).
+    pub cumulative: &'a Counters,
+    /// Calls in progress at the last snapshots.
+    pub running: usize,
+    pub target_cps: f64,
+    /// The last tick: every worker has finished.
+    pub done: bool,
+}
+
+/// Collect snapshots from `workers` drivers until all are done, calling `on_tick` once
+/// per `interval` (and once at the end). Returns the cumulative counters.
+pub fn coordinate(
+    rx: Receiver<Snapshot>,
+    workers: usize,
+    t0: Instant,
+    interval: Duration,
+    rate: &RatePlan,
+    on_tick: &mut dyn FnMut(&Tick<'_>),
+) -> Counters {
+    let mut latest: Vec<Counters> = vec![Counters::default(); workers];
+    let mut running = vec![0usize; workers];
+    let mut done = vec![false; workers];
+    let mut cumulative = Counters::default();
+    let mut interval_latency = Counters::default().latency;
+    // Ticks trail the drivers' snapshot times a little so each interval is complete.
+    let grace = Duration::from_millis(20).min(interval / 4);
+    let mut next_tick = t0 + interval + grace;
+    let mut last_tick = t0;
+    loop {
+        let now = Instant::now();
+        let all_done = done.iter().all(|d| *d);
+        if now >= next_tick || all_done {
+            let mut total = Counters::default();
+            for c in &latest {
+                total.merge_scalars(c);
+            }
+            let mut delta = total.since(&cumulative);
+            delta.latency = std::mem::take(&mut interval_latency);
+            total.latency = std::mem::take(&mut cumulative.latency);
+            total.latency.merge(&delta.latency);
+            cumulative = total;
+            let elapsed = now.saturating_duration_since(t0);
+            let tick = Tick {
+                elapsed,
+                interval_len: now.saturating_duration_since(last_tick),
+                interval: &delta,
+                cumulative: &cumulative,
+                running: running.iter().sum(),
+                target_cps: rate.rate_at(elapsed),
+                done: all_done,
+            };
+            on_tick(&tick);
+            last_tick = now;
+            while next_tick <= now {
+                next_tick += interval;
+            }
+            if all_done {
+                return cumulative;
+            }
+        }
+        let wait = next_tick.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(wait) {
+            Ok(mut snap) => {
+                let w = snap.worker.min(workers.saturating_sub(1));
+                interval_latency.merge(&snap.counters.latency);
+                snap.counters.latency.reset();
+                latest[w] = snap.counters;
+                running[w] = snap.running;
+                done[w] |= snap.done;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            // Every driver is gone (a worker failed to start or panicked).
+            Err(RecvTimeoutError::Disconnected) => done.iter_mut().for_each(|d| *d = true),
+        }
+    }
+}
