@@ -2,6 +2,9 @@
 
 pub mod counters;
 pub mod json;
+pub mod junit;
 pub mod latency;
+pub mod stats_file;
+pub mod text;
 
 pub use counters::{Counters, FailureReason, FailureSample};
