@@ -1,1 +1,222 @@
-//! pending
+//! Human-readable run report (printed at the end of a run, or `--report FILE.txt`).
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use super::counters::{Counters, FailureReason, FailureSample};
+use super::json::Side;
+
+/// The report for a run: the main side with its rates, latency table and failure
+/// samples, then the loopback peer's counters (when there is one).
+pub fn text_report(
+    main: &Side<'_>,
+    peer: Option<&Side<'_>>,
+    elapsed: Duration,
+    target_cps: f64,
+    achieved_cps: f64,
+    failures: &[FailureSample],
+) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "sipwright run: scenario `{}` ({})",
+        main.scenario, main.role
+    );
+    let _ = writeln!(t, "elapsed: {:.3} s", elapsed.as_secs_f64());
+    let _ = writeln!(
+        t,
+        "rate: target {:.2} calls/s, achieved {:.2} calls/s",
+        target_cps, achieved_cps
+    );
+    side_section(&mut t, main.counters, "");
+    if !failures.is_empty() {
+        let _ = writeln!(t, "failure samples:");
+        for s in failures {
+            // A detail may quote a multi-line message; keep its lines under the sample.
+            let detail = s.detail.trim_end().replace('\n', "\n      ");
+            let _ = writeln!(
+                t,
+                "  call {} ({}): {}: {}",
+                s.call_number,
+                s.call_id,
+                s.reason.as_str(),
+                detail
+            );
+        }
+        let more = main
+            .counters
+            .calls_failed
+            .saturating_sub(failures.len() as u64);
+        if more > 0 {
+            let _ = writeln!(t, "  ... and {more} more failed calls");
+        }
+    }
+    if let Some(p) = peer {
+        let _ = writeln!(t, "peer: scenario `{}` ({})", p.scenario, p.role);
+        side_section(&mut t, p.counters, "  ");
+    }
+    t
+}
+
+/// Calls, failures, messages and latencies of one side, each line prefixed by `ind`.
+fn side_section(t: &mut String, c: &Counters, ind: &str) {
+    let _ = writeln!(
+        t,
+        "{ind}calls: {} started, {} succeeded, {} failed",
+        c.calls_started, c.calls_succeeded, c.calls_failed
+    );
+    if c.starts_delayed > 0 {
+        let _ = writeln!(
+            t,
+            "{ind}starts delayed by the concurrency limit: {}",
+            c.starts_delayed
+        );
+    }
+    if c.calls_failed > 0 {
+        let reasons: Vec<String> = FailureReason::ALL
+            .iter()
+            .filter(|r| c.failures_of(**r) > 0)
+            .map(|r| format!("{} {}", c.failures_of(*r), r.as_str()))
+            .collect();
+        let _ = writeln!(t, "{ind}failures: {}", reasons.join(", "));
+        if !c.failure_codes.is_empty() {
+            let codes: Vec<String> = c
+                .failure_codes
+                .iter()
+                .map(|(code, n)| format!("{n} × {code}"))
+                .collect();
+            let _ = writeln!(t, "{ind}failure status codes: {}", codes.join(", "));
+        }
+    }
+    let _ = writeln!(
+        t,
+        "{ind}messages: {} sent, {} received, {} retransmitted, {} absorbed, {} unparseable, {} stray",
+        c.messages_sent,
+        c.messages_received,
+        c.messages_retransmitted,
+        c.messages_absorbed,
+        c.messages_unparseable,
+        c.messages_stray
+    );
+    let rows = c.latency.summaries();
+    if rows.is_empty() {
+        return;
+    }
+    // Name column as wide as the longest name (rtd names come from the scenario).
+    let w = rows
+        .iter()
+        .map(|(n, _)| n.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("latency (ms)".len());
+    let _ = writeln!(
+        t,
+        "{ind}{:<w$}  {:>9}  {:>10}  {:>10}  {:>10}  {:>10}",
+        "latency (ms)", "count", "p50", "p90", "p99", "max"
+    );
+    for (name, s) in rows {
+        let _ = writeln!(
+            t,
+            "{ind}{:<w$}  {:>9}  {:>10.3}  {:>10.3}  {:>10.3}  {:>10.3}",
+            name, s.count, s.p50, s.p90, s.p99, s.max
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::latency::Metric;
+
+    #[test]
+    fn full_report() {
+        let mut c = Counters {
+            calls_started: 100,
+            calls_succeeded: 97,
+            messages_sent: 400,
+            messages_received: 390,
+            messages_retransmitted: 4,
+            starts_delayed: 2,
+            ..Default::default()
+        };
+        c.fail(FailureReason::Timeout);
+        c.fail(FailureReason::Timeout);
+        c.fail(FailureReason::UnexpectedMessage);
+        c.failure_codes.insert(486, 1);
+        c.latency
+            .record(Metric::FinalResponse, Duration::from_micros(2000));
+        c.latency
+            .record_rtd("register", Duration::from_micros(1500));
+        let peer_c = Counters {
+            calls_started: 99,
+            calls_succeeded: 99,
+            ..Default::default()
+        };
+        let main = Side {
+            scenario: "uac",
+            role: "uac",
+            counters: &c,
+        };
+        let peer = Side {
+            scenario: "uas",
+            role: "uas",
+            counters: &peer_c,
+        };
+        let samples = [FailureSample {
+            call_number: 7,
+            call_id: "7-x@h".into(),
+            reason: FailureReason::Timeout,
+            detail: "step 3: no 200\nsecond line".into(),
+        }];
+        let r = text_report(
+            &main,
+            Some(&peer),
+            Duration::from_secs(10),
+            10.0,
+            9.9,
+            &samples,
+        );
+        let expect = [
+            "sipwright run: scenario `uac` (uac)\n",
+            "elapsed: 10.000 s\n",
+            "rate: target 10.00 calls/s, achieved 9.90 calls/s\n",
+            "calls: 100 started, 97 succeeded, 3 failed\n",
+            "starts delayed by the concurrency limit: 2\n",
+            "failures: 2 timeout, 1 unexpected_message\n",
+            "failure status codes: 1 × 486\n",
+            "messages: 400 sent, 390 received, 4 retransmitted, 0 absorbed, 0 unparseable, 0 stray\n",
+            "latency (ms)         count         p50         p90         p99         max\n",
+            "invite_to_final          1       2.000       2.000       2.000       2.000\n",
+            "rtd_register             1       1.500       1.500       1.500       1.500\n",
+            "failure samples:\n  call 7 (7-x@h): timeout: step 3: no 200\n      second line\n",
+            "  ... and 2 more failed calls\n",
+            "peer: scenario `uas` (uas)\n  calls: 99 started, 99 succeeded, 0 failed\n",
+        ];
+        for e in expect {
+            assert!(r.contains(e), "missing {e:?} in\n{r}");
+        }
+        // Order: main counters, latency, samples, then the peer.
+        let pos = |s: &str| r.find(s).unwrap();
+        assert!(pos("calls: 100") < pos("latency (ms)"));
+        assert!(pos("latency (ms)") < pos("failure samples"));
+        assert!(pos("failure samples") < pos("peer:"));
+    }
+
+    #[test]
+    fn quiet_run_has_no_empty_sections() {
+        let c = Counters {
+            calls_started: 1,
+            calls_succeeded: 1,
+            ..Default::default()
+        };
+        let main = Side {
+            scenario: "s",
+            role: "uac",
+            counters: &c,
+        };
+        let r = text_report(&main, None, Duration::from_millis(5), 1.0, 1.0, &[]);
+        for absent in ["failures", "latency", "samples", "peer", "delayed"] {
+            assert!(!r.contains(absent), "{absent} in\n{r}");
+        }
+    }
+}
