@@ -132,19 +132,31 @@ fn duration_text(d: Duration) -> String {
 /// The rate plan from --rate / --rate-increase / --ramp.
 fn rate_plan(a: &RunArgs) -> Result<RatePlan, UsageError> {
     if !(a.rate > 0.0 && a.rate.is_finite()) {
-        return Err(UsageError(format!("--rate {}: must be a positive number of calls per second", a.rate)));
+        return Err(UsageError(format!(
+            "--rate {}: must be a positive number of calls per second",
+            a.rate
+        )));
     }
     if let Some(text) = &a.ramp {
         if a.rate_increase.is_some() {
-            return Err(UsageError("--ramp and --rate-increase exclude each other".into()));
+            return Err(UsageError(
+                "--ramp and --rate-increase exclude each other".into(),
+            ));
         }
         return RatePlan::parse_ramp(text).map_err(|e| UsageError(format!("--ramp `{text}`: {e}")));
     }
     if let Some(step) = a.rate_increase {
         if !step.is_finite() || a.rate_interval.is_zero() {
-            return Err(UsageError("--rate-increase needs a finite step and a non-zero --rate-interval".into()));
+            return Err(UsageError(
+                "--rate-increase needs a finite step and a non-zero --rate-interval".into(),
+            ));
         }
-        return Ok(RatePlan::Increase { start: a.rate, step, every: a.rate_interval, max: a.rate_max });
+        return Ok(RatePlan::Increase {
+            start: a.rate,
+            step,
+            every: a.rate_interval,
+            max: a.rate_max,
+        });
     }
     Ok(RatePlan::Constant(a.rate))
 }
@@ -168,7 +180,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
     if a.stats_interval.is_zero() {
         return Err(UsageError("--stats-interval must be more than 0".into()).into());
     }
-    let workers = a.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let workers = a
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let target = a.target.as_deref().map(parse_target).transpose()?;
     let mut overrides = a.set.clone();
     if let Some(d) = a.call_duration {
@@ -181,26 +195,31 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
     }
     let (plan, peer_name) = load_scenario(&a.scenario, &overrides)?;
     let role = plan.role;
-    let timers = Timers { t1: a.t1, t2: a.t2, t4: a.t4 };
+    let timers = Timers {
+        t1: a.t1,
+        t2: a.t2,
+        t4: a.t4,
+    };
     let loopback_ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
     // The UAC side's plan decides when the run ends: --duration, or the end of a ramp.
     let duration = a.duration.or_else(|| rate.end());
     let t0 = Instant::now() + Duration::from_millis(20);
-    let spec = |plan: Plan, sockets, local_ip, remote, target_uri: String, calls_side: bool| SideSpec {
-        plan: Arc::new(plan),
-        sockets,
-        local_ip,
-        remote,
-        target_uri,
-        timers,
-        t0,
-        rate: rate.clone(),
-        max_calls: a.calls,
-        concurrency: if calls_side { a.concurrency } else { None },
-        duration: if calls_side { duration } else { None },
-        drain_timeout: a.drain_timeout,
-        stats_interval: a.stats_interval,
-    };
+    let spec =
+        |plan: Plan, sockets, local_ip, remote, target_uri: String, calls_side: bool| SideSpec {
+            plan: Arc::new(plan),
+            sockets,
+            local_ip,
+            remote,
+            target_uri,
+            timers,
+            t0,
+            rate: rate.clone(),
+            max_calls: a.calls,
+            concurrency: if calls_side { a.concurrency } else { None },
+            duration: if calls_side { duration } else { None },
+            drain_timeout: a.drain_timeout,
+            stats_interval: a.stats_interval,
+        };
 
     let (main, peer) = if a.loopback {
         if target.is_some() {
@@ -212,22 +231,43 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
         };
         let (peer_plan, _) = load_scenario(
             peer_name,
-            &overrides.iter().filter(|(k, _)| k == "call_duration").cloned().collect::<Vec<_>>(),
+            &overrides
+                .iter()
+                .filter(|(k, _)| k == "call_duration")
+                .cloned()
+                .collect::<Vec<_>>(),
         )?;
-        let main_socks = bind_side(role, main_bind, workers).with_context(|| format!("binding {main_bind}"))?;
+        let main_socks =
+            bind_side(role, main_bind, workers).with_context(|| format!("binding {main_bind}"))?;
         let peer_socks = bind_side(peer_plan.role, SocketAddr::new(loopback_ip, 0), workers)
             .context("binding the loopback peer")?;
         let main_addr = main_socks[0].local_addr()?;
         let peer_addr = peer_socks[0].local_addr()?;
         let main_ip = match a.local_ip.as_deref() {
-            Some(ip) => ip.parse().map_err(|_| UsageError(format!("--local-ip `{ip}`: not an IP address")))?,
+            Some(ip) => ip
+                .parse()
+                .map_err(|_| UsageError(format!("--local-ip `{ip}`: not an IP address")))?,
             None if main_addr.ip().is_unspecified() => loopback_ip,
             None => main_addr.ip(),
         };
         let uri = |addr: SocketAddr| format!("sip:{addr}");
-        let main = spec(plan, main_socks, main_ip, peer_addr, uri(peer_addr), role == Role::Uac);
+        let main = spec(
+            plan,
+            main_socks,
+            main_ip,
+            peer_addr,
+            uri(peer_addr),
+            role == Role::Uac,
+        );
         let peer_is_uac = peer_plan.role == Role::Uac;
-        let peer = spec(peer_plan, peer_socks, loopback_ip, main_addr, uri(main_addr), peer_is_uac);
+        let peer = spec(
+            peer_plan,
+            peer_socks,
+            loopback_ip,
+            main_addr,
+            uri(main_addr),
+            peer_is_uac,
+        );
         (main, Some(peer))
     } else {
         let bind = match &a.bind {
@@ -237,7 +277,10 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
         };
         let (remote, uri) = match (&target, role) {
             (Some(t), _) => (t.addr, t.uri.clone()),
-            (None, Role::Uas) => (SocketAddr::new(loopback_ip, 5060), "sip:127.0.0.1:5060".to_string()),
+            (None, Role::Uas) => (
+                SocketAddr::new(loopback_ip, 5060),
+                "sip:127.0.0.1:5060".to_string(),
+            ),
             (None, Role::Uac) => {
                 return Err(UsageError(format!(
                     "scenario `{}` starts calls: give --target HOST:PORT (or --loopback to run against the built-in peer)",
@@ -249,12 +292,17 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
         let socks = bind_side(role, bind, workers).with_context(|| format!("binding {bind}"))?;
         let local = socks[0].local_addr()?;
         let local_ip = match a.local_ip.as_deref() {
-            Some(ip) => ip.parse().map_err(|_| UsageError(format!("--local-ip `{ip}`: not an IP address")))?,
+            Some(ip) => ip
+                .parse()
+                .map_err(|_| UsageError(format!("--local-ip `{ip}`: not an IP address")))?,
             None if !local.ip().is_unspecified() => local.ip(),
             None if target.is_some() => udp::local_ip_towards(remote).unwrap_or(loopback_ip),
             None => loopback_ip,
         };
-        (spec(plan, socks, local_ip, remote, uri, role == Role::Uac), None)
+        (
+            spec(plan, socks, local_ip, remote, uri, role == Role::Uac),
+            None,
+        )
     };
 
     let mut stats = match &a.stats {
@@ -264,7 +312,11 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
     if !a.quiet {
         let local = main.sockets[0].local_addr()?;
         let what = match (&peer, role) {
-            (Some(p), _) => format!("loopback peer `{}` on {}", p.plan.name, p.sockets[0].local_addr()?),
+            (Some(p), _) => format!(
+                "loopback peer `{}` on {}",
+                p.plan.name,
+                p.sockets[0].local_addr()?
+            ),
             (None, Role::Uac) => format!("target {}", main.remote),
             (None, Role::Uas) => "waiting for calls".to_string(),
         };
@@ -294,7 +346,13 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
         target_weighted += t.target_cps * t.interval_len.as_secs_f64();
         if let Some(f) = stats.as_mut()
             && !(t.done && t.interval_len < a.stats_interval / 10)
-            && let Err(e) = f.write_row(t.elapsed, t.interval_len, t.interval, t.cumulative, t.target_cps)
+            && let Err(e) = f.write_row(
+                t.elapsed,
+                t.interval_len,
+                t.interval,
+                t.cumulative,
+                t.target_cps,
+            )
         {
             stats_error.get_or_insert(e);
         }
@@ -335,14 +393,25 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
         }
         None => None,
     };
-    let failures = main_failures.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let failures = main_failures
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     let target_cps = match &rate {
         RatePlan::Constant(c) => *c,
         _ if elapsed.as_secs_f64() > 0.0 => target_weighted / elapsed.as_secs_f64(),
         _ => 0.0,
     };
-    let main_side = Side { scenario: &plan_name, role: role_name(role), counters: &cumulative };
-    let peer_side = peer_result.as_ref().map(|(n, r, c)| Side { scenario: n, role: role_name(*r), counters: c });
+    let main_side = Side {
+        scenario: &plan_name,
+        role: role_name(role),
+        counters: &cumulative,
+    };
+    let peer_side = peer_result.as_ref().map(|(n, r, c)| Side {
+        scenario: n,
+        role: role_name(*r),
+        counters: c,
+    });
     let data = ReportData {
         main: &main_side,
         peer: peer_side.as_ref(),
@@ -355,7 +424,8 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
         print!("{}", summary_text(&data));
     }
     for path in &a.report {
-        write_report_file(path, &data).with_context(|| format!("writing report {}", path.display()))?;
+        write_report_file(path, &data)
+            .with_context(|| format!("writing report {}", path.display()))?;
     }
     Ok(if cumulative.calls_failed > 0 { 1 } else { 0 })
 }

@@ -112,9 +112,18 @@ pub struct Driver {
 }
 
 impl Driver {
-    pub fn new(socket: UdpSocket, env: CallEnv, cfg: DriverConfig, shared: Arc<RunShared>) -> Driver {
+    pub fn new(
+        socket: UdpSocket,
+        env: CallEnv,
+        cfg: DriverConfig,
+        shared: Arc<RunShared>,
+    ) -> Driver {
         let role = env.plan.role;
-        let schedule = Schedule::new(cfg.rate.clone(), cfg.worker as u64, cfg.workers.max(1) as u64);
+        let schedule = Schedule::new(
+            cfg.rate.clone(),
+            cfg.worker as u64,
+            cfg.workers.max(1) as u64,
+        );
         Driver {
             socket,
             env,
@@ -177,12 +186,9 @@ impl Driver {
             let starting = next_start.is_some();
             self.fire_timers(now);
             for _ in 0..RECV_ROUNDS {
-                let n = match batch.recv(&self.socket) {
-                    Ok(n) => n,
-                    // ICMP errors surface here (e.g. port unreachable); the affected
-                    // calls time out on their own, so the run goes on.
-                    Err(_) => 0,
-                };
+                // ICMP errors surface here (e.g. port unreachable); the affected calls
+                // time out on their own, so the run goes on.
+                let n = batch.recv(&self.socket).unwrap_or_default();
                 let now = Instant::now();
                 for i in 0..n {
                     let (data, from) = batch.get(i);
@@ -203,7 +209,13 @@ impl Driver {
             }
             let can_start_more = match self.role {
                 Role::Uac => starting,
-                Role::Uas => !interrupted && self.cfg.max_calls.is_none_or(|m| self.shared.accepted.load(Ordering::Relaxed) < m),
+                Role::Uas => {
+                    !interrupted
+                        && self
+                            .cfg
+                            .max_calls
+                            .is_none_or(|m| self.shared.accepted.load(Ordering::Relaxed) < m)
+                }
             };
             if !can_start_more && self.running == 0 {
                 break Ok(());
@@ -216,15 +228,21 @@ impl Driver {
                 break Ok(());
             }
             let mut wake = self.timers.peek().map(|Reverse((t, _, _))| *t);
-            for t in [next_start, Some(next_snapshot), draining_since.map(|s| s + self.cfg.drain_timeout)]
-                .into_iter()
-                .flatten()
+            for t in [
+                next_start,
+                Some(next_snapshot),
+                draining_since.map(|s| s + self.cfg.drain_timeout),
+            ]
+            .into_iter()
+            .flatten()
             {
                 wake = Some(wake.map_or(t, |w| w.min(t)));
             }
             // Wake at least every 50 ms to notice stop flags and the run duration.
             let now = Instant::now();
-            let timeout = wake.map_or(MAX_SLEEP, |w| w.saturating_duration_since(now)).min(MAX_SLEEP);
+            let timeout = wake
+                .map_or(MAX_SLEEP, |w| w.saturating_duration_since(now))
+                .min(MAX_SLEEP);
             if !timeout.is_zero()
                 && let Err(e) = udp::wait_readable(&self.socket, Some(timeout))
             {
@@ -265,7 +283,9 @@ impl Driver {
             if self.cfg.max_calls.is_some_and(|m| index >= m) {
                 return None;
             }
-            if now.saturating_duration_since(due) > Duration::from_millis(1) && self.cfg.concurrency.is_some() {
+            if now.saturating_duration_since(due) > Duration::from_millis(1)
+                && self.cfg.concurrency.is_some()
+            {
                 self.counters.starts_delayed += 1;
             }
             self.created += 1;
@@ -273,10 +293,13 @@ impl Driver {
             let idx = self.insert(call, now);
             self.counters.calls_started += 1;
             self.counters.last_start = Some(due.saturating_duration_since(self.cfg.t0));
-            self.counters.latency.record(Metric::StartLag, now.saturating_duration_since(due));
+            self.counters
+                .latency
+                .record(Metric::StartLag, now.saturating_duration_since(due));
             self.running += 1;
             if let Some(slot) = self.slots[idx].as_mut() {
-                slot.call.start(&self.env, now, &mut self.out, &mut self.counters);
+                slot.call
+                    .start(&self.env, now, &mut self.out, &mut self.counters);
             }
             self.after_event(idx, now);
         }
@@ -381,7 +404,10 @@ impl Driver {
         {
             return false;
         }
-        if self.cfg.max_calls.is_some_and(|m| self.shared.accepted.load(Ordering::Relaxed) >= m)
+        if self
+            .cfg
+            .max_calls
+            .is_some_and(|m| self.shared.accepted.load(Ordering::Relaxed) >= m)
             || self.cfg.concurrency.is_some_and(|c| self.running >= c)
         {
             return false;
@@ -426,7 +452,11 @@ impl Driver {
                 }
             }
             if let Some(obs) = self.observer.as_mut() {
-                obs(&slot.call, &outcome, now.saturating_duration_since(slot.started));
+                obs(
+                    &slot.call,
+                    &outcome,
+                    now.saturating_duration_since(slot.started),
+                );
             }
         }
         if slot.call.is_reapable() {
@@ -453,13 +483,18 @@ impl Driver {
         let failed = udp::send_batch(&self.socket, self.out.iter());
         let now = Instant::now();
         for (i, err) in failed {
-            let Some(&(idx, generation)) = self.out_owner.get(i) else { continue };
+            let Some(&(idx, generation)) = self.out_owner.get(i) else {
+                continue;
+            };
             let to = self.out.iter().nth(i).map(|(a, _)| a);
             if let Some(slot) = self.slots.get_mut(idx).and_then(|s| s.as_mut())
                 && slot.generation == generation
             {
                 let to = to.map(|a| a.to_string()).unwrap_or_default();
-                slot.call.fail_external(FailureReason::TransportError, format!("sending to {to}: {err}"));
+                slot.call.fail_external(
+                    FailureReason::TransportError,
+                    format!("sending to {to}: {err}"),
+                );
                 self.account(idx, now);
             }
         }

@@ -50,7 +50,11 @@ pub fn bind_side(role: Role, bind: SocketAddr, workers: usize) -> io::Result<Vec
         Role::Uas => udp::bind_shared(bind, workers),
         Role::Uac => (0..workers)
             .map(|w| {
-                let port = if bind.port() == 0 { 0 } else { bind.port().saturating_add(w as u16) };
+                let port = if bind.port() == 0 {
+                    0
+                } else {
+                    bind.port().saturating_add(w as u16)
+                };
                 udp::bind(SocketAddr::new(bind.ip(), port))
             })
             .collect(),
@@ -103,7 +107,12 @@ pub fn spawn_side(
 ) -> io::Result<SideHandle> {
     let workers = spec.sockets.len();
     let failures: Arc<Mutex<Vec<FailureSample>>> = Arc::default();
-    let local = spec.sockets.first().map(|s| s.local_addr()).transpose()?.unwrap_or_else(|| spec.remote);
+    let local = spec
+        .sockets
+        .first()
+        .map(|s| s.local_addr())
+        .transpose()?
+        .unwrap_or(spec.remote);
     let mut threads = Vec::with_capacity(workers);
     let per_worker = spec.concurrency.map(|c| c.div_ceil(workers.max(1)).max(1));
     for (w, socket) in spec.sockets.into_iter().enumerate() {
@@ -149,15 +158,21 @@ pub fn spawn_side(
                 }
             }
         }));
-        let handle = std::thread::Builder::new().name(format!("{}-{w}", spec.plan.name)).spawn(
-            move || -> io::Result<Counters> {
+        let handle = std::thread::Builder::new()
+            .name(format!("{}-{w}", spec.plan.name))
+            .spawn(move || -> io::Result<Counters> {
                 driver.run()?;
                 Ok(driver.counters().clone())
-            },
-        )?;
+            })?;
         threads.push(handle);
     }
-    Ok(SideHandle { name: spec.plan.name.clone(), role: spec.plan.role, local, threads, failures })
+    Ok(SideHandle {
+        name: spec.plan.name.clone(),
+        role: spec.plan.role,
+        local,
+        threads,
+        failures,
+    })
 }
 
 /// One statistics interval as the coordinator sees it.

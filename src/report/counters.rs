@@ -96,10 +96,18 @@ impl Counters {
             calls_succeeded: self.calls_succeeded.saturating_sub(earlier.calls_succeeded),
             calls_failed: self.calls_failed.saturating_sub(earlier.calls_failed),
             messages_sent: self.messages_sent.saturating_sub(earlier.messages_sent),
-            messages_received: self.messages_received.saturating_sub(earlier.messages_received),
-            messages_retransmitted: self.messages_retransmitted.saturating_sub(earlier.messages_retransmitted),
-            messages_absorbed: self.messages_absorbed.saturating_sub(earlier.messages_absorbed),
-            messages_unparseable: self.messages_unparseable.saturating_sub(earlier.messages_unparseable),
+            messages_received: self
+                .messages_received
+                .saturating_sub(earlier.messages_received),
+            messages_retransmitted: self
+                .messages_retransmitted
+                .saturating_sub(earlier.messages_retransmitted),
+            messages_absorbed: self
+                .messages_absorbed
+                .saturating_sub(earlier.messages_absorbed),
+            messages_unparseable: self
+                .messages_unparseable
+                .saturating_sub(earlier.messages_unparseable),
             messages_stray: self.messages_stray.saturating_sub(earlier.messages_stray),
             starts_delayed: self.starts_delayed.saturating_sub(earlier.starts_delayed),
             last_start: self.last_start,
@@ -147,7 +155,9 @@ impl Counters {
     /// of n starts at (k-1)/rate, so n calls span (n-1)/rate).
     pub fn achieved_cps(&self) -> f64 {
         match self.last_start {
-            Some(t) if self.calls_started > 1 && !t.is_zero() => (self.calls_started - 1) as f64 / t.as_secs_f64(),
+            Some(t) if self.calls_started > 1 && !t.is_zero() => {
+                (self.calls_started - 1) as f64 / t.as_secs_f64()
+            }
             _ => 0.0,
         }
     }

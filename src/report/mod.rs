@@ -32,7 +32,11 @@ pub struct ReportData<'a> {
 /// Write the report in the format the file name asks for: `.xml` JUnit, `.txt` text,
 /// anything else JSON.
 pub fn write_report_file(path: &Path, data: &ReportData<'_>) -> std::io::Result<()> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let text = match ext.as_str() {
         "xml" => junit::junit_xml(data.main, data.elapsed, data.failures),
         "txt" => text::text_report(
@@ -56,7 +60,8 @@ pub fn write_report_file(path: &Path, data: &ReportData<'_>) -> std::io::Result<
 /// The few lines printed on stdout at the end of a run.
 pub fn summary_text(data: &ReportData<'_>) -> String {
     let mut out = String::new();
-    for side in std::iter::once(data.main).chain(data.peer.filter(|p| p.counters.calls_failed > 0)) {
+    for side in std::iter::once(data.main).chain(data.peer.filter(|p| p.counters.calls_failed > 0))
+    {
         let c = side.counters;
         let secs = data.elapsed.as_secs_f64().max(1e-9);
         out.push_str(&format!(
@@ -80,7 +85,11 @@ pub fn summary_text(data: &ReportData<'_>) -> String {
             }
         }
     }
-    let setup = data.main.counters.latency.summary(latency::Metric::FinalResponse);
+    let setup = data
+        .main
+        .counters
+        .latency
+        .summary(latency::Metric::FinalResponse);
     if setup.count > 0 {
         out.push_str(&format!(
             "  INVITE → final response: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms\n",
@@ -88,7 +97,13 @@ pub fn summary_text(data: &ReportData<'_>) -> String {
         ));
     }
     for f in data.failures.iter().take(SUMMARY_FAILURES) {
-        out.push_str(&format!("  call {} ({}): {}: {}\n", f.call_number, f.call_id, f.reason.as_str(), f.detail));
+        out.push_str(&format!(
+            "  call {} ({}): {}: {}\n",
+            f.call_number,
+            f.call_id,
+            f.reason.as_str(),
+            f.detail
+        ));
     }
     out
 }

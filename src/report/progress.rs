@@ -20,15 +20,30 @@ pub struct Progress {
 impl Progress {
     pub fn new(quiet: bool, planned: Option<Duration>) -> Progress {
         if quiet {
-            return Progress { bar: None, plain: false, planned };
+            return Progress {
+                bar: None,
+                plain: false,
+                planned,
+            };
         }
         if std::io::stderr().is_terminal() {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(4));
-            bar.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
             bar.enable_steady_tick(Duration::from_millis(250));
-            return Progress { bar: Some(bar), plain: false, planned };
+            return Progress {
+                bar: Some(bar),
+                plain: false,
+                planned,
+            };
         }
-        Progress { bar: None, plain: true, planned }
+        Progress {
+            bar: None,
+            plain: true,
+            planned,
+        }
     }
 
     pub fn tick(&mut self, t: &Tick<'_>) {
@@ -66,10 +81,16 @@ pub fn status_line(t: &Tick<'_>, planned: Option<Duration>) -> String {
         t.cumulative.calls_failed,
     );
     if setup.count > 0 {
-        line.push_str(&format!(" | setup p50 {:.1} ms p99 {:.1} ms", setup.p50, setup.p99));
+        line.push_str(&format!(
+            " | setup p50 {:.1} ms p99 {:.1} ms",
+            setup.p50, setup.p99
+        ));
     }
     if t.interval.messages_retransmitted > 0 {
-        line.push_str(&format!(" | {} retransmitted", t.interval.messages_retransmitted));
+        line.push_str(&format!(
+            " | {} retransmitted",
+            t.interval.messages_retransmitted
+        ));
     }
     if let Some(p) = planned {
         let left = p.saturating_sub(t.elapsed);

@@ -172,7 +172,13 @@ impl Call {
     }
 
     /// A UAS call created by an incoming request: call `on_message` with it next.
-    pub fn new_uas(env: &CallEnv, number: u64, call_id: &str, from: SocketAddr, now: Instant) -> Call {
+    pub fn new_uas(
+        env: &CallEnv,
+        number: u64,
+        call_id: &str,
+        from: SocketAddr,
+        now: Instant,
+    ) -> Call {
         Call::new(env, number, Role::Uas, call_id.into(), from, now)
     }
 
@@ -607,7 +613,13 @@ impl Call {
 
     /// Match `msg` at the current recv step; on success the call moves past it, otherwise
     /// it fails with `unexpected_message`. Returns whether the call goes on.
-    fn accept(&mut self, env: &CallEnv, msg: &Message<'_>, now: Instant, ctr: &mut Counters) -> bool {
+    fn accept(
+        &mut self,
+        env: &CallEnv,
+        msg: &Message<'_>,
+        now: Instant,
+        ctr: &mut Counters,
+    ) -> bool {
         let Some(i) = self.find_recv(env, msg) else {
             // Kept so reports and `options` can show what actually arrived.
             self.last.clear();
@@ -628,7 +640,8 @@ impl Call {
         if let Some(StepKind::Recv(r)) = env.plan.steps.get(i).map(|s| &s.kind)
             && let Some(name) = &r.rtd
         {
-            ctr.latency.record_rtd(name, now.saturating_duration_since(self.intended));
+            ctr.latency
+                .record_rtd(name, now.saturating_duration_since(self.intended));
         }
         if let Some(StepKind::Recv(r)) = env.plan.steps.get(i).map(|s| &s.kind)
             && let Err(why) = self.apply_captures(env, &r.captures, msg)
@@ -1065,7 +1078,10 @@ impl Call {
     }
 
     fn finish(&mut self, now: Instant, ctr: &mut Counters) {
-        ctr.latency.record(Metric::CallLength, now.saturating_duration_since(self.intended));
+        ctr.latency.record(
+            Metric::CallLength,
+            now.saturating_duration_since(self.intended),
+        );
         self.state = State::Done;
         self.wait = None;
         self.inbox.clear();

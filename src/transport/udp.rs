@@ -155,20 +155,31 @@ impl RecvBatch {
         let mut iovs: Vec<libc::iovec> = self
             .bufs
             .iter_mut()
-            .map(|b| libc::iovec { iov_base: b.as_mut_ptr() as *mut libc::c_void, iov_len: b.len() })
+            .map(|b| libc::iovec {
+                iov_base: b.as_mut_ptr() as *mut libc::c_void,
+                iov_len: b.len(),
+            })
             .collect();
         // SAFETY: zeroed mmsghdr is valid; every pointer set below points into buffers
         // owned by `self`/`iovs`, alive for the duration of the call.
         let mut msgs: Vec<libc::mmsghdr> = (0..n).map(|_| unsafe { std::mem::zeroed() }).collect();
         for (i, m) in msgs.iter_mut().enumerate() {
-            m.msg_hdr.msg_name = &mut self.addrs[i] as *mut libc::sockaddr_storage as *mut libc::c_void;
-            m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            m.msg_hdr.msg_name =
+                &mut self.addrs[i] as *mut libc::sockaddr_storage as *mut libc::c_void;
+            m.msg_hdr.msg_namelen =
+                std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             m.msg_hdr.msg_iov = &mut iovs[i];
             m.msg_hdr.msg_iovlen = 1;
         }
         // SAFETY: msgs has n valid entries.
         let got = unsafe {
-            libc::recvmmsg(socket.as_raw_fd(), msgs.as_mut_ptr(), n as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut())
+            libc::recvmmsg(
+                socket.as_raw_fd(),
+                msgs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
         };
         if got < 0 {
             let e = io::Error::last_os_error();
@@ -185,7 +196,8 @@ impl RecvBatch {
 
     /// Datagram `i` of the last `recv` and its source.
     pub fn get(&self, i: usize) -> (&[u8], SocketAddr) {
-        let from = sockaddr_to_std(&self.addrs[i]).unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let from =
+            sockaddr_to_std(&self.addrs[i]).unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         (&self.bufs[i][..self.lens[i]], from)
     }
 }
@@ -231,11 +243,16 @@ pub fn send_batch<'a>(
         }
         let mut iovs: Vec<libc::iovec> = datas
             .iter()
-            .map(|d| libc::iovec { iov_base: d.as_ptr() as *mut libc::c_void, iov_len: d.len() })
+            .map(|d| libc::iovec {
+                iov_base: d.as_ptr() as *mut libc::c_void,
+                iov_len: d.len(),
+            })
             .collect();
         // SAFETY: zeroed mmsghdr is valid; pointers below reference `addrs`/`iovs`,
         // which outlive the call; the kernel only reads them for sendmmsg.
-        let mut msgs: Vec<libc::mmsghdr> = (0..datas.len()).map(|_| unsafe { std::mem::zeroed() }).collect();
+        let mut msgs: Vec<libc::mmsghdr> = (0..datas.len())
+            .map(|_| unsafe { std::mem::zeroed() })
+            .collect();
         for (i, m) in msgs.iter_mut().enumerate() {
             m.msg_hdr.msg_name = addrs[i].as_ptr() as *mut libc::c_void;
             m.msg_hdr.msg_namelen = addrs[i].len();
@@ -246,7 +263,12 @@ pub fn send_batch<'a>(
         while done < msgs.len() {
             // SAFETY: msgs[done..] are valid entries.
             let n = unsafe {
-                libc::sendmmsg(socket.as_raw_fd(), msgs[done..].as_mut_ptr(), (msgs.len() - done) as libc::c_uint, 0)
+                libc::sendmmsg(
+                    socket.as_raw_fd(),
+                    msgs[done..].as_mut_ptr(),
+                    (msgs.len() - done) as libc::c_uint,
+                    0,
+                )
             };
             if n < 0 {
                 let e = io::Error::last_os_error();
