@@ -69,9 +69,22 @@ impl CallEnv {
 pub struct Outbox {
     buf: Vec<u8>,
     packets: Vec<(SocketAddr, Range<usize>)>,
+    /// Reused buffer messages are built in before they are copied, at their exact
+    /// size, into the transaction that keeps them (lingering calls stay small).
+    scratch: Vec<u8>,
 }
 
 impl Outbox {
+    /// Build a message in the reused scratch buffer; returns an exactly sized copy.
+    pub fn build(&mut self, f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+        let mut b = std::mem::take(&mut self.scratch);
+        b.clear();
+        f(&mut b);
+        let exact = b.as_slice().to_vec();
+        self.scratch = b;
+        exact
+    }
+
     pub fn push(&mut self, to: SocketAddr, bytes: &[u8]) {
         let start = self.buf.len();
         self.buf.extend_from_slice(bytes);
@@ -127,7 +140,7 @@ pub struct Call {
     pc: usize,
     /// Variable values; `None` means "still the plan's initial value".
     vars: Vec<Option<Box<str>>>,
-    dialog: Option<Dialog>,
+    dialog: Option<Box<Dialog>>,
     clients: Vec<ClientTransaction>,
     servers: Vec<ServerTransaction>,
     /// Last message delivered to the scenario (what `last.*`, captures and asserts see).
@@ -405,9 +418,8 @@ impl Call {
         match tx.on_response(code, now) {
             ResponseAction::Deliver { need_ack } => {
                 if need_ack {
-                    let mut ack = Vec::with_capacity(400);
                     if let Ok(invite) = message::parse(tx.request()) {
-                        build::non2xx_ack(&invite, msg, &mut ack);
+                        let ack = out.build(|b| build::non2xx_ack(&invite, msg, b));
                         out.push(tx.dest(), &ack);
                         ctr.messages_sent += 1;
                         tx.set_ack(ack);
@@ -480,7 +492,7 @@ impl Call {
             contact,
             self.invite_cseq.max(self.cseq),
         );
-        self.dialog = Some(dialog);
+        self.dialog = Some(Box::new(dialog));
     }
 
     fn on_request(
@@ -878,9 +890,10 @@ impl Call {
                     .dialog
                     .as_mut()
                     .ok_or("send: bye needs an established dialog")?;
-                let mut req = Vec::with_capacity(512);
                 let local = env.local();
-                dialog.build_request("BYE", &local, &branch, None, "", b"", &mut req);
+                let req = out.build(|b| {
+                    dialog.build_request("BYE", &local, &branch, None, "", b"", b);
+                });
                 self.cseq = dialog.local_cseq;
                 let dest = resolve_hop(&dialog.request_target().next_hop, self.peer);
                 self.send_request_tx(env, "BYE", &branch, req, dest, now, out, ctr);
@@ -894,8 +907,7 @@ impl Call {
                     .find(|t| t.method() == "INVITE")
                     .ok_or("send: cancel needs an INVITE in progress")?;
                 let invite = message::parse(tx.request()).map_err(|e| e.to_string())?;
-                let mut req = Vec::with_capacity(400);
-                build::cancel(&invite, &mut req);
+                let req = out.build(|b| build::cancel(&invite, b));
                 let branch = tx.branch().to_string();
                 let dest = tx.dest();
                 self.send_request_tx(env, "CANCEL", &branch, req, dest, now, out, ctr);
@@ -916,8 +928,8 @@ impl Call {
             Some(_) => {
                 let branch = self.next_branch(env);
                 let dialog = self.dialog.as_ref().ok_or("send: ack without a dialog")?;
-                let mut ack = Vec::with_capacity(400);
-                dialog.build_ack(self.invite_cseq, &env.local(), &branch, &mut ack);
+                let ack =
+                    out.build(|b| dialog.build_ack(self.invite_cseq, &env.local(), &branch, b));
                 let dest = resolve_hop(&dialog.request_target().next_hop, self.peer);
                 out.push(dest, &ack);
                 ctr.messages_sent += 1;
@@ -941,8 +953,8 @@ impl Call {
             _ if t.is_response() => self.remote_cseq,
             _ => self.cseq + 1,
         };
-        let mut bytes = Vec::with_capacity(1024);
-        let branch_taken = {
+        let mut branch_taken = None;
+        let bytes = out.build(|b| {
             let mut ctx = Ctx {
                 env,
                 call: self,
@@ -950,9 +962,9 @@ impl Call {
                 branch_in_render: None,
                 last: OnceCell::new(),
             };
-            t.render(&mut ctx, &mut bytes);
-            ctx.branch_in_render
-        };
+            t.render(&mut ctx, b);
+            branch_taken = ctx.branch_in_render;
+        });
         if let Some(seq) = branch_taken {
             self.branch_seq = seq;
         }
@@ -1038,14 +1050,14 @@ impl Call {
             .map(|h| h.value())
             .unwrap_or_default();
         let rr: Vec<&str> = p.record_route.iter().map(|s| s.as_str()).collect();
-        self.dialog = Some(Dialog::new_uas(
+        self.dialog = Some(Box::new(Dialog::new_uas(
             &self.call_id,
             &from,
             &to,
             &rr,
             &p.contact,
             p.cseq,
-        ));
+        )));
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1084,8 +1096,25 @@ impl Call {
         );
         self.state = State::Done;
         self.wait = None;
-        self.inbox.clear();
         self.outcome = Some(Outcome::Success);
+        self.shrink_for_linger();
+    }
+
+    /// After a successful scenario only server transactions that may still have to
+    /// resend a final response (a retransmitted BYE, or INVITE before its ACK) are
+    /// kept, for their timer J/L; everything else goes, so lingering calls stay small
+    /// at high call rates. Client transactions would only absorb duplicates of
+    /// responses already handled: a late one is then counted as stray instead.
+    fn shrink_for_linger(&mut self) {
+        let acked = self.got_2xx_ack;
+        self.clients = Vec::new();
+        self.servers.retain(|t| !(acked && t.method() == "INVITE"));
+        self.last = Vec::new();
+        self.inbox = VecDeque::new();
+        self.vars = Vec::new();
+        self.dialog = None;
+        self.ack_2xx = None;
+        self.uas_pending = None;
     }
 
     fn fail(&mut self, reason: FailureReason, detail: String) {
