@@ -4,9 +4,11 @@ pub mod counters;
 pub mod json;
 pub mod junit;
 pub mod latency;
+pub mod pcap;
 pub mod progress;
 pub mod stats_file;
 pub mod text;
+pub mod trace;
 
 use std::path::Path;
 use std::time::Duration;

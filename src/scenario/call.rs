@@ -417,13 +417,11 @@ impl Call {
         let is_invite = tx.method() == "INVITE";
         match tx.on_response(code, now) {
             ResponseAction::Deliver { need_ack } => {
-                if need_ack {
-                    if let Ok(invite) = message::parse(tx.request()) {
-                        let ack = out.build(|b| build::non2xx_ack(&invite, msg, b));
-                        out.push(tx.dest(), &ack);
-                        ctr.messages_sent += 1;
-                        tx.set_ack(ack);
-                    }
+                if need_ack && let Ok(invite) = message::parse(tx.request()) {
+                    let ack = out.build(|b| build::non2xx_ack(&invite, msg, b));
+                    out.push(tx.dest(), &ack);
+                    ctr.messages_sent += 1;
+                    tx.set_ack(ack);
                 }
                 if code >= 200 {
                     self.last_status = Some(code);
