@@ -97,6 +97,16 @@ pub struct RunArgs {
     /// one) in the same process on 127.0.0.1: no server needed.
     #[arg(long)]
     pub loopback: bool,
+    /// Write every SIP message sent and received to this pcap file (Wireshark, tshark
+    /// and sngrep read it).
+    #[arg(long, value_name = "FILE.pcap")]
+    pub trace: Option<PathBuf>,
+    /// Write only the messages of failed calls to this pcap file (attach it to a red CI run).
+    #[arg(long, value_name = "FILE.pcap")]
+    pub trace_failed: Option<PathBuf>,
+    /// Write every message as readable text, like `sipp -trace_msg`.
+    #[arg(long, value_name = "FILE")]
+    pub trace_msg: Option<PathBuf>,
     /// Print nothing but errors (no live figures, no summary).
     #[arg(long, short = 'q')]
     pub quiet: bool,

@@ -11,18 +11,20 @@ use anyhow::Context;
 
 use super::UsageError;
 use super::args::RunArgs;
-use crate::load::run::{SideSpec, Tick, bind_side, coordinate, spawn_side};
+use crate::load::run::{SideSpec, Tick, TraceSpec, bind_side, coordinate, spawn_side};
 use crate::load::schedule::RatePlan;
 use crate::load::{RunShared, signal};
 use crate::report::json::Side;
 use crate::report::progress::Progress;
 use crate::report::stats_file::StatsFile;
+use crate::report::trace::{TraceFormat, TraceWriter};
 use crate::report::{ReportData, summary_text, write_report_file};
 use crate::scenario::plan::{Plan, Role};
 use crate::scenario::{builtin, compile_file, compile_str};
 use crate::sip::transaction::Timers;
 use crate::sip::uri::SipUri;
 use crate::transport::udp;
+use std::path::PathBuf;
 
 /// Where calls go, from `--target`.
 #[derive(Debug, Clone)]
@@ -204,7 +206,28 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
     // The UAC side's plan decides when the run ends: --duration, or the end of a ramp.
     let duration = a.duration.or_else(|| rate.end());
     let t0 = Instant::now() + Duration::from_millis(20);
-    let spec =
+    let mut writers: Vec<(Arc<TraceWriter>, PathBuf)> = Vec::new();
+    let mut traces = Vec::new();
+    for (path, format, failed_only) in [
+        (&a.trace, TraceFormat::Pcap, false),
+        (&a.trace_failed, TraceFormat::Pcap, true),
+        (&a.trace_msg, TraceFormat::Text, false),
+    ] {
+        if let Some(p) = path {
+            let w = Arc::new(
+                TraceWriter::spawn(p, format)
+                    .with_context(|| format!("creating {}", p.display()))?,
+            );
+            traces.push(TraceSpec {
+                writer: w.clone(),
+                format,
+                failed_only,
+            });
+            writers.push((w, p.clone()));
+        }
+    }
+    let mut main_traces = Some(traces);
+    let mut spec =
         |plan: Plan, sockets, local_ip, remote, target_uri: String, calls_side: bool| SideSpec {
             plan: Arc::new(plan),
             sockets,
@@ -219,6 +242,8 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
             duration: if calls_side { duration } else { None },
             drain_timeout: a.drain_timeout,
             stats_interval: a.stats_interval,
+            // The first side built is the main side: it writes the traces.
+            traces: main_traces.take().unwrap_or_default(),
         };
 
     let (main, peer) = if a.loopback {
@@ -397,6 +422,13 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
+    for (w, path) in writers {
+        // Every sink was dropped with its driver, so the writer can finish the file.
+        let w = Arc::try_unwrap(w)
+            .map_err(|_| anyhow::anyhow!("trace {} still in use", path.display()))?;
+        w.finish()
+            .with_context(|| format!("writing trace {}", path.display()))?;
+    }
     let target_cps = match &rate {
         RatePlan::Constant(c) => *c,
         _ if elapsed.as_secs_f64() > 0.0 => target_weighted / elapsed.as_secs_f64(),

@@ -20,6 +20,8 @@ use crate::transport::udp;
 
 use super::schedule::{RatePlan, Schedule};
 use super::stateless;
+use super::tracing::{CallTraces, TraceTarget, Tracer};
+use crate::report::trace::Direction;
 
 /// Datagrams one recvmmsg call may return.
 const RECV_SLOTS: usize = 32;
@@ -85,6 +87,7 @@ struct Slot {
     /// Deadline currently in the heap for this call (lazy deletion of stale entries).
     scheduled: Option<Instant>,
     counted: bool,
+    traces: CallTraces,
 }
 
 pub struct Driver {
@@ -109,6 +112,7 @@ pub struct Driver {
     shared: Arc<RunShared>,
     snapshots: Option<Sender<Snapshot>>,
     observer: Option<Observer>,
+    tracer: Option<Tracer>,
 }
 
 impl Driver {
@@ -143,11 +147,28 @@ impl Driver {
             shared,
             snapshots: None,
             observer: None,
+            tracer: None,
         }
     }
 
     pub fn set_observer(&mut self, observer: Observer) {
         self.observer = Some(observer);
+    }
+
+    /// Record messages to these trace targets.
+    pub fn set_traces(&mut self, targets: Vec<TraceTarget>) {
+        if targets.is_empty() {
+            return;
+        }
+        let ip = self
+            .env
+            .local_ip
+            .parse()
+            .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+        self.tracer = Some(Tracer::new(
+            targets,
+            SocketAddr::new(ip, self.env.local_port),
+        ));
     }
 
     /// Send a [`Snapshot`] every `stats_interval` (and a last one at the end) here.
@@ -250,6 +271,9 @@ impl Driver {
             }
         };
         self.send_snapshot(true);
+        if let Some(t) = self.tracer.as_mut() {
+            t.flush();
+        }
         result
     }
 
@@ -313,6 +337,11 @@ impl Driver {
             started: now,
             scheduled: None,
             counted: false,
+            traces: self
+                .tracer
+                .as_ref()
+                .map(|t| t.new_call())
+                .unwrap_or_default(),
         };
         let idx = match self.free.pop() {
             Some(i) => {
@@ -353,10 +382,12 @@ impl Driver {
         self.counters.messages_received += 1;
         let Ok(msg) = message::parse(data) else {
             self.counters.messages_unparseable += 1;
+            self.trace(None, Direction::Received, from, data);
             return;
         };
         let Some(call_id) = msg.call_id() else {
             self.counters.messages_unparseable += 1;
+            self.trace(None, Direction::Received, from, data);
             return;
         };
         let idx = match self.by_call_id.get(call_id) {
@@ -365,10 +396,12 @@ impl Driver {
                 let Some(method) = msg.method() else {
                     // A response for a call we never had or already forgot.
                     self.counters.messages_stray += 1;
+                    self.trace(None, Direction::Received, from, data);
                     return;
                 };
                 if !self.accepts(method) {
                     self.counters.messages_stray += 1;
+                    self.trace(None, Direction::Received, from, data);
                     let mut reply = Vec::new();
                     if stateless::reply(&msg, &self.env, &mut reply) {
                         self.send_raw(from, &reply);
@@ -383,6 +416,7 @@ impl Driver {
                 self.insert(call, now)
             }
         };
+        self.trace(Some(idx), Direction::Received, from, data);
         if let Some(slot) = self.slots[idx].as_mut() {
             slot.call.on_message(
                 &self.env,
@@ -426,7 +460,13 @@ impl Driver {
             return;
         };
         let owner = (idx, slot.generation);
+        let first = self.out_owner.len();
         self.out_owner.resize(self.out.len(), owner);
+        if let Some(tracer) = self.tracer.as_mut() {
+            for (to, bytes) in self.out.iter().skip(first) {
+                tracer.packet(Some(&mut slot.traces), Direction::Sent, to, bytes);
+            }
+        }
         self.account(idx, now);
         if self.out.len() >= FLUSH_AT {
             self.flush();
@@ -442,6 +482,9 @@ impl Driver {
         {
             slot.counted = true;
             self.running = self.running.saturating_sub(1);
+            if let Some(tracer) = self.tracer.as_mut() {
+                tracer.call_ended(&mut slot.traces, outcome != Outcome::Success);
+            }
             match outcome {
                 Outcome::Success => self.counters.calls_succeeded += 1,
                 Outcome::Failed(reason) => {
@@ -502,8 +545,20 @@ impl Driver {
         self.out_owner.clear();
     }
 
+    fn trace(&mut self, idx: Option<usize>, dir: Direction, remote: SocketAddr, bytes: &[u8]) {
+        let Some(tracer) = self.tracer.as_mut() else {
+            return;
+        };
+        let call = idx
+            .and_then(|i| self.slots.get_mut(i))
+            .and_then(|s| s.as_mut())
+            .map(|s| &mut s.traces);
+        tracer.packet(call, dir, remote, bytes);
+    }
+
     /// A stateless reply: queued like any packet, owned by no call.
     fn send_raw(&mut self, to: SocketAddr, bytes: &[u8]) {
+        self.trace(None, Direction::Sent, to, bytes);
         self.out.push(to, bytes);
         self.out_owner.resize(self.out.len(), (usize::MAX, 0));
         self.counters.messages_sent += 1;

@@ -5,5 +5,6 @@ pub mod run;
 pub mod schedule;
 pub mod signal;
 pub mod stateless;
+pub mod tracing;
 
 pub use driver::{Driver, DriverConfig, RunShared, Snapshot};

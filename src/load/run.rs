@@ -16,6 +16,8 @@ use crate::transport::udp;
 
 use super::driver::{Driver, DriverConfig, RunShared, Snapshot};
 use super::schedule::RatePlan;
+use super::tracing::TraceTarget;
+use crate::report::trace::{TraceFormat, TraceWriter};
 
 /// Failed calls whose details are kept per side (counts are kept for all).
 pub const FAILURE_SAMPLES: usize = 20;
@@ -38,6 +40,14 @@ pub struct SideSpec {
     pub duration: Option<Duration>,
     pub drain_timeout: Duration,
     pub stats_interval: Duration,
+    /// Message traces this side writes (each worker gets its own sink).
+    pub traces: Vec<TraceSpec>,
+}
+
+pub struct TraceSpec {
+    pub writer: Arc<TraceWriter>,
+    pub format: TraceFormat,
+    pub failed_only: bool,
 }
 
 /// Bind the sockets for `workers` drivers at `bind`. A UAS shares one port among its
@@ -144,6 +154,16 @@ pub fn spawn_side(
         if let Some(tx) = &snapshots {
             driver.set_snapshots(tx.clone());
         }
+        driver.set_traces(
+            spec.traces
+                .iter()
+                .map(|t| TraceTarget {
+                    sink: t.writer.sink(),
+                    format: t.format,
+                    failed_only: t.failed_only,
+                })
+                .collect(),
+        );
         let samples = failures.clone();
         driver.set_observer(Box::new(move |call, outcome, _| {
             if let Outcome::Failed(reason) = outcome {
