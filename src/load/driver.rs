@@ -501,6 +501,7 @@ impl Driver {
                     now.saturating_duration_since(slot.started),
                 );
             }
+            slot.call.shrink_for_linger();
         }
         if slot.call.is_reapable() {
             self.by_call_id.remove(slot.call.call_id());

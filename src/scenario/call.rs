@@ -1095,7 +1095,6 @@ impl Call {
         self.state = State::Done;
         self.wait = None;
         self.outcome = Some(Outcome::Success);
-        self.shrink_for_linger();
     }
 
     /// After a successful scenario only server transactions that may still have to
@@ -1103,7 +1102,11 @@ impl Call {
     /// kept, for their timer J/L; everything else goes, so lingering calls stay small
     /// at high call rates. Client transactions would only absorb duplicates of
     /// responses already handled: a late one is then counted as stray instead.
-    fn shrink_for_linger(&mut self) {
+    /// The driver calls this once it has looked at the finished call.
+    pub fn shrink_for_linger(&mut self) {
+        if self.state != State::Done || self.outcome.is_some() {
+            return;
+        }
         let acked = self.got_2xx_ack;
         self.clients = Vec::new();
         self.servers.retain(|t| !(acked && t.method() == "INVITE"));
