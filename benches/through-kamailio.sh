@@ -8,9 +8,8 @@
 # Settings (environment):
 #   RATE           new calls per second (default 2000)
 #   SECONDS_LOAD   how long calls are started (default 20); CALLS=RATE*SECONDS_LOAD
-#   CALL_DURATION  pause between ACK and BYE (default 1s; 0s makes the uac send
-#                  BYE right after ACK, which the proxy's workers can reorder —
-#                  see docs/kamailio.md)
+#   CALL_DURATION  pause between ACK and BYE (default 1s; with 0s the proxy's
+#                  workers often deliver the BYE before the ACK — see docs/kamailio.md)
 #   CHILDREN       kamailio UDP workers (default 2)
 #   SHM_MB         kamailio shared memory, MB (default 1024)
 #   KAMAILIO_ARGS  extra kamailio options, e.g. "-b 262144" (receive buffer cap)

@@ -56,6 +56,7 @@ pub fn options(a: OptionsArgs) -> anyhow::Result<i32> {
         duration: None,
         drain_timeout: Duration::from_secs(1),
         stats_interval: Duration::from_secs(3600),
+        batch_window: Duration::ZERO,
     };
     let result: Arc<Mutex<Option<Answer>>> = Arc::default();
     let mut driver = Driver::new(socket, env, cfg, Arc::new(RunShared::default()));

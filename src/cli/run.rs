@@ -242,6 +242,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
             duration: if calls_side { duration } else { None },
             drain_timeout: a.drain_timeout,
             stats_interval: a.stats_interval,
+            batch_window: a.batch_window,
             // The first side built is the main side: it writes the traces.
             traces: main_traces.take().unwrap_or_default(),
         };

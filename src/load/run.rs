@@ -40,6 +40,8 @@ pub struct SideSpec {
     pub duration: Option<Duration>,
     pub drain_timeout: Duration,
     pub stats_interval: Duration,
+    /// See `DriverConfig::batch_window`.
+    pub batch_window: Duration,
     /// Message traces this side writes (each worker gets its own sink).
     pub traces: Vec<TraceSpec>,
 }
@@ -149,6 +151,7 @@ pub fn spawn_side(
             duration: spec.duration,
             drain_timeout: spec.drain_timeout,
             stats_interval: spec.stats_interval,
+            batch_window: spec.batch_window,
         };
         let mut driver = Driver::new(socket, env, cfg, shared.clone());
         if let Some(tx) = &snapshots {
