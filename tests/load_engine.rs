@@ -277,3 +277,58 @@ fn successful_calls_leave_an_empty_failed_trace() {
     // Only the pcap global header.
     assert_eq!(std::fs::metadata(&p).unwrap().len(), 24);
 }
+
+#[test]
+fn second_interrupt_stops_at_once_and_still_writes_the_report() {
+    let r = scratch("forced.json");
+    let mut run = Command::new(bin())
+        .args([
+            "run",
+            "uac",
+            "--loopback",
+            "--rate",
+            "50",
+            "--call-duration",
+            "60s",
+            "--quiet",
+            "--report",
+            r.to_str().unwrap(),
+        ])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let pid = run.id().to_string();
+    let _ = Command::new("kill").args(["-INT", &pid]).status();
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = Command::new("kill").args(["-INT", &pid]).status();
+    let t = std::time::Instant::now();
+    let status = run.wait().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "stopped at once, not after the 5 s drain"
+    );
+    assert_eq!(status.code(), Some(1), "aborted calls are failures");
+    let j = report(&r);
+    assert!(j["failures"]["aborted"].as_u64().unwrap() > 0, "{j}");
+    assert_eq!(j["calls"]["failed"], j["calls"]["started"], "{j}");
+}
+
+#[test]
+fn a_busy_port_is_refused_not_shared() {
+    let holder = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let o = sipwright(&[
+        "run",
+        "uas",
+        "--bind",
+        &format!("127.0.0.1:{port}"),
+        "--calls",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("binding"),
+        "{}",
+        text(&o)
+    );
+}

@@ -68,7 +68,8 @@ pub struct RunArgs {
     /// 500 at 60 s, held to 120 s, then the run stops starting calls. Replaces --rate.
     #[arg(long, value_name = "RATE@TIME,...")]
     pub ramp: Option<String>,
-    /// Worker threads per side, each with its own socket (default: number of cores).
+    /// Worker threads per side, each with its own socket (default: a UAC takes one per
+    /// 15,000 calls/s of its peak rate, a UAS one per core; at most the number of cores).
     #[arg(long, short = 'w')]
     pub workers: Option<usize>,
     /// Append one row per statistics interval: CSV, or JSON lines if FILE ends in .jsonl.

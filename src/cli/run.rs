@@ -163,6 +163,25 @@ fn rate_plan(a: &RunArgs) -> Result<RatePlan, UsageError> {
     Ok(RatePlan::Constant(a.rate))
 }
 
+/// Calls per second one UAC driver handles comfortably; more workers than needed only
+/// add wake-ups (CPU per call goes up, not down).
+const CPS_PER_WORKER: f64 = 15_000.0;
+
+/// Default `--workers`: a UAC gets one driver per CPS_PER_WORKER of its peak rate, up
+/// to the number of cores; a UAS (which can't know the rate) one per core.
+fn default_workers(role: Role, rate: &RatePlan) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if role == Role::Uas {
+        return cores;
+    }
+    let peak = match rate {
+        RatePlan::Constant(c) => *c,
+        RatePlan::Increase { max, .. } => max.unwrap_or(f64::INFINITY),
+        RatePlan::Ramp(points) => points.iter().map(|(r, _)| *r).fold(0.0, f64::max),
+    };
+    ((peak / CPS_PER_WORKER).ceil() as usize).clamp(1, cores)
+}
+
 fn role_name(r: Role) -> &'static str {
     match r {
         Role::Uac => "uac",
@@ -182,9 +201,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
     if a.stats_interval.is_zero() {
         return Err(UsageError("--stats-interval must be more than 0".into()).into());
     }
-    let workers = a
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let workers = |role: Role| a.workers.unwrap_or_else(|| default_workers(role, &rate));
     let target = a.target.as_deref().map(parse_target).transpose()?;
     let mut overrides = a.set.clone();
     if let Some(d) = a.call_duration {
@@ -263,10 +280,14 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
                 .cloned()
                 .collect::<Vec<_>>(),
         )?;
-        let main_socks =
-            bind_side(role, main_bind, workers).with_context(|| format!("binding {main_bind}"))?;
-        let peer_socks = bind_side(peer_plan.role, SocketAddr::new(loopback_ip, 0), workers)
-            .context("binding the loopback peer")?;
+        let main_socks = bind_side(role, main_bind, workers(role))
+            .with_context(|| format!("binding {main_bind}"))?;
+        let peer_socks = bind_side(
+            peer_plan.role,
+            SocketAddr::new(loopback_ip, 0),
+            workers(peer_plan.role),
+        )
+        .context("binding the loopback peer")?;
         let main_addr = main_socks[0].local_addr()?;
         let peer_addr = peer_socks[0].local_addr()?;
         let main_ip = match a.local_ip.as_deref() {
@@ -315,7 +336,8 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
                 .into());
             }
         };
-        let socks = bind_side(role, bind, workers).with_context(|| format!("binding {bind}"))?;
+        let socks =
+            bind_side(role, bind, workers(role)).with_context(|| format!("binding {bind}"))?;
         let local = socks[0].local_addr()?;
         let local_ip = match a.local_ip.as_deref() {
             Some(ip) => ip

@@ -412,11 +412,12 @@ impl Driver {
                     self.trace(None, Direction::Received, from, data);
                     return;
                 };
-                if !self.accepts(method) {
+                let (accept, busy) = self.accepts(method);
+                if !accept {
                     self.counters.messages_stray += 1;
                     self.trace(None, Direction::Received, from, data);
                     let mut reply = Vec::new();
-                    if stateless::reply(&msg, &self.env, &mut reply) {
+                    if stateless::reply(&msg, &self.env, busy, &mut reply) {
                         self.send_raw(from, &reply);
                     }
                     return;
@@ -444,29 +445,27 @@ impl Driver {
         self.after_event(idx, now);
     }
 
-    /// Does an out-of-dialog request with this method start a new call here?
-    fn accepts(&self, method: &str) -> bool {
-        if self.role != Role::Uas
-            || self.shared.stop.load(Ordering::Relaxed)
+    /// Does an out-of-dialog request with this method start a new call here? Returns
+    /// (accept, busy): busy when it would, but the run takes no more calls.
+    fn accepts(&self, method: &str) -> (bool, bool) {
+        let starts_call = self.role == Role::Uas
+            && match self.env.plan.steps.first().map(|s| &s.kind) {
+                Some(StepKind::Recv(r)) => r.matcher.matches_request(method),
+                _ => false,
+            };
+        if !starts_call {
+            return (false, false);
+        }
+        let full = self.shared.stop.load(Ordering::Relaxed)
             || super::signal::interrupted()
-        {
-            return false;
-        }
-        if self
-            .cfg
-            .max_calls
-            .is_some_and(|m| self.shared.accepted.load(Ordering::Relaxed) >= m)
-            || self.cfg.concurrency.is_some_and(|c| self.running >= c)
-        {
-            return false;
-        }
-        match self.env.plan.steps.first().map(|s| &s.kind) {
-            Some(StepKind::Recv(r)) => r.matcher.matches_request(method),
-            _ => false,
-        }
+            || self
+                .cfg
+                .max_calls
+                .is_some_and(|m| self.shared.accepted.load(Ordering::Relaxed) >= m)
+            || self.cfg.concurrency.is_some_and(|c| self.running >= c);
+        (!full, full)
     }
 
-    /// Send what the call produced, account for its outcome, reschedule or reap it.
     /// Account for what the call just did: note which packets it queued, count its
     /// outcome, reschedule or reap it. Packets go out in `flush`.
     fn after_event(&mut self, idx: usize, now: Instant) {

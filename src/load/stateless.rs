@@ -1,14 +1,17 @@
 //! Replies a driver sends for requests that belong to no call, like a UA core would:
 //! OPTIONS gets 200 (so `sipwright options` and keep-alive probes work against any
-//! scenario), an in-dialog request for an unknown dialog gets 481, anything else 501.
+//! scenario), an in-dialog request for an unknown dialog gets 481, a new call the
+//! run no longer takes 503, anything else 501.
 //! ACK never gets a reply.
 
 use crate::scenario::call::CallEnv;
 use crate::sip::header::HeaderName;
 use crate::sip::message::Message;
 
-/// Build the reply for `req` into `out`; false when nothing is to be sent.
-pub fn reply(req: &Message<'_>, env: &CallEnv, out: &mut Vec<u8>) -> bool {
+/// Build the reply for `req` into `out`; false when nothing is to be sent. `busy`:
+/// the request would start a call but the run takes no more (limit reached,
+/// stopping) — 503 instead of 501.
+pub fn reply(req: &Message<'_>, env: &CallEnv, busy: bool, out: &mut Vec<u8>) -> bool {
     let Some(method) = req.method() else {
         return false;
     };
@@ -19,6 +22,7 @@ pub fn reply(req: &Message<'_>, env: &CallEnv, out: &mut Vec<u8>) -> bool {
     let (code, reason) = match method {
         "OPTIONS" if !has_to_tag => (200, "OK"),
         _ if has_to_tag => (481, "Call/Transaction Does Not Exist"),
+        _ if busy => (503, "Service Unavailable"),
         _ => (501, "Not Implemented"),
     };
     out.extend_from_slice(format!("SIP/2.0 {code} {reason}\r\n").as_bytes());

@@ -26,6 +26,11 @@ pub fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
 /// datagrams over them by source address, so each peer stays on one socket.
 pub fn bind_shared(addr: SocketAddr, count: usize) -> io::Result<Vec<UdpSocket>> {
     let mut addr = addr;
+    if addr.port() != 0 {
+        // SO_REUSEPORT would also let us join another process's sockets on this port
+        // and silently split its traffic: make sure the port is free first.
+        drop(UdpSocket::bind(addr)?);
+    }
     let mut sockets = Vec::with_capacity(count);
     for _ in 0..count.max(1) {
         let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
