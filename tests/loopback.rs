@@ -234,3 +234,61 @@ fn interrupted_uas_still_writes_its_report() {
     let j = report(&r);
     assert_eq!(j["calls"]["succeeded"], 3);
 }
+
+/// Speak SIP by hand to a running `uas`: a BYE retransmitted after the call ended
+/// (our 200 was "lost") gets the same 200 again, not a 481 (timer J, RFC 3261 §17.2.2).
+#[test]
+fn retransmitted_bye_after_the_call_gets_the_same_200() {
+    use std::net::UdpSocket;
+    let port = free_udp_port();
+    let bind = format!("127.0.0.1:{port}");
+    let mut uas = std::process::Command::new(bin())
+        .args(["run", "uas", "--bind", &bind, "--quiet"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .unwrap();
+    let me = sock.local_addr().unwrap();
+    let recv = |want: &str| -> String {
+        let mut buf = [0u8; 4096];
+        loop {
+            let (n, _) = sock.recv_from(&mut buf).expect("a response");
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if text.starts_with(want) {
+                return text;
+            }
+        }
+    };
+    let common = format!("From: <sip:a@{me}>;tag=t1\r\nCall-ID: hand-1@test\r\n");
+    let invite = format!(
+        "INVITE sip:s@{bind} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-h1;rport\r\n{common}To: <sip:s@{bind}>\r\nCSeq: 1 INVITE\r\nContact: <sip:a@{me}>\r\nContent-Length: 0\r\n\r\n"
+    );
+    sock.send_to(invite.as_bytes(), &bind).unwrap();
+    let ok = recv("SIP/2.0 200");
+    let to = ok
+        .lines()
+        .find(|l| l.starts_with("To:"))
+        .unwrap()
+        .to_string();
+    let ack = format!(
+        "ACK sip:s@{bind} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-h2;rport\r\n{common}{to}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    sock.send_to(ack.as_bytes(), &bind).unwrap();
+    let bye = format!(
+        "BYE sip:s@{bind} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-h3;rport\r\n{common}{to}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+    );
+    sock.send_to(bye.as_bytes(), &bind).unwrap();
+    let first = recv("SIP/2.0 ");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    sock.send_to(bye.as_bytes(), &bind).unwrap();
+    let again = recv("SIP/2.0 ");
+    let _ = uas.kill();
+    let _ = uas.wait();
+    assert!(
+        first.starts_with("SIP/2.0 200") && first.contains("CSeq: 2 BYE"),
+        "{first}"
+    );
+    assert_eq!(again, first, "the same 200, resent");
+}

@@ -3,7 +3,7 @@
 //! one heap, and sends what calls produce. One thread, no task per call.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use crate::report::{Counters, FailureReason};
 use crate::scenario::call::{Call, CallEnv, Outbox, Outcome};
 use crate::scenario::plan::{Role, StepKind};
 use crate::sip::message;
+use crate::sip::transaction::{RequestAction, ServerTransaction};
 use crate::transport::udp;
 
 use super::schedule::{RatePlan, Schedule};
@@ -116,6 +117,12 @@ pub struct Driver {
     snapshots: Option<Sender<Snapshot>>,
     observer: Option<Observer>,
     tracer: Option<Tracer>,
+    /// Server transactions of finished calls, by Call-ID, kept only to answer a
+    /// retransmitted request (timer J); far smaller than keeping the calls.
+    lingering: HashMap<Box<str>, Vec<ServerTransaction>>,
+    /// When each lingering entry expires, in insertion order (timer J is the same for
+    /// all, so this is time order).
+    linger_expiry: VecDeque<(Instant, Box<str>)>,
 }
 
 impl Driver {
@@ -151,6 +158,8 @@ impl Driver {
             snapshots: None,
             observer: None,
             tracer: None,
+            lingering: HashMap::new(),
+            linger_expiry: VecDeque::new(),
         }
     }
 
@@ -210,6 +219,7 @@ impl Driver {
             }
             let starting = next_start.is_some();
             self.fire_timers(now);
+            self.expire_lingering(now);
             for _ in 0..RECV_ROUNDS {
                 // ICMP errors surface here (e.g. port unreachable); the affected calls
                 // time out on their own, so the run goes on.
@@ -405,6 +415,10 @@ impl Driver {
         };
         let idx = match self.by_call_id.get(call_id) {
             Some(&idx) => idx,
+            None if self.lingering.contains_key(call_id) => {
+                self.on_lingering(&msg, call_id, from, data, now);
+                return;
+            }
             None => {
                 let Some(method) = msg.method() else {
                     // A response for a call we never had or already forgot.
@@ -443,6 +457,51 @@ impl Driver {
             );
         }
         self.after_event(idx, now);
+    }
+
+    /// A message for a finished call: a retransmitted request gets its response again;
+    /// anything else (a late ACK or response) is absorbed.
+    fn on_lingering(
+        &mut self,
+        msg: &message::Message<'_>,
+        call_id: &str,
+        from: SocketAddr,
+        data: &[u8],
+        now: Instant,
+    ) {
+        self.trace(None, Direction::Received, from, data);
+        self.counters.messages_absorbed += 1;
+        let (Some(method), Some(via)) = (msg.method(), msg.top_via()) else {
+            return;
+        };
+        let sent_by = match via.port {
+            Some(p) => format!("{}:{p}", via.host),
+            None => via.host.to_string(),
+        };
+        let branch = via.branch.unwrap_or("");
+        let Some(txs) = self.lingering.get_mut(call_id) else {
+            return;
+        };
+        let Some(tx) = txs.iter_mut().find(|t| t.matches(branch, &sent_by, method)) else {
+            return;
+        };
+        if let RequestAction::Retransmission { resend: true } = tx.on_request(method, now)
+            && let Some(resp) = tx.last_response()
+        {
+            let (dest, resp) = (tx.dest(), resp.to_vec());
+            self.counters.messages_retransmitted += 1;
+            self.send_raw(dest, &resp);
+        }
+    }
+
+    fn expire_lingering(&mut self, now: Instant) {
+        while let Some((t, _)) = self.linger_expiry.front()
+            && *t <= now
+        {
+            if let Some((_, id)) = self.linger_expiry.pop_front() {
+                self.lingering.remove(&id);
+            }
+        }
     }
 
     /// Does an out-of-dialog request with this method start a new call here? Returns
@@ -515,6 +574,14 @@ impl Driver {
                 );
             }
             slot.call.shrink_for_linger();
+        }
+        if let Some(mut txs) = slot.call.take_lingering()
+            && let Some(expiry) = txs.iter().filter_map(|t| t.deadline()).max()
+        {
+            let id: Box<str> = slot.call.call_id().into();
+            txs.shrink_to_fit();
+            self.linger_expiry.push_back((expiry, id.clone()));
+            self.lingering.insert(id, txs);
         }
         if slot.call.is_reapable() {
             self.by_call_id.remove(slot.call.call_id());

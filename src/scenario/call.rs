@@ -157,6 +157,9 @@ pub struct Call {
     invite_final: Option<u16>,
     /// ACK sent for a 2xx: re-sent when the 2xx is retransmitted.
     ack_2xx: Option<(SocketAddr, Vec<u8>)>,
+    /// Branch of our INVITE once a 2xx ended its transaction (late responses to it are
+    /// absorbed, a retransmitted 2xx is ACKed again).
+    accepted_invite: Option<Box<str>>,
     /// UAS: the ACK for our 2xx arrived (further ACKs are retransmissions).
     got_2xx_ack: bool,
     /// UAS: what the dialog needs from the initial INVITE until our tagged response.
@@ -226,6 +229,7 @@ impl Call {
             invite_final: None,
             ack_2xx: None,
             got_2xx_ack: false,
+            accepted_invite: None,
             uas_pending: None,
             branch_seq: 0,
             state: State::Running,
@@ -263,6 +267,25 @@ impl Call {
     /// True when the call has ended and no transaction still absorbs retransmissions.
     pub fn is_reapable(&self) -> bool {
         self.state == State::Done && self.clients.is_empty() && self.servers.is_empty()
+    }
+
+    /// After a successful end, when all that is left are non-INVITE server
+    /// transactions that already sent their final response (they only answer a
+    /// retransmitted request until timer J), hand them over: the driver keeps them in
+    /// a compact table and the call itself can go.
+    pub fn take_lingering(&mut self) -> Option<Vec<ServerTransaction>> {
+        let only_answered = self
+            .servers
+            .iter()
+            .all(|t| t.method() != "INVITE" && t.is_completed());
+        if self.state != State::Done
+            || !self.clients.is_empty()
+            || self.servers.is_empty()
+            || !only_answered
+        {
+            return None;
+        }
+        Some(std::mem::take(&mut self.servers))
     }
 
     /// Earliest time `on_timeout` must be called.
@@ -409,6 +432,19 @@ impl Call {
             .iter()
             .position(|t| t.matches(branch, cseq.method))
         else {
+            if cseq.method == "INVITE" && self.accepted_invite.as_deref() == Some(branch) {
+                // The INVITE transaction ended with its 2xx (RFC 3261 §17.1.1.2): the
+                // core absorbs what follows and ACKs a retransmitted 2xx (§13.2.2.4).
+                ctr.messages_absorbed += 1;
+                if (200..300).contains(&code)
+                    && let Some((dest, ack)) = &self.ack_2xx
+                {
+                    out.push(*dest, ack);
+                    ctr.messages_sent += 1;
+                    ctr.messages_retransmitted += 1;
+                }
+                return;
+            }
             // Responses to transactions we no longer (or never) had: nothing to do.
             ctr.messages_stray += 1;
             return;
@@ -425,6 +461,12 @@ impl Call {
                 }
                 if code >= 200 {
                     self.last_status = Some(code);
+                }
+                if is_invite && (200..300).contains(&code) {
+                    // Nothing more for this transaction to do that the call core cannot:
+                    // drop it (and the INVITE bytes it holds) for the rest of the call.
+                    let tx = self.clients.remove(idx);
+                    self.accepted_invite = Some(tx.branch().into());
                 }
                 if is_invite {
                     let since = now.saturating_duration_since(self.intended);
