@@ -45,6 +45,7 @@ pub fn options(a: OptionsArgs) -> anyhow::Result<i32> {
         run_id: rand::random(),
         media_ip: local_ip.to_string(),
         media_port_base: 10_000,
+        keep_last: true,
     };
     let cfg = DriverConfig {
         worker: 0,

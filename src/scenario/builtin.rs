@@ -45,3 +45,37 @@ pub const BUILTINS: &[Builtin] = &[
 pub fn get(name: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|b| b.name == name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::compile_str;
+
+    #[test]
+    fn every_builtin_compiles_and_names_a_builtin_peer() {
+        for b in BUILTINS {
+            let plan =
+                compile_str(b.name, b.text, &[]).unwrap_or_else(|e| panic!("{}: {e}", b.name));
+            assert!(get(b.peer).is_some(), "{} -> {}", b.name, b.peer);
+            assert_ne!(
+                plan.role,
+                compile_str(b.peer, get(b.peer).unwrap().text, &[])
+                    .unwrap()
+                    .role
+            );
+        }
+    }
+
+    #[test]
+    fn only_scenarios_that_read_the_last_message_keep_it() {
+        let uses = |name: &str| {
+            compile_str(name, get(name).unwrap().text, &[])
+                .unwrap()
+                .uses_last_message()
+        };
+        assert!(!uses("uac"));
+        assert!(!uses("cancel"));
+        assert!(uses("uas"));
+        assert!(uses("uas-cancel"));
+    }
+}

@@ -52,6 +52,9 @@ pub struct CallEnv {
     pub run_id: u32,
     pub media_ip: String,
     pub media_port_base: u16,
+    /// Keep a copy of the last received message in each call: needed when the plan
+    /// reads it (`Plan::uses_last_message`) or the caller wants to show it.
+    pub keep_last: bool,
 }
 
 impl CallEnv {
@@ -90,6 +93,13 @@ impl Outbox {
         self.buf.extend_from_slice(bytes);
         self.packets.push((to, start..self.buf.len()));
     }
+    /// Queue a datagram written in place by `f` (no intermediate buffer).
+    pub fn push_with(&mut self, to: SocketAddr, f: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.buf.len();
+        f(&mut self.buf);
+        self.packets.push((to, start..self.buf.len()));
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
         self.packets.iter().map(|(a, r)| (*a, &self.buf[r.clone()]))
     }
@@ -156,7 +166,7 @@ pub struct Call {
     /// Final status of the last INVITE we sent.
     invite_final: Option<u16>,
     /// ACK sent for a 2xx: re-sent when the 2xx is retransmitted.
-    ack_2xx: Option<(SocketAddr, Vec<u8>)>,
+    ack_2xx: Option<SentAck>,
     /// Branch of our INVITE once a 2xx ended its transaction (late responses to it are
     /// absorbed, a retransmitted 2xx is ACKed again).
     accepted_invite: Option<Box<str>>,
@@ -169,6 +179,16 @@ pub struct Call {
     outcome: Option<Outcome>,
     detail: Option<String>,
     last_status: Option<u16>,
+}
+
+/// The ACK sent for a 2xx, to send again when the 2xx is retransmitted.
+#[derive(Debug)]
+enum SentAck {
+    /// Built by `send: ack` from the dialog: rebuilt identically from the branch
+    /// number instead of keeping its bytes for the whole call.
+    Built { dest: SocketAddr, branch_seq: u32 },
+    /// Written by the scenario itself.
+    Bytes { dest: SocketAddr, bytes: Vec<u8> },
 }
 
 #[derive(Debug)]
@@ -436,12 +456,8 @@ impl Call {
                 // The INVITE transaction ended with its 2xx (RFC 3261 §17.1.1.2): the
                 // core absorbs what follows and ACKs a retransmitted 2xx (§13.2.2.4).
                 ctr.messages_absorbed += 1;
-                if (200..300).contains(&code)
-                    && let Some((dest, ack)) = &self.ack_2xx
-                {
-                    out.push(*dest, ack);
-                    ctr.messages_sent += 1;
-                    ctr.messages_retransmitted += 1;
+                if (200..300).contains(&code) {
+                    self.resend_ack(env, out, ctr);
                 }
                 return;
             }
@@ -494,11 +510,7 @@ impl Call {
             ResponseAction::Retransmitted2xx => {
                 ctr.messages_absorbed += 1;
                 // The 2xx was retransmitted because our ACK was lost: ACK again (§13.2.2.4).
-                if let Some((dest, ack)) = &self.ack_2xx {
-                    out.push(*dest, ack);
-                    ctr.messages_sent += 1;
-                    ctr.messages_retransmitted += 1;
-                }
+                self.resend_ack(env, out, ctr);
             }
         }
     }
@@ -686,7 +698,9 @@ impl Call {
             return false;
         };
         self.last.clear();
-        self.last.extend_from_slice(msg.raw);
+        if env.keep_last {
+            self.last.extend_from_slice(msg.raw);
+        }
         self.wait = None;
         self.pc = i + 1;
         if let Some(StepKind::Recv(r)) = env.plan.steps.get(i).map(|s| &s.kind)
@@ -956,6 +970,23 @@ impl Call {
         }
     }
 
+    /// Send the 2xx's ACK again (identical bytes).
+    fn resend_ack(&self, env: &CallEnv, out: &mut Outbox, ctr: &mut Counters) {
+        match &self.ack_2xx {
+            Some(SentAck::Bytes { dest, bytes }) => out.push(*dest, bytes),
+            Some(SentAck::Built { dest, branch_seq }) => {
+                let Some(dialog) = &self.dialog else { return };
+                let branch = branch_text(env.run_id, self.number, *branch_seq);
+                out.push_with(*dest, |b| {
+                    dialog.build_ack(self.invite_cseq, &env.local(), &branch, b)
+                });
+            }
+            None => return,
+        }
+        ctr.messages_sent += 1;
+        ctr.messages_retransmitted += 1;
+    }
+
     fn send_ack(
         &mut self,
         env: &CallEnv,
@@ -968,12 +999,15 @@ impl Call {
             Some(_) => {
                 let branch = self.next_branch(env);
                 let dialog = self.dialog.as_ref().ok_or("send: ack without a dialog")?;
-                let ack =
-                    out.build(|b| dialog.build_ack(self.invite_cseq, &env.local(), &branch, b));
                 let dest = resolve_hop(&dialog.request_target().next_hop, self.peer);
-                out.push(dest, &ack);
+                out.push_with(dest, |b| {
+                    dialog.build_ack(self.invite_cseq, &env.local(), &branch, b)
+                });
                 ctr.messages_sent += 1;
-                self.ack_2xx = Some((dest, ack));
+                self.ack_2xx = Some(SentAck::Built {
+                    dest,
+                    branch_seq: self.branch_seq,
+                });
                 Ok(())
             }
             None => Err("send: ack before a final response to INVITE".to_string()),
@@ -1035,7 +1069,7 @@ impl Call {
                 out.push(dest, &bytes);
                 ctr.messages_sent += 1;
                 if self.invite_final.is_some_and(|c| c < 300) {
-                    self.ack_2xx = Some((dest, bytes));
+                    self.ack_2xx = Some(SentAck::Bytes { dest, bytes });
                 }
                 return Ok(());
             }
@@ -1413,6 +1447,7 @@ mod tests {
             run_id: 0xabcd,
             media_ip: local.ip().to_string(),
             media_port_base: 10_000,
+            keep_last: true,
         }
     }
 

@@ -37,6 +37,20 @@ pub struct VarSlot {
 }
 
 impl Plan {
+    /// Does any step read the last received message after receiving it (templates with
+    /// `last.*`, `capture` steps, conditions on headers, body or start line)? When not,
+    /// calls need not keep a copy of it.
+    pub fn uses_last_message(&self) -> bool {
+        let reads = |c: &Condition| !matches!(c.subject, Subject::Var(_));
+        self.steps.iter().any(|s| match &s.kind {
+            StepKind::Send(SendStep::Message(t)) => t.uses_last(),
+            StepKind::Capture(_) => true,
+            StepKind::Assert(c) => reads(c),
+            StepKind::Goto { when: Some(c), .. } => reads(c),
+            _ => false,
+        })
+    }
+
     pub fn var_slot(&self, name: &str) -> Option<usize> {
         self.vars.iter().position(|v| v.name == name)
     }

@@ -330,6 +330,11 @@ impl Template {
         self.is_response
     }
 
+    /// True when rendering reads the last received message (`last.*`).
+    pub fn uses_last(&self) -> bool {
+        self.segs.iter().any(|s| matches!(s, Seg::Last(_)))
+    }
+
     /// True for `raw: true` templates (sent byte-exact, no Content-Length handling).
     pub fn is_raw(&self) -> bool {
         matches!(self.layout, Layout::Raw { .. })
