@@ -174,19 +174,15 @@ fn concurrency_cap_holds_starts_back() {
 fn failed_calls_leave_junit_and_pcap() {
     let port = free_udp_port();
     let bind = format!("127.0.0.1:{port}");
-    let mut uas = Command::new(bin())
-        .args([
-            "run",
-            &fixture("uas-busy.yaml"),
-            "--bind",
-            &bind,
-            "--calls",
-            "5",
-            "--quiet",
-        ])
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let uas = Background::start(&[
+        "run",
+        &fixture("uas-busy.yaml"),
+        "--bind",
+        &bind,
+        "--calls",
+        "5",
+        "--quiet",
+    ]);
     let (x, p, all, msg) = (
         scratch("red.xml"),
         scratch("red.pcap"),
@@ -212,8 +208,7 @@ fn failed_calls_leave_junit_and_pcap() {
         "--trace-msg",
         msg.to_str().unwrap(),
     ]);
-    let _ = uas.kill();
-    let _ = uas.wait();
+    drop(uas);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let xml = std::fs::read_to_string(&x).unwrap();
     assert!(xml.contains("<failure"), "{xml}");

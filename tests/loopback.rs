@@ -115,19 +115,15 @@ fn call_duration_and_set_reach_the_scenario() {
 fn rejected_calls_fail_with_exit_1_and_are_counted() {
     let port = free_udp_port();
     let bind = format!("127.0.0.1:{port}");
-    let mut uas = std::process::Command::new(bin())
-        .args([
-            "run",
-            &fixture("uas-busy.yaml"),
-            "--bind",
-            &bind,
-            "--calls",
-            "10",
-            "--quiet",
-        ])
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let uas = Background::start(&[
+        "run",
+        &fixture("uas-busy.yaml"),
+        "--bind",
+        &bind,
+        "--calls",
+        "10",
+        "--quiet",
+    ]);
     let r = scratch("busy.json");
     let o = sipwright(&[
         "run",
@@ -141,8 +137,7 @@ fn rejected_calls_fail_with_exit_1_and_are_counted() {
         "--report",
         r.to_str().unwrap(),
     ]);
-    let _ = uas.kill();
-    let _ = uas.wait();
+    drop(uas);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let j = report(&r);
     assert_eq!(j["calls"]["failed"], 10);
@@ -159,14 +154,9 @@ fn rejected_calls_fail_with_exit_1_and_are_counted() {
 fn options_command_gets_an_answer_from_a_running_uas() {
     let port = free_udp_port();
     let bind = format!("127.0.0.1:{port}");
-    let mut uas = std::process::Command::new(bin())
-        .args(["run", "uas", "--bind", &bind, "--quiet"])
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let uas = Background::start(&["run", "uas", "--bind", &bind, "--quiet"]);
     let o = sipwright(&["options", &format!("sip:{bind}")]);
-    let _ = uas.kill();
-    let _ = uas.wait();
+    drop(uas);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.starts_with("SIP/2.0 200 OK"), "{out}");
@@ -202,19 +192,15 @@ fn no_answer_is_a_timeout() {
 fn interrupted_uas_still_writes_its_report() {
     let port = free_udp_port();
     let r = scratch("interrupted.json");
-    let mut uas = std::process::Command::new(bin())
-        .args([
-            "run",
-            "uas",
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--quiet",
-            "--report",
-            r.to_str().unwrap(),
-        ])
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let uas = Background::start(&[
+        "run",
+        "uas",
+        "--bind",
+        &format!("127.0.0.1:{port}"),
+        "--quiet",
+        "--report",
+        r.to_str().unwrap(),
+    ]);
     let o = sipwright(&[
         "run",
         "uac",
@@ -226,10 +212,7 @@ fn interrupted_uas_still_writes_its_report() {
         "100",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let _ = std::process::Command::new("kill")
-        .args(["-INT", &uas.id().to_string()])
-        .status();
-    let status = uas.wait().unwrap();
+    let status = uas.interrupt();
     assert_eq!(status.code(), Some(0));
     let j = report(&r);
     assert_eq!(j["calls"]["succeeded"], 3);
@@ -242,11 +225,7 @@ fn retransmitted_bye_after_the_call_gets_the_same_200() {
     use std::net::UdpSocket;
     let port = free_udp_port();
     let bind = format!("127.0.0.1:{port}");
-    let mut uas = std::process::Command::new(bin())
-        .args(["run", "uas", "--bind", &bind, "--quiet"])
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let uas = Background::start(&["run", "uas", "--bind", &bind, "--quiet"]);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(std::time::Duration::from_secs(2)))
         .unwrap();
@@ -284,8 +263,7 @@ fn retransmitted_bye_after_the_call_gets_the_same_200() {
     std::thread::sleep(std::time::Duration::from_millis(100));
     sock.send_to(bye.as_bytes(), &bind).unwrap();
     let again = recv("SIP/2.0 ");
-    let _ = uas.kill();
-    let _ = uas.wait();
+    drop(uas);
     assert!(
         first.starts_with("SIP/2.0 200") && first.contains("CSeq: 2 BYE"),
         "{first}"

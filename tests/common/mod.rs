@@ -71,3 +71,37 @@ pub fn report(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("report written"))
         .expect("report is JSON")
 }
+
+/// A sipwright process in the background (a UAS for the test to call); killed when
+/// dropped, so a failing assertion leaves nothing running.
+pub struct Background(Option<std::process::Child>);
+
+impl Background {
+    /// Start `sipwright ARGS` and give it time to bind its socket.
+    pub fn start(args: &[&str]) -> Background {
+        let child = Command::new(bin())
+            .args(args)
+            .spawn()
+            .expect("start sipwright");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        Background(Some(child))
+    }
+
+    /// SIGINT (the way a user stops a run), then wait for it to finish.
+    pub fn interrupt(mut self) -> std::process::ExitStatus {
+        let mut child = self.0.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        child.wait().expect("wait")
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
