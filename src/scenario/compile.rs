@@ -617,20 +617,7 @@ impl Compiler<'_> {
     fn capture(&mut self, path: &str, c: &Spanned<CaptureDef>) -> Option<Capture> {
         let def = &c.value;
         let mut sources = Vec::new();
-        if let Some(h) = &def.header {
-            sources.push(("header", pos_of(h), self.header_subject(h, path)));
-        }
-        if let Some(b) = &def.body {
-            sources.push((
-                "body",
-                pos_of(b),
-                self.flag_subject(b, "body", Subject::Body, path),
-            ));
-        }
-        if let Some(s) = &def.start_line {
-            let subject = self.flag_subject(s, "start_line", Subject::StartLine, path);
-            sources.push(("start_line", pos_of(s), subject));
-        }
+        self.message_subjects(&def.header, &def.body, &def.start_line, path, &mut sources);
         let from = match sources.as_slice() {
             [(_, _, subject)] => subject.clone(),
             [] => {
@@ -682,6 +669,32 @@ impl Compiler<'_> {
         })
     }
 
+    /// The message subjects a capture or condition names (`header`, `body`,
+    /// `start_line`), each with its key and position, for the one-subject check.
+    fn message_subjects(
+        &mut self,
+        header: &Option<Spanned<String>>,
+        body: &Option<Spanned<bool>>,
+        start_line: &Option<Spanned<bool>>,
+        path: &str,
+        out: &mut Vec<(&'static str, Pos, Option<Subject>)>,
+    ) {
+        if let Some(h) = header {
+            out.push(("header", pos_of(h), self.header_subject(h, path)));
+        }
+        if let Some(b) = body {
+            out.push((
+                "body",
+                pos_of(b),
+                self.flag_subject(b, "body", Subject::Body, path),
+            ));
+        }
+        if let Some(s) = start_line {
+            let subject = self.flag_subject(s, "start_line", Subject::StartLine, path);
+            out.push(("start_line", pos_of(s), subject));
+        }
+    }
+
     fn header_subject(&mut self, h: &Spanned<String>, path: &str) -> Option<Subject> {
         let name = h.value.trim();
         if is_token(name) {
@@ -730,20 +743,7 @@ impl Compiler<'_> {
             };
             subjects.push(("var", pos_of(v), subject));
         }
-        if let Some(h) = &def.header {
-            subjects.push(("header", pos_of(h), self.header_subject(h, path)));
-        }
-        if let Some(b) = &def.body {
-            subjects.push((
-                "body",
-                pos_of(b),
-                self.flag_subject(b, "body", Subject::Body, path),
-            ));
-        }
-        if let Some(s) = &def.start_line {
-            let subject = self.flag_subject(s, "start_line", Subject::StartLine, path);
-            subjects.push(("start_line", pos_of(s), subject));
-        }
+        self.message_subjects(&def.header, &def.body, &def.start_line, path, &mut subjects);
         let subject = match subjects.as_slice() {
             [(_, _, subject)] => subject.clone(),
             [] => {
