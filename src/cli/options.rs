@@ -41,6 +41,7 @@ pub fn options(a: OptionsArgs) -> anyhow::Result<i32> {
         transport: "UDP",
         timers: Timers::default(),
         remote: target.addr,
+        remote_ip_text: crate::scenario::call::sip_ip_text(target.addr.ip()),
         target_uri: target.uri.clone(),
         run_id: rand::random(),
         media_ip: local_ip.to_string(),

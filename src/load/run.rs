@@ -136,6 +136,7 @@ pub fn spawn_side(
             transport: "UDP",
             timers: spec.timers,
             remote: spec.remote,
+            remote_ip_text: crate::scenario::call::sip_ip_text(spec.remote.ip()),
             target_uri: spec.target_uri.clone(),
             run_id: rand::random(),
             media_ip: spec.local_ip.to_string(),

@@ -46,6 +46,8 @@ pub struct CallEnv {
     pub timers: Timers,
     /// Where new calls are sent (UAC) when no route says otherwise.
     pub remote: SocketAddr,
+    /// `remote`'s IP as written in messages (IPv6 in brackets); empty: format per use.
+    pub remote_ip_text: String,
     /// Request-URI target before a dialog exists (`remote_target` built-in).
     pub target_uri: String,
     /// Random per run: makes Call-IDs, tags and branches unique across runs.
@@ -55,6 +57,14 @@ pub struct CallEnv {
     /// Keep a copy of the last received message in each call: needed when the plan
     /// reads it (`Plan::uses_last_message`) or the caller wants to show it.
     pub keep_last: bool,
+}
+
+/// An IP as written in SIP (IPv6 in brackets).
+pub fn sip_ip_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) => format!("[{ip}]"),
+    }
 }
 
 impl CallEnv {
@@ -1218,7 +1228,53 @@ fn step_position(env: &CallEnv, pc: usize) -> String {
 }
 
 fn branch_text(run_id: u32, number: u64, seq: u32) -> String {
-    format!("z9hG4bK{run_id:08x}.{number:x}.{seq}")
+    let mut b = Vec::with_capacity(40);
+    write_branch(&mut b, run_id, number, seq);
+    String::from_utf8(b).unwrap_or_default()
+}
+
+/// `z9hG4bK<run id, 8 hex>.<call number, hex>.<seq>`: unique per run, call and
+/// message; written without the formatting machinery (it is on every request).
+fn write_branch(out: &mut Vec<u8>, run_id: u32, number: u64, seq: u32) {
+    out.extend_from_slice(b"z9hG4bK");
+    for shift in (0..8).rev() {
+        out.push(HEX[((run_id >> (shift * 4)) & 0xf) as usize]);
+    }
+    out.push(b'.');
+    write_hex(out, number);
+    out.push(b'.');
+    write_dec(out, u64::from(seq));
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn write_hex(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 16];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = HEX[(n & 0xf) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// Decimal digits of `n` (what `write!(out, "{n}")` gives, a few times faster).
+fn write_dec(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
 }
 
 fn describe_match(r: &RecvStep) -> String {
@@ -1337,15 +1393,27 @@ impl RenderContext for Ctx<'_> {
             Builtin::CallId => out.write_all(call.call_id.as_bytes()),
             Builtin::Branch => {
                 let seq = *self.branch_in_render.get_or_insert(call.branch_seq + 1);
-                out.write_all(branch_text(env.run_id, call.number, seq).as_bytes())
+                write_branch(out, env.run_id, call.number, seq);
+                Ok(())
             }
             Builtin::LocalIp => write_host(out, &env.local_ip),
-            Builtin::LocalPort => write!(out, "{}", env.local_port),
+            Builtin::LocalPort => {
+                write_dec(out, u64::from(env.local_port));
+                Ok(())
+            }
+            // A UAC's peer is the target: its text is computed once per run.
+            Builtin::RemoteIp if call.peer == env.remote && !env.remote_ip_text.is_empty() => {
+                out.extend_from_slice(env.remote_ip_text.as_bytes());
+                Ok(())
+            }
             Builtin::RemoteIp => match call.peer.ip() {
                 IpAddr::V4(ip) => write!(out, "{ip}"),
                 IpAddr::V6(ip) => write!(out, "[{ip}]"),
             },
-            Builtin::RemotePort => write!(out, "{}", call.peer.port()),
+            Builtin::RemotePort => {
+                write_dec(out, u64::from(call.peer.port()));
+                Ok(())
+            }
             Builtin::Transport => out.write_all(env.transport.as_bytes()),
             Builtin::FromTag | Builtin::ToTag => {
                 let ours = (b == Builtin::FromTag) == (call.role == Role::Uac);
@@ -1356,7 +1424,10 @@ impl RenderContext for Ctx<'_> {
                 };
                 out.write_all(tag.unwrap_or("").as_bytes())
             }
-            Builtin::Cseq => write!(out, "{}", self.next_cseq),
+            Builtin::Cseq => {
+                write_dec(out, u64::from(self.next_cseq));
+                Ok(())
+            }
             Builtin::Route => {
                 if let Some(d) = &call.dialog {
                     d.write_route_headers(out);
@@ -1370,11 +1441,15 @@ impl RenderContext for Ctx<'_> {
                 Some(d) => out.write_all(d.remote_target.as_bytes()),
                 None => out.write_all(env.target_uri.as_bytes()),
             },
-            Builtin::CallNumber => write!(out, "{}", call.number),
+            Builtin::CallNumber => {
+                write_dec(out, call.number);
+                Ok(())
+            }
             Builtin::MediaIp => out.write_all(env.media_ip.as_bytes()),
             Builtin::MediaPort => {
                 let port = u64::from(env.media_port_base) + 2 * (call.number % 16384);
-                write!(out, "{}", port.min(65534))
+                write_dec(out, port.min(65534));
+                Ok(())
             }
             // The template computes the body length itself.
             Builtin::Len => Ok(()),
@@ -1443,6 +1518,7 @@ mod tests {
             transport: "UDP",
             timers: Timers::default(),
             remote: remote.parse().unwrap(),
+            remote_ip_text: "127.0.0.1".into(),
             target_uri: format!("sip:{remote}"),
             run_id: 0xabcd,
             media_ip: local.ip().to_string(),
@@ -1529,6 +1605,18 @@ mod tests {
 
     fn starts(text: &str, prefix: &str) -> bool {
         text.starts_with(prefix)
+    }
+
+    #[test]
+    fn number_writers_match_the_formatter() {
+        for n in [0u64, 1, 9, 10, 99, 12345, u64::from(u32::MAX), u64::MAX] {
+            let (mut d, mut h) = (Vec::new(), Vec::new());
+            write_dec(&mut d, n);
+            write_hex(&mut h, n);
+            assert_eq!(d, n.to_string().into_bytes());
+            assert_eq!(h, format!("{n:x}").into_bytes());
+        }
+        assert_eq!(branch_text(0xab, 255, 7), "z9hG4bK000000ab.ff.7");
     }
 
     #[test]
