@@ -327,3 +327,53 @@ fn a_busy_port_is_refused_not_shared() {
         text(&o)
     );
 }
+
+/// The tuning options are accepted and do what they say on a normal run.
+#[test]
+fn tuning_options() {
+    let msg = scratch("tuning.txt");
+    let o = sipwright(&[
+        "run",
+        "uac",
+        "--loopback",
+        "--calls",
+        "20",
+        "--rate",
+        "200",
+        "--quiet",
+        "--batch-window",
+        "0",
+        "--local-ip",
+        "127.0.0.1",
+        "--drain-timeout",
+        "2s",
+        "--t1",
+        "200ms",
+        "--t2",
+        "2s",
+        "--t4",
+        "3s",
+        "--workers",
+        "1",
+        "--trace-msg",
+        msg.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let log = std::fs::read_to_string(&msg).unwrap();
+    assert_eq!(
+        log.matches("INVITE sip:service@127.0.0.1:").count(),
+        20,
+        "{log}"
+    );
+    assert!(log.contains("Via: SIP/2.0/UDP 127.0.0.1:"), "{log}");
+    let o = sipwright(&[
+        "run",
+        "uac",
+        "--loopback",
+        "--calls",
+        "1",
+        "--local-ip",
+        "not-an-ip",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}

@@ -270,3 +270,23 @@ fn retransmitted_bye_after_the_call_gets_the_same_200() {
     );
     assert_eq!(again, first, "the same 200, resent");
 }
+
+#[test]
+fn options_command_times_out_when_nobody_answers() {
+    let port = free_udp_port();
+    let local = free_udp_port();
+    let o = sipwright(&[
+        "options",
+        &format!("sip:127.0.0.1:{port}"),
+        "--timeout",
+        "300ms",
+        "--bind",
+        &format!("127.0.0.1:{local}"),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("timeout"),
+        "{}",
+        text(&o)
+    );
+}
