@@ -474,15 +474,12 @@ impl Driver {
         let (Some(method), Some(via)) = (msg.method(), msg.top_via()) else {
             return;
         };
-        let sent_by = match via.port {
-            Some(p) => format!("{}:{p}", via.host),
-            None => via.host.to_string(),
-        };
+        let sent_by = msg.top_sent_by();
         let branch = via.branch.unwrap_or("");
         let Some(txs) = self.lingering.get_mut(call_id) else {
             return;
         };
-        let Some(tx) = txs.iter_mut().find(|t| t.matches(branch, &sent_by, method)) else {
+        let Some(tx) = txs.iter_mut().find(|t| t.matches(branch, sent_by, method)) else {
             return;
         };
         if let RequestAction::Retransmission { resend: true } = tx.on_request(method, now)

@@ -569,11 +569,11 @@ impl Call {
         let method = msg.method().unwrap_or("");
         let via = msg.top_via();
         let branch = via.as_ref().and_then(|v| v.branch).unwrap_or("");
-        let sent_by = via.as_ref().map(sent_by).unwrap_or_default();
+        let sent_by = msg.top_sent_by();
         if let Some(tx) = self
             .servers
             .iter_mut()
-            .find(|t| t.matches(branch, &sent_by, method))
+            .find(|t| t.matches(branch, sent_by, method))
         {
             match tx.on_request(method, now) {
                 RequestAction::Retransmission { resend } => {
@@ -615,7 +615,7 @@ impl Call {
         }
         let dest = response_destination(via.as_ref(), from);
         self.servers.push(ServerTransaction::new(
-            method, branch, &sent_by, dest, false, now, env.timers,
+            method, branch, sent_by, dest, false, now, env.timers,
         ));
         let seq = msg.cseq().map(|c| c.seq).unwrap_or(0);
         self.remote_cseq = seq;
@@ -1098,13 +1098,13 @@ impl Call {
         let code = parsed.status().unwrap_or(0);
         let via = parsed.top_via();
         let branch = via.as_ref().and_then(|v| v.branch).unwrap_or("");
-        let sent_by = via.as_ref().map(sent_by).unwrap_or_default();
+        let sent_by = parsed.top_sent_by();
         let cseq_method = parsed.cseq().map(|c| c.method).unwrap_or("");
         let to_tag = parsed.to().and_then(|t| t.tag()).is_some();
         let idx = self
             .servers
             .iter()
-            .position(|tx| tx.matches(branch, &sent_by, cseq_method));
+            .position(|tx| tx.matches(branch, sent_by, cseq_method));
         if cseq_method == "INVITE" && to_tag && code > 100 && code < 300 && self.dialog.is_none() {
             self.make_uas_dialog(&parsed);
         }
@@ -1336,13 +1336,6 @@ fn first_line(raw: &[u8]) -> std::borrow::Cow<'_, str> {
         .trim_end()
         .to_string()
         .into()
-}
-
-fn sent_by(v: &crate::sip::header::Via<'_>) -> String {
-    match v.port {
-        Some(p) => format!("{}:{p}", v.host),
-        None => v.host.to_string(),
-    }
 }
 
 /// Where responses to a request go (RFC 3261 §18.2.2 with RFC 3581): the source

@@ -513,6 +513,13 @@ impl<'a> Message<'a> {
     pub fn top_via_str(&self) -> Option<&'a str> {
         self.header(HeaderName::Via)?.first_value()
     }
+    /// Sent-by of the topmost Via as written (what server transactions match on,
+    /// RFC 3261 §17.2.3); "" when there is none.
+    pub fn top_sent_by(&self) -> &'a str {
+        self.top_via_str()
+            .and_then(|v| Via::parse(v)?.sent_by(v))
+            .unwrap_or("")
+    }
     pub fn from(&self) -> Option<NameAddr<'a>> {
         NameAddr::parse(self.header(HeaderName::From)?.utf8()?)
     }

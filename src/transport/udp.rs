@@ -143,32 +143,37 @@ pub struct RecvBatch {
 
 /// Largest datagram we accept.
 const DATAGRAM_MAX: usize = 65_535;
+/// Most datagrams one recvmmsg/sendmmsg call handles.
+const MAX_BATCH: usize = 64;
 
 impl RecvBatch {
     pub fn new(slots: usize) -> RecvBatch {
         RecvBatch {
-            bufs: (0..slots).map(|_| vec![0u8; DATAGRAM_MAX]).collect(),
+            bufs: (0..slots.clamp(1, MAX_BATCH))
+                .map(|_| vec![0u8; DATAGRAM_MAX])
+                .collect(),
             // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
-            addrs: (0..slots).map(|_| unsafe { std::mem::zeroed() }).collect(),
-            lens: vec![0; slots],
+            addrs: (0..slots.clamp(1, MAX_BATCH))
+                .map(|_| unsafe { std::mem::zeroed() })
+                .collect(),
+            lens: vec![0; slots.clamp(1, MAX_BATCH)],
         }
     }
 
     /// Receive up to `slots` queued datagrams without blocking; returns how many.
+    /// The message headers live on the stack: nothing is allocated per call.
     pub fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
-        let n = self.bufs.len();
-        let mut iovs: Vec<libc::iovec> = self
-            .bufs
-            .iter_mut()
-            .map(|b| libc::iovec {
-                iov_base: b.as_mut_ptr() as *mut libc::c_void,
-                iov_len: b.len(),
-            })
-            .collect();
-        // SAFETY: zeroed mmsghdr is valid; every pointer set below points into buffers
-        // owned by `self`/`iovs`, alive for the duration of the call.
-        let mut msgs: Vec<libc::mmsghdr> = (0..n).map(|_| unsafe { std::mem::zeroed() }).collect();
-        for (i, m) in msgs.iter_mut().enumerate() {
+        let n = self.bufs.len().min(MAX_BATCH);
+        // SAFETY: iovec and mmsghdr are plain C structs; all-zero is valid. Every
+        // pointer set below points into `self` or these arrays, which outlive the call.
+        let mut iovs: [libc::iovec; MAX_BATCH] = unsafe { std::mem::zeroed() };
+        let mut msgs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
+        for i in 0..n {
+            iovs[i] = libc::iovec {
+                iov_base: self.bufs[i].as_mut_ptr() as *mut libc::c_void,
+                iov_len: self.bufs[i].len(),
+            };
+            let m = &mut msgs[i];
             m.msg_hdr.msg_name =
                 &mut self.addrs[i] as *mut libc::sockaddr_storage as *mut libc::c_void;
             m.msg_hdr.msg_namelen =
@@ -228,54 +233,55 @@ fn sockaddr_to_std(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
 }
 
 /// Send datagrams with as few `sendmmsg` calls as possible (blocking when the socket
-/// buffer is full: back-pressure, not loss). Returns the packets that failed.
+/// buffer is full: back-pressure, not loss). Returns the packets that failed. The
+/// headers live on the stack: nothing is allocated unless a send fails.
 pub fn send_batch<'a>(
     socket: &UdpSocket,
     packets: impl Iterator<Item = (SocketAddr, &'a [u8])>,
 ) -> Vec<(usize, io::Error)> {
-    const CHUNK: usize = 64;
     let mut failed = Vec::new();
-    let mut addrs: Vec<SockAddr> = Vec::with_capacity(CHUNK);
-    let mut datas: Vec<&[u8]> = Vec::with_capacity(CHUNK);
-    let mut base = 0;
     let mut packets = packets.peekable();
+    let mut base = 0;
     while packets.peek().is_some() {
-        addrs.clear();
-        datas.clear();
-        for (to, data) in packets.by_ref().take(CHUNK) {
-            addrs.push(SockAddr::from(to));
-            datas.push(data);
-        }
-        let mut iovs: Vec<libc::iovec> = datas
-            .iter()
-            .map(|d| libc::iovec {
-                iov_base: d.as_ptr() as *mut libc::c_void,
-                iov_len: d.len(),
-            })
-            .collect();
-        // SAFETY: zeroed mmsghdr is valid; pointers below reference `addrs`/`iovs`,
-        // which outlive the call; the kernel only reads them for sendmmsg.
-        let mut msgs: Vec<libc::mmsghdr> = (0..datas.len())
-            .map(|_| unsafe { std::mem::zeroed() })
-            .collect();
-        for (i, m) in msgs.iter_mut().enumerate() {
-            m.msg_hdr.msg_name = addrs[i].as_ptr() as *mut libc::c_void;
-            m.msg_hdr.msg_namelen = addrs[i].len();
-            m.msg_hdr.msg_iov = &mut iovs[i];
-            m.msg_hdr.msg_iovlen = 1;
+        // SAFETY: plain C structs, all-zero is valid; the pointers set below point
+        // into these arrays or into the packets' bytes, which outlive the call.
+        let mut names: [libc::sockaddr_storage; MAX_BATCH] = unsafe { std::mem::zeroed() };
+        let mut iovs: [libc::iovec; MAX_BATCH] = unsafe { std::mem::zeroed() };
+        let mut msgs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
+        let mut n = 0;
+        for (to, data) in packets.by_ref().take(MAX_BATCH) {
+            let sa = SockAddr::from(to);
+            // SAFETY: `sa.len()` bytes of a valid sockaddr fit in a sockaddr_storage.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    sa.as_ptr() as *const u8,
+                    &mut names[n] as *mut libc::sockaddr_storage as *mut u8,
+                    sa.len() as usize,
+                );
+            }
+            iovs[n] = libc::iovec {
+                iov_base: data.as_ptr() as *mut libc::c_void,
+                iov_len: data.len(),
+            };
+            msgs[n].msg_hdr.msg_name =
+                &mut names[n] as *mut libc::sockaddr_storage as *mut libc::c_void;
+            msgs[n].msg_hdr.msg_namelen = sa.len();
+            msgs[n].msg_hdr.msg_iov = &mut iovs[n];
+            msgs[n].msg_hdr.msg_iovlen = 1;
+            n += 1;
         }
         let mut done = 0;
-        while done < msgs.len() {
-            // SAFETY: msgs[done..] are valid entries.
-            let n = unsafe {
+        while done < n {
+            // SAFETY: msgs[done..n] are valid entries.
+            let sent = unsafe {
                 libc::sendmmsg(
                     socket.as_raw_fd(),
-                    msgs[done..].as_mut_ptr(),
-                    (msgs.len() - done) as libc::c_uint,
+                    msgs[done..n].as_mut_ptr(),
+                    (n - done) as libc::c_uint,
                     0,
                 )
             };
-            if n < 0 {
+            if sent < 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -283,11 +289,14 @@ pub fn send_batch<'a>(
                 // The first unsent packet failed: record it and go on with the rest.
                 failed.push((base + done, e));
                 done += 1;
+            } else if sent == 0 {
+                failed.push((base + done, io::Error::other("sendmmsg sent nothing")));
+                done += 1;
             } else {
-                done += n as usize;
+                done += sent as usize;
             }
         }
-        base += datas.len();
+        base += n;
     }
     failed
 }
