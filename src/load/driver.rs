@@ -19,6 +19,7 @@ use crate::sip::message;
 use crate::sip::transaction::{RequestAction, ServerTransaction};
 use crate::transport::udp;
 
+use super::call_index::CallIndex;
 use super::schedule::{RatePlan, Schedule};
 use super::stateless;
 use super::tracing::{CallTraces, TraceTarget, Tracer};
@@ -102,7 +103,7 @@ pub struct Driver {
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
     generation: u32,
-    by_call_id: HashMap<Box<str>, usize>,
+    by_call_id: CallIndex,
     timers: BinaryHeap<Reverse<(Instant, usize, u32)>>,
     counters: Counters,
     out: Outbox,
@@ -146,7 +147,7 @@ impl Driver {
             slots: Vec::new(),
             free: Vec::new(),
             generation: 0,
-            by_call_id: HashMap::new(),
+            by_call_id: CallIndex::default(),
             timers: BinaryHeap::new(),
             counters: Counters::default(),
             out: Outbox::default(),
@@ -377,7 +378,7 @@ impl Driver {
             }
         };
         if let Some(s) = &self.slots[idx] {
-            self.by_call_id.insert(s.call.call_id().into(), idx);
+            self.by_call_id.insert(s.call.call_id(), idx);
         }
         idx
     }
@@ -413,8 +414,10 @@ impl Driver {
             self.trace(None, Direction::Received, from, data);
             return;
         };
-        let idx = match self.by_call_id.get(call_id) {
-            Some(&idx) => idx,
+        let slots = &self.slots;
+        let id_of = |i: usize| Some(slots.get(i)?.as_ref()?.call.call_id());
+        let idx = match self.by_call_id.find(call_id, id_of) {
+            Some(idx) => idx,
             None if self.lingering.contains_key(call_id) => {
                 self.on_lingering(&msg, call_id, from, data, now);
                 return;
@@ -581,7 +584,7 @@ impl Driver {
             self.lingering.insert(id, txs);
         }
         if slot.call.is_reapable() {
-            self.by_call_id.remove(slot.call.call_id());
+            self.by_call_id.remove(slot.call.call_id(), idx);
             self.slots[idx] = None;
             self.free.push(idx);
             return;

@@ -1,5 +1,6 @@
 //! Running calls: drivers that multiplex calls over a socket, and stateless replies.
 
+mod call_index;
 pub mod driver;
 pub mod run;
 pub mod schedule;

@@ -141,7 +141,7 @@ pub fn spawn_side(
             run_id: rand::random(),
             media_ip: spec.local_ip.to_string(),
             media_port_base: 10_000,
-            keep_last: spec.plan.uses_last_message(),
+            keep_last: false,
         };
         let cfg = DriverConfig {
             worker: w,

@@ -50,6 +50,7 @@ pub fn get(name: &str) -> Option<&'static Builtin> {
 mod tests {
     use super::*;
     use crate::scenario::compile_str;
+    use crate::scenario::plan::StepKind;
 
     #[test]
     fn every_builtin_compiles_and_names_a_builtin_peer() {
@@ -77,5 +78,29 @@ mod tests {
         assert!(!uses("cancel"));
         assert!(uses("uas"));
         assert!(uses("uas-cancel"));
+    }
+
+    #[test]
+    fn a_uas_waiting_for_bye_holds_no_copy_of_the_ack() {
+        let plan = compile_str("uas", get("uas").unwrap().text, &[]).unwrap();
+        let recvs: Vec<(String, bool)> = plan
+            .steps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match &s.kind {
+                StepKind::Recv(r) => Some((format!("{:?}", r.matcher), plan.needs_last_after(i))),
+                _ => None,
+            })
+            .collect();
+        // INVITE: the responses copy its headers; ACK: the next step waits for the BYE
+        // (which replaces it); BYE: the 200 copies its headers.
+        assert_eq!(
+            recvs,
+            vec![
+                ("Method(\"INVITE\")".to_string(), true),
+                ("Method(\"ACK\")".to_string(), false),
+                ("Method(\"BYE\")".to_string(), true),
+            ]
+        );
     }
 }

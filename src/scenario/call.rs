@@ -54,8 +54,8 @@ pub struct CallEnv {
     pub run_id: u32,
     pub media_ip: String,
     pub media_port_base: u16,
-    /// Keep a copy of the last received message in each call: needed when the plan
-    /// reads it (`Plan::uses_last_message`) or the caller wants to show it.
+    /// Keep a copy of the last received message in each call even when the plan no
+    /// longer reads it (`Plan::needs_last_after`): for a caller that wants to show it.
     pub keep_last: bool,
 }
 
@@ -152,15 +152,17 @@ pub struct Call {
     /// A provisional response to our INVITE has been measured.
     got_1xx: bool,
     role: Role,
+    /// The Call-ID until the dialog holds it (then empty: see `call_id()`).
     call_id: Box<str>,
-    local_tag: Box<str>,
+    /// The peer's tag until the dialog holds it. Our own tag is not stored: it is
+    /// derived from the call number (`write_local_tag`).
     remote_tag: Option<Box<str>>,
     /// Where the peer is (UAC: the target; UAS: the source of the first request).
     peer: SocketAddr,
     pc: usize,
     /// Variable values; `None` means "still the plan's initial value".
     vars: Vec<Option<Box<str>>>,
-    dialog: Option<Box<Dialog>>,
+    dialog: Option<Dialog>,
     clients: Vec<ClientTransaction>,
     servers: Vec<ServerTransaction>,
     /// Last message delivered to the scenario (what `last.*`, captures and asserts see).
@@ -177,13 +179,16 @@ pub struct Call {
     invite_final: Option<u16>,
     /// ACK sent for a 2xx: re-sent when the 2xx is retransmitted.
     ack_2xx: Option<SentAck>,
-    /// Branch of our INVITE once a 2xx ended its transaction (late responses to it are
-    /// absorbed, a retransmitted 2xx is ACKed again).
+    /// Branch of the INVITE once a 2xx ended its transaction. UAC: late responses to
+    /// it are absorbed, a retransmitted 2xx is ACKed again. UAS: set when the 2xx's
+    /// ACK arrives; a late INVITE retransmission is absorbed (what the transaction's
+    /// Timer L would do, without keeping ~300 bytes of transaction per idle call).
     accepted_invite: Option<Box<str>>,
     /// UAS: the ACK for our 2xx arrived (further ACKs are retransmissions).
     got_2xx_ack: bool,
     /// UAS: what the dialog needs from the initial INVITE until our tagged response.
-    uas_pending: Option<UasPending>,
+    /// Boxed: needed only between a UAS's INVITE and its tagged response.
+    uas_pending: Option<Box<UasPending>>,
     branch_seq: u32,
     state: State,
     outcome: Option<Outcome>,
@@ -242,7 +247,6 @@ impl Call {
             number,
             role,
             call_id,
-            local_tag: format!("{number:x}.{:08x}", env.run_id).into(),
             remote_tag: None,
             peer,
             pc: 0,
@@ -270,7 +274,26 @@ impl Call {
     }
 
     pub fn call_id(&self) -> &str {
-        &self.call_id
+        match &self.dialog {
+            Some(d) if self.call_id.is_empty() => d.call_id(),
+            _ => &self.call_id,
+        }
+    }
+
+    /// The peer's tag, once known.
+    fn remote_tag(&self) -> Option<&str> {
+        match (&self.remote_tag, &self.dialog) {
+            (Some(tag), _) => Some(tag),
+            (None, Some(d)) => Some(d.remote_tag()),
+            (None, None) => None,
+        }
+    }
+
+    /// An established call keeps its identifiers in the dialog only.
+    fn set_dialog(&mut self, dialog: Dialog) {
+        self.dialog = Some(dialog);
+        self.call_id = Box::default();
+        self.remote_tag = None;
     }
     pub fn number(&self) -> u64 {
         self.number
@@ -397,6 +420,8 @@ impl Call {
             }
             !tx.is_terminated()
         });
+        release_if_empty(&mut self.clients);
+        release_if_empty(&mut self.servers);
         if let Some(why) = timed_out {
             if self.state == State::Running {
                 let at = self.position(env);
@@ -492,6 +517,7 @@ impl Call {
                     // Nothing more for this transaction to do that the call core cannot:
                     // drop it (and the INVITE bytes it holds) for the rest of the call.
                     let tx = self.clients.remove(idx);
+                    release_if_empty(&mut self.clients);
                     self.accepted_invite = Some(tx.branch().into());
                 }
                 if is_invite {
@@ -547,14 +573,14 @@ impl Call {
         let rr: Vec<&str> = rr.iter().map(|c| c.as_ref()).collect();
         let contact = msg.contact().map(|c| c.uri).unwrap_or(&env.target_uri);
         let dialog = Dialog::new_uac(
-            &self.call_id,
+            self.call_id(),
             &from,
             &to.unwrap_or_default(),
             &rr,
             contact,
             self.invite_cseq.max(self.cseq),
         );
-        self.dialog = Some(Box::new(dialog));
+        self.set_dialog(dialog);
     }
 
     fn on_request(
@@ -601,6 +627,11 @@ impl Call {
             for tx in self.servers.iter_mut().filter(|t| t.method() == "INVITE") {
                 tx.on_2xx_ack(now);
             }
+            if let Some(i) = self.servers.iter().position(|t| t.is_accepted_and_acked()) {
+                let tx = self.servers.remove(i);
+                release_if_empty(&mut self.servers);
+                self.accepted_invite = Some(tx.branch().into());
+            }
             if self.got_2xx_ack {
                 ctr.messages_absorbed += 1;
                 return;
@@ -609,14 +640,19 @@ impl Call {
             self.deliver(env, msg, now, out, ctr);
             return;
         }
+        if method == "INVITE" && self.accepted_invite.as_deref() == Some(branch) {
+            ctr.messages_absorbed += 1;
+            return;
+        }
         if self.state != State::Running {
             ctr.messages_stray += 1;
             return;
         }
         let dest = response_destination(via.as_ref(), from);
-        self.servers.push(ServerTransaction::new(
-            method, branch, sent_by, dest, false, now, env.timers,
-        ));
+        push_one(
+            &mut self.servers,
+            ServerTransaction::new(method, branch, sent_by, dest, false, now, env.timers),
+        );
         let seq = msg.cseq().map(|c| c.seq).unwrap_or(0);
         self.remote_cseq = seq;
         if let Some(d) = self.dialog.as_mut() {
@@ -627,7 +663,7 @@ impl Call {
                 self.remote_tag = Some(tag.into());
             }
             self.got_2xx_ack = false;
-            self.uas_pending = Some(UasPending {
+            self.uas_pending = Some(Box::new(UasPending {
                 record_route: msg
                     .record_route()
                     .into_iter()
@@ -635,7 +671,7 @@ impl Call {
                     .collect(),
                 contact: msg.contact().map(|c| c.uri.to_string()).unwrap_or_default(),
                 cseq: seq,
-            });
+            }));
         }
         self.deliver(env, msg, now, out, ctr);
     }
@@ -707,9 +743,11 @@ impl Call {
             );
             return false;
         };
-        self.last.clear();
-        if env.keep_last {
+        if env.keep_last || env.plan.needs_last_after(i) {
+            self.last.clear();
             self.last.extend_from_slice(msg.raw);
+        } else {
+            self.last = Vec::new();
         }
         self.wait = None;
         self.pc = i + 1;
@@ -959,7 +997,7 @@ impl Call {
                     dialog.build_request("BYE", &local, &branch, None, "", b"", b);
                 });
                 self.cseq = dialog.local_cseq;
-                let dest = resolve_hop(&dialog.request_target().next_hop, self.peer);
+                let dest = resolve_hop(dialog.next_hop(), self.peer);
                 self.send_request_tx(env, "BYE", &branch, req, dest, now, out, ctr);
                 Ok(())
             }
@@ -1009,7 +1047,7 @@ impl Call {
             Some(_) => {
                 let branch = self.next_branch(env);
                 let dialog = self.dialog.as_ref().ok_or("send: ack without a dialog")?;
-                let dest = resolve_hop(&dialog.request_target().next_hop, self.peer);
+                let dest = resolve_hop(dialog.next_hop(), self.peer);
                 out.push_with(dest, |b| {
                     dialog.build_ack(self.invite_cseq, &env.local(), &branch, b)
                 });
@@ -1070,7 +1108,7 @@ impl Call {
                 .to_string();
             let in_dialog = parsed.to().and_then(|t| t.tag()).is_some();
             let dest = match (&self.dialog, in_dialog) {
-                (Some(d), true) => resolve_hop(&d.request_target().next_hop, self.peer),
+                (Some(d), true) => resolve_hop(d.next_hop(), self.peer),
                 _ => self.peer,
             };
             let seq = parsed.cseq().map(|c| c.seq);
@@ -1134,14 +1172,8 @@ impl Call {
             .map(|h| h.value())
             .unwrap_or_default();
         let rr: Vec<&str> = p.record_route.iter().map(|s| s.as_str()).collect();
-        self.dialog = Some(Box::new(Dialog::new_uas(
-            &self.call_id,
-            &from,
-            &to,
-            &rr,
-            &p.contact,
-            p.cseq,
-        )));
+        let dialog = Dialog::new_uas(self.call_id(), &from, &to, &rr, &p.contact, p.cseq);
+        self.set_dialog(dialog);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1163,9 +1195,10 @@ impl Call {
             self.invite_final = None;
             self.ack_2xx = None;
         }
-        self.clients.push(ClientTransaction::new(
-            method, branch, bytes, dest, false, now, env.timers,
-        ));
+        push_one(
+            &mut self.clients,
+            ClientTransaction::new(method, branch, bytes, dest, false, now, env.timers),
+        );
     }
 
     fn next_branch(&mut self, env: &CallEnv) -> String {
@@ -1196,10 +1229,16 @@ impl Call {
         let acked = self.got_2xx_ack;
         self.clients = Vec::new();
         self.servers.retain(|t| !(acked && t.method() == "INVITE"));
+        release_if_empty(&mut self.servers);
         self.last = Vec::new();
         self.inbox = VecDeque::new();
         self.vars = Vec::new();
-        self.dialog = None;
+        if let Some(d) = self.dialog.take()
+            && self.call_id.is_empty()
+        {
+            // Lingering transactions are found by Call-ID.
+            self.call_id = d.call_id().into();
+        }
         self.ack_2xx = None;
         self.uas_pending = None;
     }
@@ -1227,6 +1266,21 @@ fn step_position(env: &CallEnv, pc: usize) -> String {
     }
 }
 
+/// Push a transaction growing the vector by one slot only. A call rarely has more than
+/// one or two transactions at once, and `Vec`'s first growth would reserve four
+/// (over 800 bytes of transactions) that an idle established call would then keep.
+fn push_one<T>(v: &mut Vec<T>, tx: T) {
+    v.reserve_exact(1);
+    v.push(tx);
+}
+
+/// Hand back the storage of an emptied transaction list: idle calls hold none.
+fn release_if_empty<T>(v: &mut Vec<T>) {
+    if v.is_empty() && v.capacity() > 0 {
+        *v = Vec::new();
+    }
+}
+
 fn branch_text(run_id: u32, number: u64, seq: u32) -> String {
     let mut b = Vec::with_capacity(40);
     write_branch(&mut b, run_id, number, seq);
@@ -1237,16 +1291,29 @@ fn branch_text(run_id: u32, number: u64, seq: u32) -> String {
 /// message; written without the formatting machinery (it is on every request).
 fn write_branch(out: &mut Vec<u8>, run_id: u32, number: u64, seq: u32) {
     out.extend_from_slice(b"z9hG4bK");
-    for shift in (0..8).rev() {
-        out.push(HEX[((run_id >> (shift * 4)) & 0xf) as usize]);
-    }
+    write_hex8(out, run_id);
     out.push(b'.');
     write_hex(out, number);
     out.push(b'.');
     write_dec(out, u64::from(seq));
 }
 
+/// Our tag, `<call number, hex>.<run id, 8 hex>`: unique per run and call, so it is
+/// written again whenever needed rather than kept by every call.
+fn write_local_tag(out: &mut Vec<u8>, run_id: u32, number: u64) {
+    write_hex(out, number);
+    out.push(b'.');
+    write_hex8(out, run_id);
+}
+
 const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Exactly eight hex digits (the run id, so every tag and branch has the same shape).
+fn write_hex8(out: &mut Vec<u8>, n: u32) {
+    for shift in (0..8).rev() {
+        out.push(HEX[((n >> (shift * 4)) & 0xf) as usize]);
+    }
+}
 
 fn write_hex(out: &mut Vec<u8>, mut n: u64) {
     let mut buf = [0u8; 16];
@@ -1383,7 +1450,7 @@ impl RenderContext for Ctx<'_> {
         let call = self.call;
         let env = self.env;
         let _ = match b {
-            Builtin::CallId => out.write_all(call.call_id.as_bytes()),
+            Builtin::CallId => out.write_all(call.call_id().as_bytes()),
             Builtin::Branch => {
                 let seq = *self.branch_in_render.get_or_insert(call.branch_seq + 1);
                 write_branch(out, env.run_id, call.number, seq);
@@ -1410,12 +1477,12 @@ impl RenderContext for Ctx<'_> {
             Builtin::Transport => out.write_all(env.transport.as_bytes()),
             Builtin::FromTag | Builtin::ToTag => {
                 let ours = (b == Builtin::FromTag) == (call.role == Role::Uac);
-                let tag = if ours {
-                    Some(&*call.local_tag)
+                if ours {
+                    write_local_tag(out, env.run_id, call.number);
+                    Ok(())
                 } else {
-                    call.remote_tag.as_deref()
-                };
-                out.write_all(tag.unwrap_or("").as_bytes())
+                    out.write_all(call.remote_tag().unwrap_or("").as_bytes())
+                }
             }
             Builtin::Cseq => {
                 write_dec(out, u64::from(self.next_cseq));
@@ -1431,7 +1498,7 @@ impl RenderContext for Ctx<'_> {
                 Ok(())
             }
             Builtin::RemoteTarget => match &call.dialog {
-                Some(d) => out.write_all(d.remote_target.as_bytes()),
+                Some(d) => out.write_all(d.remote_target().as_bytes()),
                 None => out.write_all(env.target_uri.as_bytes()),
             },
             Builtin::CallNumber => {
@@ -1840,6 +1907,19 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
         assert_eq!(ctr.messages_absorbed, 2, "retransmitted INVITE and ACK");
         call.on_timeout(&env, t0 + Duration::from_millis(1500), &mut out, &mut ctr);
         assert!(out.is_empty(), "ACK stopped the 2xx retransmissions");
+        // A late copy of the INVITE after the ACK is absorbed quietly: the ended
+        // transaction is remembered by its branch only.
+        call.on_message(
+            &env,
+            &msg,
+            peer,
+            t0 + Duration::from_millis(1600),
+            &mut out,
+            &mut ctr,
+        );
+        assert!(out.is_empty(), "no reply to a late INVITE copy");
+        assert_eq!(ctr.messages_absorbed, 3);
+        assert!(call.is_running());
         let bye = ack
             .replace("ACK sip", "BYE sip")
             .replace("CSeq: 7 ACK", "CSeq: 8 BYE")

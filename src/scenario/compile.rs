@@ -193,6 +193,7 @@ impl Compiler<'_> {
             name,
             source: self.file.to_string(),
             role,
+            last_needed_after: super::plan::last_liveness(&steps),
             steps,
             vars: std::mem::take(&mut self.vars),
             recv_timeout,

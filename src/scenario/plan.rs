@@ -28,6 +28,10 @@ pub struct Plan {
     pub vars: Vec<VarSlot>,
     /// Default timeout for `recv` steps without their own (None: see `RecvStep::timeout`).
     pub recv_timeout: Option<Duration>,
+    /// Per step: for a `recv`, whether a later step may read the message it received
+    /// before another `recv` replaces it (see [`last_liveness`]). An established call
+    /// waiting for its BYE then holds no copy of the ACK.
+    pub last_needed_after: Vec<bool>,
 }
 
 #[derive(Clone, Debug)]
@@ -41,19 +45,62 @@ impl Plan {
     /// `last.*`, `capture` steps, conditions on headers, body or start line)? When not,
     /// calls need not keep a copy of it.
     pub fn uses_last_message(&self) -> bool {
-        let reads = |c: &Condition| !matches!(c.subject, Subject::Var(_));
-        self.steps.iter().any(|s| match &s.kind {
-            StepKind::Send(SendStep::Message(t)) => t.uses_last(),
-            StepKind::Capture(_) => true,
-            StepKind::Assert(c) => reads(c),
-            StepKind::Goto { when: Some(c), .. } => reads(c),
-            _ => false,
-        })
+        self.steps.iter().any(|s| reads_last(&s.kind))
+    }
+
+    /// Must a call keep the message it received at step `recv` (see `last_needed_after`)?
+    pub fn needs_last_after(&self, recv: usize) -> bool {
+        self.last_needed_after.get(recv).copied().unwrap_or(true)
     }
 
     pub fn var_slot(&self, name: &str) -> Option<usize> {
         self.vars.iter().position(|v| v.name == name)
     }
+}
+
+/// Does this step read the last received message?
+fn reads_last(kind: &StepKind) -> bool {
+    let reads = |c: &Condition| !matches!(c.subject, Subject::Var(_));
+    match kind {
+        StepKind::Send(SendStep::Message(t)) => t.uses_last(),
+        StepKind::Capture(_) => true,
+        StepKind::Assert(c) => reads(c),
+        StepKind::Goto { when: Some(c), .. } => reads(c),
+        _ => false,
+    }
+}
+
+/// For each step: when it is a `recv`, whether some path from the next step reads the
+/// last message before a mandatory `recv` replaces it (an optional one may be skipped,
+/// a conditional goto may go either way). `false` for every other step.
+pub fn last_liveness(steps: &[Step]) -> Vec<bool> {
+    let read_on_some_path = |start: usize| {
+        let mut seen = vec![false; steps.len()];
+        let mut todo = vec![start];
+        while let Some(mut i) = todo.pop() {
+            while let Some(step) = steps.get(i) {
+                if std::mem::replace(&mut seen[i], true) {
+                    break;
+                }
+                if reads_last(&step.kind) {
+                    return true;
+                }
+                match &step.kind {
+                    StepKind::Recv(r) if !r.optional => break,
+                    StepKind::Goto { target, when: None } => i = *target,
+                    StepKind::Goto { target, .. } => {
+                        todo.push(*target);
+                        i += 1;
+                    }
+                    _ => i += 1,
+                }
+            }
+        }
+        false
+    };
+    (0..steps.len())
+        .map(|i| matches!(steps[i].kind, StepKind::Recv(_)) && read_on_some_path(i + 1))
+        .collect()
 }
 
 #[derive(Debug)]

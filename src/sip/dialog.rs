@@ -26,21 +26,21 @@ pub struct RequestTarget {
     pub next_hop: String,
 }
 
+/// A dialog's state. The strings live in one buffer (`text`): an established call
+/// holds a dialog for its whole length, often tens of thousands of them at once in a
+/// load run, and one allocation instead of seven keeps an idle call small.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Dialog {
-    pub call_id: String,
-    pub local_tag: String,
-    pub remote_tag: String,
-    /// Our From/To header value (with our tag), e.g. `<sip:a@h>;tag=x`.
-    pub local_party: String,
-    /// Their From/To header value (with their tag).
-    pub remote_party: String,
+    /// Call-ID, local party, remote party, remote target, then the route set with one
+    /// route per line (in the order Route headers are written).
+    text: Box<str>,
+    /// Where each of the first four parts of `text` ends.
+    ends: [u32; 4],
+    /// Tags, as ranges of `text` inside the parties they belong to.
+    local_tag: (u32, u32),
+    remote_tag: (u32, u32),
     pub local_cseq: u32,
     pub remote_cseq: Option<u32>,
-    /// Route set, already in the order Route headers are written.
-    pub route_set: Vec<String>,
-    /// Remote target URI (from Contact), without angle brackets.
-    pub remote_target: String,
 }
 
 impl Dialog {
@@ -56,17 +56,15 @@ impl Dialog {
     ) -> Dialog {
         let mut route_set = route_values(record_route);
         route_set.reverse();
-        Dialog {
-            call_id: call_id.trim().to_owned(),
-            local_tag: tag_of(from_value).to_owned(),
-            remote_tag: tag_of(to_value).to_owned(),
-            local_party: from_value.trim().to_owned(),
-            remote_party: to_value.trim().to_owned(),
-            local_cseq: cseq,
-            remote_cseq: None,
-            route_set,
-            remote_target: uri_of(contact_uri).to_owned(),
-        }
+        Dialog::assemble(
+            call_id,
+            from_value,
+            to_value,
+            uri_of(contact_uri),
+            &route_set,
+            cseq,
+            None,
+        )
     }
 
     /// UAS side, from the received request; `to_value` already carries our tag.
@@ -82,55 +80,163 @@ impl Dialog {
         contact_uri: &str,
         remote_cseq: u32,
     ) -> Dialog {
-        Dialog {
-            call_id: call_id.trim().to_owned(),
-            local_tag: tag_of(to_value).to_owned(),
-            remote_tag: tag_of(from_value).to_owned(),
-            local_party: to_value.trim().to_owned(),
-            remote_party: from_value.trim().to_owned(),
-            local_cseq: 0,
-            remote_cseq: Some(remote_cseq),
-            route_set: route_values(record_route),
-            remote_target: uri_of(contact_uri).to_owned(),
+        Dialog::assemble(
+            call_id,
+            to_value,
+            from_value,
+            uri_of(contact_uri),
+            &route_values(record_route),
+            0,
+            Some(remote_cseq),
+        )
+    }
+
+    fn assemble(
+        call_id: &str,
+        local_party: &str,
+        remote_party: &str,
+        remote_target: &str,
+        routes: &[&str],
+        local_cseq: u32,
+        remote_cseq: Option<u32>,
+    ) -> Dialog {
+        let (call_id, local_party, remote_party) =
+            (call_id.trim(), local_party.trim(), remote_party.trim());
+        let parts = [call_id, local_party, remote_party, remote_target];
+        let len = parts.iter().map(|p| p.len()).sum::<usize>()
+            + routes.iter().map(|r| r.len() + 1).sum::<usize>();
+        let mut text = String::with_capacity(len);
+        let mut ends = [0u32; 4];
+        for (end, part) in ends.iter_mut().zip(parts) {
+            text.push_str(part);
+            *end = offset(text.len());
         }
+        for route in routes {
+            // A line break inside a (malformed) route would split it in two.
+            text.extend(route.chars().map(|c| if c == '\n' { ' ' } else { c }));
+            text.push('\n');
+        }
+        let tag_range = |party: &str, party_start: u32| {
+            let tag = tag_of(party);
+            // `tag_of` returns a slice of `party` (or a literal "" when there is no tag):
+            // its position is the pointer difference.
+            let start = (tag.as_ptr() as usize).wrapping_sub(party.as_ptr() as usize);
+            if tag.is_empty() || start + tag.len() > party.len() {
+                return (party_start, party_start);
+            }
+            (
+                party_start + offset(start),
+                party_start + offset(start + tag.len()),
+            )
+        };
+        Dialog {
+            local_tag: tag_range(local_party, ends[0]),
+            remote_tag: tag_range(remote_party, ends[1]),
+            text: text.into_boxed_str(),
+            ends,
+            local_cseq,
+            remote_cseq,
+        }
+    }
+
+    fn part(&self, range: (u32, u32)) -> &str {
+        self.text
+            .get(range.0 as usize..range.1 as usize)
+            .unwrap_or("")
+    }
+    pub fn call_id(&self) -> &str {
+        self.part((0, self.ends[0]))
+    }
+    /// Our From/To header value (with our tag), e.g. `<sip:a@h>;tag=x`.
+    pub fn local_party(&self) -> &str {
+        self.part((self.ends[0], self.ends[1]))
+    }
+    /// Their From/To header value (with their tag).
+    pub fn remote_party(&self) -> &str {
+        self.part((self.ends[1], self.ends[2]))
+    }
+    /// Remote target URI (from Contact), without angle brackets.
+    pub fn remote_target(&self) -> &str {
+        self.part((self.ends[2], self.ends[3]))
+    }
+    pub fn local_tag(&self) -> &str {
+        self.part(self.local_tag)
+    }
+    pub fn remote_tag(&self) -> &str {
+        self.part(self.remote_tag)
+    }
+    /// Route set, in the order Route headers are written.
+    pub fn route_set(&self) -> impl Iterator<Item = &str> {
+        let routes = self.text.get(self.ends[3] as usize..).unwrap_or("");
+        routes.split_terminator('\n')
     }
 
     /// Target refresh (Contact of a re-INVITE/2xx/UPDATE).
     pub fn refresh_target(&mut self, contact_uri: &str) {
-        self.remote_target = uri_of(contact_uri).to_owned();
+        let routes: Vec<&str> = self.route_set().collect();
+        let refreshed = Dialog::assemble(
+            self.call_id(),
+            self.local_party(),
+            self.remote_party(),
+            uri_of(contact_uri),
+            &routes,
+            self.local_cseq,
+            self.remote_cseq,
+        );
+        *self = refreshed;
+    }
+
+    /// The first route, when the route set is not empty, and whether it routes loosely.
+    fn first_route(&self) -> Option<(&str, bool)> {
+        let first = uri_of(self.route_set().next()?);
+        Some((first, has_lr(first)))
+    }
+
+    /// URI of the next hop: the first Route (loose or strict) or the remote target.
+    pub fn next_hop(&self) -> &str {
+        self.first_route()
+            .map_or(self.remote_target(), |(first, _)| first)
     }
 
     /// Loose routing when the first route has `;lr`, strict routing otherwise.
     pub fn request_target(&self) -> RequestTarget {
-        let Some(first) = self.route_set.first() else {
-            return RequestTarget {
-                request_uri: self.remote_target.clone(),
-                routes: Vec::new(),
-                next_hop: self.remote_target.clone(),
-            };
-        };
-        let first_uri = uri_of(first);
-        if has_lr(first_uri) {
-            return RequestTarget {
-                request_uri: self.remote_target.clone(),
-                routes: self.route_set.iter().map(|r| route_value(r)).collect(),
-                next_hop: first_uri.to_owned(),
-            };
-        }
-        // §12.2.1.1 strict routing: the pre-RFC 3261 proxy expects to find
-        // itself in the Request-URI, and the real target travels as the last Route.
-        let mut routes: Vec<String> = self.route_set[1..].iter().map(|r| route_value(r)).collect();
-        routes.push(format!("<{}>", self.remote_target));
+        let mut routes = Vec::new();
+        self.for_each_route(|r| routes.push(r.to_string()));
         RequestTarget {
-            request_uri: strict_request_uri(first_uri),
+            request_uri: self.request_uri().into_owned(),
             routes,
-            next_hop: first_uri.to_owned(),
+            next_hop: self.next_hop().to_owned(),
+        }
+    }
+
+    fn request_uri(&self) -> std::borrow::Cow<'_, str> {
+        match self.first_route() {
+            // §12.2.1.1 strict routing: the pre-RFC 3261 proxy expects to find
+            // itself in the Request-URI, and the real target travels as the last Route.
+            Some((first, false)) => strict_request_uri(first).into(),
+            _ => self.remote_target().into(),
+        }
+    }
+
+    /// Calls `f` with each Route header value to write, in order.
+    fn for_each_route(&self, mut f: impl FnMut(RouteValue<'_>)) {
+        match self.first_route() {
+            None => {}
+            Some((_, true)) => self.route_set().for_each(|r| f(RouteValue::of(r))),
+            Some((_, false)) => {
+                self.route_set().skip(1).for_each(|r| f(RouteValue::of(r)));
+                f(RouteValue::Bracketed(self.remote_target()));
+            }
         }
     }
 
     /// Append `Route: <value>\r\n` for each route to `out` (nothing when the set is empty).
     pub fn write_route_headers(&self, out: &mut Vec<u8>) {
-        write_routes(&self.request_target().routes, out);
+        self.for_each_route(|r| {
+            out.extend_from_slice(b"Route: ");
+            r.write(out);
+            out.extend_from_slice(b"\r\n");
+        });
     }
 
     /// Build an in-dialog request (not ACK/CANCEL): increments and uses `local_cseq`.
@@ -187,8 +293,7 @@ impl Dialog {
         branch: &str,
         out: &mut Vec<u8>,
     ) {
-        let target = self.request_target();
-        let _ = write!(out, "{method} {} SIP/2.0\r\n", target.request_uri);
+        let _ = write!(out, "{method} {} SIP/2.0\r\n", self.request_uri());
         let transport = local.transport.trim().to_ascii_uppercase();
         let host = local.host.trim();
         // An IPv6 literal must be bracketed in sent-by, or its colons read as a port.
@@ -202,19 +307,60 @@ impl Dialog {
             "Via: SIP/2.0/{transport} {open}{host}{close}:{};branch={branch};rport\r\n",
             local.port
         );
-        write_routes(&target.routes, out);
+        self.write_route_headers(out);
         let _ = write!(
             out,
             "Max-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\n",
-            self.local_party, self.remote_party, self.call_id
+            self.local_party(),
+            self.remote_party(),
+            self.call_id()
         );
     }
 }
 
-fn write_routes(routes: &[String], out: &mut Vec<u8>) {
-    for route in routes {
-        let _ = write!(out, "Route: {route}\r\n");
+/// A Route header value for a stored route: Record-Route values are always
+/// name-addrs, but a bare URI from a sloppy proxy must be bracketed or its
+/// `;lr` would turn into a header parameter.
+#[derive(Clone, Copy)]
+enum RouteValue<'a> {
+    AsIs(&'a str),
+    Bracketed(&'a str),
+}
+
+impl<'a> RouteValue<'a> {
+    fn of(route: &'a str) -> RouteValue<'a> {
+        if open_angle(route).is_some() {
+            RouteValue::AsIs(route)
+        } else {
+            RouteValue::Bracketed(route)
+        }
     }
+
+    fn write(self, out: &mut Vec<u8>) {
+        match self {
+            RouteValue::AsIs(v) => out.extend_from_slice(v.as_bytes()),
+            RouteValue::Bracketed(v) => {
+                out.push(b'<');
+                out.extend_from_slice(v.as_bytes());
+                out.push(b'>');
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for RouteValue<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RouteValue::AsIs(v) => f.write_str(v),
+            RouteValue::Bracketed(v) => write!(f, "<{v}>"),
+        }
+    }
+}
+
+/// Offsets inside a dialog's text: header values never come near 4 GB, and a
+/// longer text would only make accessors return "" rather than panic.
+fn offset(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Byte offset of the `<` that opens a name-addr, skipping a quoted display
@@ -323,35 +469,24 @@ fn strict_request_uri(uri: &str) -> String {
     out
 }
 
-/// A Route header value for a stored route: Record-Route values are always
-/// name-addrs, but a bare URI from a sloppy proxy must be bracketed or its
-/// `;lr` would turn into a header parameter.
-fn route_value(route: &str) -> String {
-    if open_angle(route).is_some() {
-        route.to_owned()
-    } else {
-        format!("<{route}>")
-    }
-}
-
 /// Record-Route values, one per hop: each given value may itself hold several
 /// comma-separated entries (one header line listing several proxies).
-fn route_values(record_route: &[&str]) -> Vec<String> {
+fn route_values<'a>(record_route: &[&'a str]) -> Vec<&'a str> {
     let mut routes = Vec::with_capacity(record_route.len());
     for value in record_route {
-        split_top_level_commas(value, |v| routes.push(v.to_owned()));
+        split_top_level_commas(value, |v| routes.push(v));
     }
     routes
 }
 
 /// Calls `f` with each trimmed, non-empty comma-separated element of `value`,
 /// ignoring commas inside quotes and angle brackets.
-fn split_top_level_commas(value: &str, mut f: impl FnMut(&str)) {
+fn split_top_level_commas<'a>(value: &'a str, mut f: impl FnMut(&'a str)) {
     let mut quoted = false;
     let mut escaped = false;
     let mut in_angle = false;
     let mut start = 0;
-    let mut emit = |piece: &str| {
+    let mut emit = |piece: &'a str| {
         let piece = piece.trim();
         if !piece.is_empty() {
             f(piece);
@@ -413,18 +548,18 @@ mod tests {
         // Double record-routing: one proxy bridging two networks inserts two
         // values, outermost (closest to us) last in the response.
         let d = uac(&["<sip:p1-b.example.com;lr>", "<sip:p1-a.example.com;lr>"]);
-        assert_eq!(d.call_id, "a84b4c76e66710");
-        assert_eq!(d.local_tag, "1928301774");
-        assert_eq!(d.remote_tag, "a6c85cf");
-        assert_eq!(d.local_party, FROM);
-        assert_eq!(d.remote_party, TO);
+        assert_eq!(d.call_id(), "a84b4c76e66710");
+        assert_eq!(d.local_tag(), "1928301774");
+        assert_eq!(d.remote_tag(), "a6c85cf");
+        assert_eq!(d.local_party(), FROM);
+        assert_eq!(d.remote_party(), TO);
         assert_eq!(d.local_cseq, 314159);
         assert_eq!(d.remote_cseq, None);
         assert_eq!(
-            d.route_set,
+            d.route_set().collect::<Vec<_>>(),
             vec!["<sip:p1-a.example.com;lr>", "<sip:p1-b.example.com;lr>"]
         );
-        assert_eq!(d.remote_target, "sip:bob@192.0.2.4:5070;transport=udp");
+        assert_eq!(d.remote_target(), "sip:bob@192.0.2.4:5070;transport=udp");
     }
 
     #[test]
@@ -434,7 +569,7 @@ mod tests {
             "<sip:p2.example.com;lr>, <sip:p1.example.com;lr>",
         ]);
         assert_eq!(
-            d.route_set,
+            d.route_set().collect::<Vec<_>>(),
             vec![
                 "<sip:p1.example.com;lr>",
                 "<sip:p2.example.com;lr>",
@@ -446,10 +581,10 @@ mod tests {
     #[test]
     fn uac_without_to_tag() {
         let d = Dialog::new_uac("c", "<sip:a@h>;tag=x", "<sip:b@h>", &[], "sip:b@h", 1);
-        assert_eq!(d.local_tag, "x");
-        assert_eq!(d.remote_tag, "");
-        assert!(d.route_set.is_empty());
-        assert_eq!(d.remote_target, "sip:b@h");
+        assert_eq!(d.local_tag(), "x");
+        assert_eq!(d.remote_tag(), "");
+        assert!(d.route_set().next().is_none());
+        assert_eq!(d.remote_target(), "sip:b@h");
     }
 
     #[test]
@@ -462,17 +597,17 @@ mod tests {
             "<sip:alice@pc33.example.com>",
             101,
         );
-        assert_eq!(d.local_tag, "a6c85cf");
-        assert_eq!(d.remote_tag, "1928301774");
-        assert_eq!(d.local_party, TO);
-        assert_eq!(d.remote_party, FROM);
+        assert_eq!(d.local_tag(), "a6c85cf");
+        assert_eq!(d.remote_tag(), "1928301774");
+        assert_eq!(d.local_party(), TO);
+        assert_eq!(d.remote_party(), FROM);
         assert_eq!(d.local_cseq, 0);
         assert_eq!(d.remote_cseq, Some(101));
         assert_eq!(
-            d.route_set,
+            d.route_set().collect::<Vec<_>>(),
             vec!["<sip:p1.example.com;lr>", "<sip:p2.example.com;lr>"]
         );
-        assert_eq!(d.remote_target, "sip:alice@pc33.example.com");
+        assert_eq!(d.remote_target(), "sip:alice@pc33.example.com");
     }
 
     #[test]
@@ -513,9 +648,9 @@ mod tests {
     fn refresh_target_strips_brackets() {
         let mut d = uac(&[]);
         d.refresh_target("<sip:bob@198.51.100.7:5080>");
-        assert_eq!(d.remote_target, "sip:bob@198.51.100.7:5080");
+        assert_eq!(d.remote_target(), "sip:bob@198.51.100.7:5080");
         d.refresh_target("sip:bob@new");
-        assert_eq!(d.remote_target, "sip:bob@new");
+        assert_eq!(d.remote_target(), "sip:bob@new");
     }
 
     #[test]
@@ -538,7 +673,7 @@ mod tests {
         ]);
         let t = d.request_target();
         assert_eq!(t.request_uri, "sip:bob@192.0.2.4:5070;transport=udp");
-        assert_eq!(t.routes, d.route_set);
+        assert_eq!(t.routes, d.route_set().collect::<Vec<_>>());
         assert_eq!(t.next_hop, "sip:p1.example.com:5061;LR;transport=tcp");
         let mut out = Vec::new();
         d.write_route_headers(&mut out);
@@ -600,8 +735,7 @@ mod tests {
 
     #[test]
     fn bare_route_is_bracketed_when_written() {
-        let mut d = uac(&[]);
-        d.route_set = vec!["sip:p1;lr".to_owned()];
+        let d = uac(&["sip:p1;lr"]);
         let t = d.request_target();
         assert_eq!(t.routes, vec!["<sip:p1;lr>"]);
         assert_eq!(t.next_hop, "sip:p1;lr");
@@ -782,9 +916,9 @@ mod tests {
     #[test]
     fn odd_inputs_do_not_panic() {
         let mut d = Dialog::new_uac("", "", "", &["", " , ", "<", ">", "\""], "", 0);
-        assert_eq!(d.local_tag, "");
-        assert_eq!(d.remote_target, "");
-        assert_eq!(d.route_set, vec!["\"", ">", "<"]);
+        assert_eq!(d.local_tag(), "");
+        assert_eq!(d.remote_target(), "");
+        assert_eq!(d.route_set().collect::<Vec<_>>(), vec!["\"", ">", "<"]);
         let local = Local {
             transport: "",
             host: "",

@@ -520,6 +520,11 @@ impl ServerTransaction {
             // Keep the 64·T1 end timer: it now ends the Timer L linger quietly.
             self.state = ServerState::AcceptedAcked;
             self.retransmit_at = None;
+            // The ACK proves the 2xx arrived: a late INVITE retransmission is only
+            // absorbed from now on, so the response bytes (often the largest thing an
+            // established UAS call holds) can go.
+            self.last_response = Vec::new();
+            self.has_response = false;
         }
     }
 
@@ -576,6 +581,13 @@ impl ServerTransaction {
 
     pub fn is_terminated(&self) -> bool {
         self.state == ServerState::Terminated
+    }
+
+    /// An INVITE transaction whose 2xx was acknowledged: all that is left for it is
+    /// absorbing late INVITE retransmissions (RFC 6026 Timer L), which the owner can
+    /// do by branch alone.
+    pub fn is_accepted_and_acked(&self) -> bool {
+        self.state == ServerState::AcceptedAcked
     }
 }
 
@@ -1183,11 +1195,12 @@ mod tests {
         tx.on_2xx_ack(t0 + ms(9000));
         // Retransmission stopped; Timer L = 64·T1 from the 2xx.
         assert_eq!(tx.deadline(), Some(t0 + ms(33_000)));
+        // A late INVITE retransmission is absorbed; the 2xx is not kept after its ACK.
         assert_eq!(
             tx.on_request("INVITE", t0 + ms(10_000)),
-            RequestAction::Retransmission { resend: true }
+            RequestAction::Retransmission { resend: false }
         );
-        assert_eq!(tx.last_response(), Some(&b"200"[..]));
+        assert_eq!(tx.last_response(), None);
         // A second on_2xx_ack is harmless.
         tx.on_2xx_ack(t0 + ms(11_000));
         let log = run_server(&mut tx, t0, Duration::from_secs(100));
