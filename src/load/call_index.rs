@@ -86,7 +86,7 @@ mod tests {
 
     #[test]
     fn a_slot_reused_for_another_call_is_not_found_under_the_old_id() {
-        let mut ids = vec!["old@h"];
+        let mut ids = ["old@h"];
         let mut index = CallIndex::default();
         index.insert("old@h", 0);
         index.remove("old@h", 0);
