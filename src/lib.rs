@@ -13,4 +13,5 @@ pub mod load;
 pub mod report;
 pub mod scenario;
 pub mod sip;
+pub mod srtp;
 pub mod transport;
