@@ -6,12 +6,16 @@
 //! - [`load`]: drivers that multiplex many calls over one socket, and run control;
 //! - [`transport`]: socket set-up;
 //! - [`report`]: counters and report files;
+//! - [`sdp`]: lenient SDP parsing and the SDES `a=crypto` attribute;
+//! - [`decrypt`]: SRTP decryption of captures (keys bound to media flows from SIP/SDP);
 //! - [`cli`]: argument parsing and commands (the only place that uses `anyhow`).
 
 pub mod cli;
+pub mod decrypt;
 pub mod load;
 pub mod report;
 pub mod scenario;
+pub mod sdp;
 pub mod sip;
 pub mod srtp;
 pub mod transport;
