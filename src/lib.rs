@@ -17,5 +17,4 @@ pub mod report;
 pub mod scenario;
 pub mod sdp;
 pub mod sip;
-pub mod srtp;
 pub mod transport;
