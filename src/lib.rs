@@ -5,6 +5,7 @@
 //! - [`scenario`]: YAML → compiled plan → per-call interpreter;
 //! - [`load`]: drivers that multiplex many calls over one socket, and run control;
 //! - [`transport`]: socket set-up;
+//! - [`srtp`]: SRTP/SRTCP protect and unprotect (sans-IO, per-SSRC state);
 //! - [`report`]: counters and report files;
 //! - [`cli`]: argument parsing and commands (the only place that uses `anyhow`).
 
@@ -13,4 +14,5 @@ pub mod load;
 pub mod report;
 pub mod scenario;
 pub mod sip;
+pub mod srtp;
 pub mod transport;
