@@ -527,4 +527,29 @@ mod tests {
         assert!(t.open_rtcp(&mut p, &lay));
         assert_eq!(p[..lay.body_end], plain[..]);
     }
+
+    /// E = 0 with HMAC: authenticated, left in clear.
+    #[test]
+    fn cm_srtcp_without_encryption() {
+        let kdf = Kdf::new(&[1; 16], &[2; 14]).unwrap();
+        let t = Transform::derive(Suite::AesCm128HmacSha1_32, &kdf, Kind::Rtcp, 0);
+        let Transform::CmHmac(cm) = &t else { panic!() };
+        let plain = hex(RTCP);
+        let mut p = plain.clone();
+        p.extend_from_slice(&7u32.to_be_bytes());
+        let len = p.len();
+        cm.append_tag(&mut p, len, None, &[]);
+        assert_eq!(
+            p.len(),
+            plain.len() + 4 + 10,
+            "SRTCP tag is 80 bits for _32 too"
+        );
+        let lay = layout::srtcp(Suite::AesCm128HmacSha1_32, &p, 0).unwrap();
+        assert_eq!((lay.encrypted, lay.index), (false, 7));
+        let mut bad = p.clone();
+        bad[20] ^= 4;
+        assert!(!t.open_rtcp(&mut bad, &lay));
+        assert!(t.open_rtcp(&mut p, &lay));
+        assert_eq!(p[..lay.body_end], plain[..]);
+    }
 }
