@@ -5,6 +5,7 @@
 //! - [`scenario`]: YAML → compiled plan → per-call interpreter;
 //! - [`load`]: drivers that multiplex many calls over one socket, and run control;
 //! - [`transport`]: socket set-up;
+//! - [`srtp`]: SRTP/SRTCP protect and unprotect (sans-IO, per-SSRC state);
 //! - [`report`]: counters and report files;
 //! - [`sdp`]: lenient SDP parsing and the SDES `a=crypto` attribute;
 //! - [`decrypt`]: SRTP decryption of captures (keys bound to media flows from SIP/SDP);
@@ -17,4 +18,5 @@ pub mod report;
 pub mod scenario;
 pub mod sdp;
 pub mod sip;
+pub mod srtp;
 pub mod transport;
