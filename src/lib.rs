@@ -8,12 +8,14 @@
 //! - [`srtp`]: SRTP/SRTCP protect and unprotect (sans-IO, per-SSRC state);
 //! - [`report`]: counters and report files;
 //! - [`sdp`]: lenient SDP parsing and the SDES `a=crypto` attribute;
+//! - [`media`]: media payload codecs (G.711, RFC 4733 DTMF);
 //! - [`decrypt`]: SRTP decryption of captures (keys bound to media flows from SIP/SDP);
 //! - [`cli`]: argument parsing and commands (the only place that uses `anyhow`).
 
 pub mod cli;
 pub mod decrypt;
 pub mod load;
+pub mod media;
 pub mod report;
 pub mod scenario;
 pub mod sdp;

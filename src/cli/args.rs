@@ -30,6 +30,57 @@ pub enum Command {
     Scenarios(ScenariosArgs),
     /// Send one OPTIONS request and print the response and round-trip time.
     Options(OptionsArgs),
+    /// SRTP tools: `srtp decrypt CAPTURE` decrypts SDES-SRTP media in a capture.
+    Srtp(SrtpArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SrtpArgs {
+    #[command(subcommand)]
+    pub command: SrtpCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SrtpCommand {
+    /// Decrypt the SRTP/SRTCP in a pcap or pcapng capture with the SDES keys found in
+    /// the same capture's SIP (a=crypto), or given with --key. Prints one line per
+    /// stream; exit 0 when every keyed stream decrypted, 1 when packets failed
+    /// authentication, 2 on unusable input.
+    Decrypt(DecryptArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DecryptArgs {
+    /// The capture (pcap or pcapng; Ethernet, VLAN, Linux cooked, raw IP, loopback).
+    pub capture: PathBuf,
+    /// Write the capture with every SRTP/SRTCP packet replaced by the plain RTP/RTCP
+    /// (same format, timestamps and addresses; MKI and tag removed, lengths and
+    /// checksums fixed). Packets that fail authentication are left out.
+    #[arg(long, short = 'o', value_name = "OUT")]
+    pub output: Option<PathBuf>,
+    /// Write one WAV file (8 kHz, 16-bit, mono) per G.711 stream into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub wav_dir: Option<PathBuf>,
+    /// A key by hand, as in an a=crypto line without its tag: 'SUITE inline:KEY||SALT'
+    /// (base64, optionally |LIFETIME|MKI:LEN and KDR=n). Applies to the --stream that
+    /// follows it, or without one to every flow the capture's SIP gives no key for.
+    /// Repeatable.
+    #[arg(long, value_name = "'SUITE inline:KEY'")]
+    pub key: Vec<String>,
+    /// Destination IP:PORT of the packets the preceding --key protects (RTP and, with
+    /// rtcp-mux, RTCP to the same address).
+    #[arg(long, value_name = "IP:PORT")]
+    pub stream: Vec<String>,
+    /// Keep packets that fail authentication, unchanged, instead of dropping them.
+    #[arg(long)]
+    pub keep_failed: bool,
+    /// Rollover counter values tried on a stream's first packet when it does not
+    /// authenticate at 0 (a capture that starts more than 65,536 packets into a call).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub roc_trials: u32,
+    /// Print the summary as one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

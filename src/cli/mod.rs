@@ -5,6 +5,7 @@ mod args;
 mod options;
 mod run;
 mod scenarios;
+mod srtp;
 
 use clap::Parser;
 
@@ -31,6 +32,9 @@ pub fn main() -> i32 {
         Command::Check(a) => scenarios::check(a),
         Command::Scenarios(a) => scenarios::scenarios(a),
         Command::Options(a) => options::options(a),
+        Command::Srtp(a) => match a.command {
+            args::SrtpCommand::Decrypt(d) => srtp::decrypt(d),
+        },
     };
     match result {
         Ok(code) => code,

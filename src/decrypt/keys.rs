@@ -44,6 +44,9 @@ pub struct Binding {
     pub unencrypted_srtp: bool,
     pub unencrypted_srtcp: bool,
     pub unauthenticated_srtp: bool,
+    /// RTP payload type of RFC 4733 telephone-event in this flow (the receiver's
+    /// `a=rtpmap`, else the sender's), to list DTMF digits.
+    pub telephone_event: Option<u8>,
 }
 
 impl Binding {
@@ -506,9 +509,17 @@ impl Ends<'_> {
                 unencrypted_srtp: key_crypto.unencrypted_srtp || other.unencrypted_srtp,
                 unencrypted_srtcp: key_crypto.unencrypted_srtcp || other.unencrypted_srtcp,
                 unauthenticated_srtp: key_crypto.unauthenticated_srtp || other.unauthenticated_srtp,
+                telephone_event: telephone_event(dst_media).or(telephone_event(sender_media)),
             });
         }
     }
+}
+
+fn telephone_event(m: &Media) -> Option<u8> {
+    m.rtpmap
+        .iter()
+        .find(|r| r.encoding.eq_ignore_ascii_case("telephone-event"))
+        .map(|r| r.payload_type)
 }
 
 fn media_addr(m: &Media) -> Option<SocketAddr> {

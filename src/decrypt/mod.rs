@@ -2,8 +2,12 @@
 //! applying them to the media flows.
 //!
 //! - `keys`: sans-IO tracker of SDP offer/answer in SIP that turns SDES keys into
-//!   bindings (destination address → master key).
+//!   bindings (destination address → master key);
+//! - `job`: the one-pass run over a capture (read, track keys, decrypt, write);
+//! - `streams`: per-stream counts, DTMF digits and WAV files.
 
+pub mod job;
 pub mod keys;
+pub mod streams;
 
 pub use keys::{Binding, KeyTracker};
