@@ -6,8 +6,10 @@
 //! - [`load`]: drivers that multiplex many calls over one socket, and run control;
 //! - [`transport`]: socket set-up;
 //! - [`report`]: counters and report files;
+//! - [`capture`]: streaming pcap/pcapng reading, packet decoding, reassembly, rewriting;
 //! - [`cli`]: argument parsing and commands (the only place that uses `anyhow`).
 
+pub mod capture;
 pub mod cli;
 pub mod load;
 pub mod report;
