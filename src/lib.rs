@@ -9,9 +9,11 @@
 //! - [`report`]: counters and report files;
 //! - [`sdp`]: lenient SDP parsing and the SDES `a=crypto` attribute;
 //! - [`media`]: media payload codecs (G.711, RFC 4733 DTMF);
+//! - [`capture`]: streaming pcap/pcapng reading, packet decoding, reassembly, rewriting;
 //! - [`decrypt`]: SRTP decryption of captures (keys bound to media flows from SIP/SDP);
 //! - [`cli`]: argument parsing and commands (the only place that uses `anyhow`).
 
+pub mod capture;
 pub mod cli;
 pub mod decrypt;
 pub mod load;

@@ -175,7 +175,7 @@ pub fn checksum(data: &[u8]) -> u16 {
 /// Whole 32-bit words are added at once (four times fewer steps than 16-bit words, and
 /// the compiler vectorises it): since 2^16 ≡ 1 modulo 0xffff, a 32-bit word contributes
 /// the same as its two 16-bit halves once the sum is folded.
-fn ones_sum(mut acc: u64, data: &[u8]) -> u64 {
+pub(crate) fn ones_sum(mut acc: u64, data: &[u8]) -> u64 {
     let mut words = data.chunks_exact(4);
     for w in &mut words {
         acc += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
@@ -190,7 +190,7 @@ fn ones_sum(mut acc: u64, data: &[u8]) -> u64 {
 }
 
 /// Fold the carries back in (end-around carry) and complement.
-fn fold(mut acc: u64) -> u16 {
+pub(crate) fn fold(mut acc: u64) -> u16 {
     while acc > 0xffff {
         acc = (acc & 0xffff) + (acc >> 16);
     }
