@@ -684,3 +684,134 @@ fn decrypt_keep_failed() {
     }
     assert!(failed > 0, "the case has failing streams");
 }
+
+/// `--roc-trials 0`: a stream first seen at ROC 1 can no longer be found (only the
+/// estimated ROC, 0, is tried), so its packets fail authentication and the exit is 1.
+#[test]
+fn decrypt_roc_trials_limits_the_search() {
+    let Some(dir) = setup() else { return };
+    let exp = expected(dir, "roc1");
+    let (o, report) = decrypt(dir, &exp, &["--roc-trials", "0"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let streams = report["streams"].as_array().unwrap();
+    let at_roc1: Vec<&Value> = exp["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["roc_start"] == 1)
+        .collect();
+    assert!(!at_roc1.is_empty(), "roc1 has a stream starting at ROC 1");
+    for s in at_roc1 {
+        let r = streams
+            .iter()
+            .find(|r| r["ssrc"] == s["ssrc"] && r["kind"] == s["kind"])
+            .unwrap_or_else(|| panic!("stream {s} not reported: {report}"));
+        assert_eq!(r["decrypted"], 0, "{r}");
+        assert_eq!(r["auth_failures"], s["packets"], "{r}");
+    }
+}
+
+/// Without --json: a table with one line per stream.
+#[test]
+fn decrypt_prints_a_table() {
+    let Some(dir) = setup() else { return };
+    let input = dir.join("aes_cm_128_hmac_sha1_80.pcap");
+    let o = sipwright(&["srtp", "decrypt", &input.display().to_string()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(" frames, ") && out.contains(" SIP messages, "),
+        "{out}"
+    );
+    assert!(out.contains("source") && out.contains("decrypted"), "{out}");
+    let lines = out
+        .lines()
+        .filter(|l| l.contains("AES_CM_128_HMAC_SHA1_80"))
+        .count();
+    assert_eq!(lines, 4, "RTP and RTCP both ways:\n{out}");
+    assert!(out.contains("dtmf 12#"), "{out}");
+}
+
+/// Unusable input and bad keys: exit 2 and a message that says what is wrong.
+#[test]
+fn decrypt_rejects_unusable_input() {
+    let not_capture = scratch("not-a-capture.pcap");
+    std::fs::write(&not_capture, b"INVITE sip:x SIP/2.0\r\n\r\n").unwrap();
+    let path = not_capture.display().to_string();
+    let o = sipwright(&["srtp", "decrypt", &path]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not a pcap or pcapng file"),
+        "{}",
+        text(&o)
+    );
+    let missing = scratch("missing.pcap").display().to_string();
+    let o = sipwright(&["srtp", "decrypt", &missing]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    for (key, says) in [
+        ("FOO_SUITE inline:AAAA", "unknown suite"),
+        ("AES_CM_128_HMAC_SHA1_80 inline:AAAA", "no usable key"),
+        ("AES_CM_128_HMAC_SHA1_80", "--key"),
+    ] {
+        let o = sipwright(&["srtp", "decrypt", &path, "--key", key]);
+        assert_eq!(o.status.code(), Some(2), "{key}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(says), "{key}: {err}");
+    }
+    let o = sipwright(&["srtp", "decrypt", &path, "--stream", "127.0.0.1:4000"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("needs a --key"));
+}
+
+/// The output's SIP describes plain RTP (RTP/AVP, no a=crypto), so tshark, which sets up
+/// RTP conversations from the SDP, decodes the media as RTP with whole payloads and
+/// without being told which ports carry RTP.
+#[test]
+fn decrypt_output_sdp_says_plain_rtp() {
+    let Some(dir) = setup() else { return };
+    let exp = expected(dir, "aes_cm_128_hmac_sha1_80");
+    let out = out_path(&exp, "plain-sdp");
+    let (o, _) = decrypt(dir, &exp, &["-o", &out.display().to_string()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let fields = |filter: &str, field: &str| -> Vec<String> {
+        let o = Command::new("tshark")
+            .args([
+                "-r",
+                &out.display().to_string(),
+                "-Y",
+                filter,
+                "-T",
+                "fields",
+            ])
+            .args(["-e", field])
+            .output()
+            .expect("run tshark");
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let media = fields("sdp", "sdp.media");
+    assert!(
+        !media.is_empty() && media.iter().all(|m| m.contains("RTP/AVP ")),
+        "{media:?}"
+    );
+    let attrs = fields("sdp", "sdp.media_attr").join(",");
+    assert!(!attrs.contains("crypto"), "{attrs}");
+    let rtp_packets: u64 = exp["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] == "rtp")
+        .map(|s| s["packets"].as_u64().unwrap())
+        .sum();
+    let payloads = fields("rtp && rtp.p_type == 0", "rtp.payload");
+    let dtmf = fields("rtp && rtp.p_type == 101", "rtp.payload");
+    assert_eq!(payloads.len() + dtmf.len(), rtp_packets as usize);
+    assert!(
+        payloads.iter().all(|p| p.len() == 320),
+        "every PCMU payload whole (160 bytes)"
+    );
+    assert!(fields("srtp", "srtp.auth_tag").is_empty());
+}

@@ -15,8 +15,8 @@ use crate::sdp::Crypto;
 
 pub fn decrypt(a: DecryptArgs) -> anyhow::Result<i32> {
     let keys = key_specs(&a)?;
-    let input = File::open(&a.capture)
-        .map_err(|e| UsageError(format!("{}: {e}", a.capture.display())))?;
+    let input =
+        File::open(&a.capture).map_err(|e| UsageError(format!("{}: {e}", a.capture.display())))?;
     if let Some(dir) = &a.wav_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -85,8 +85,8 @@ fn key_specs(a: &DecryptArgs) -> anyhow::Result<Vec<KeySpec>> {
     let positions = arg_positions();
     let mut specs = Vec::new();
     for text in &a.key {
-        let crypto = Crypto::parse_key_spec(text)
-            .map_err(|e| UsageError(format!("--key `{text}`: {e}")))?;
+        let crypto =
+            Crypto::parse_key_spec(text).map_err(|e| UsageError(format!("--key `{text}`: {e}")))?;
         if crypto.suite.is_none() {
             return Err(UsageError(format!(
                 "--key `{text}`: unknown suite `{}` (known: {})",
@@ -136,7 +136,9 @@ struct Positions {
 
 /// Where each --key and --stream sits on the command line.
 fn arg_positions() -> Positions {
-    let matches = Cli::command().try_get_matches_from(std::env::args_os()).ok();
+    let matches = Cli::command()
+        .try_get_matches_from(std::env::args_os())
+        .ok();
     let decrypt = matches
         .as_ref()
         .and_then(|m| m.subcommand_matches("srtp"))
@@ -160,7 +162,11 @@ fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         r.frames,
         r.sip_messages,
         r.streams.len(),
-        if r.truncated { " (capture truncated)" } else { "" }
+        if r.truncated {
+            " (capture truncated)"
+        } else {
+            ""
+        }
     )?;
     if r.streams.is_empty() {
         return Ok(());
@@ -168,7 +174,16 @@ fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
     writeln!(
         out,
         "{:<22} {:<22} {:<4} {:<10} {:<24} {:>8} {:>9} {:>6} {:>4} {:>3}  extra",
-        "source", "destination", "kind", "ssrc", "suite", "packets", "decrypted", "failed", "roc", "pt"
+        "source",
+        "destination",
+        "kind",
+        "ssrc",
+        "suite",
+        "packets",
+        "decrypted",
+        "failed",
+        "roc",
+        "pt"
     )?;
     for s in &r.streams {
         let mut extra = Vec::new();

@@ -7,6 +7,9 @@
 //! from the frame of the SIP message that completed the offer/answer; media seen before
 //! that (or with no key at all) is copied through unchanged.
 //!
+//! SIP over UDP is rewritten so that its SDP describes plain RTP (`plain_sdp`); SIP
+//! over TCP or in IP fragments is copied as it was.
+//!
 //! When a destination has had several keys (a re-INVITE re-keyed it), the newest is
 //! tried first and older ones after it, so packets still in flight under the old key
 //! decrypt too.
@@ -19,13 +22,14 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::capture::{
-    CaptureError, CaptureReader, CaptureWriter, Defragmenter, L4, Packet, SipOverTcp,
-    TcpStreams, decode, replace_udp_payload,
+    CaptureError, CaptureReader, CaptureWriter, Defragmenter, L4, Packet, SipOverTcp, TcpStreams,
+    decode, replace_udp_payload,
 };
 use crate::sip::message;
 use crate::srtp::{Context, MasterKey, SrtpError, Suite, looks_like_rtcp};
 
 use super::keys::{Binding, KeyTracker};
+use super::plain_sdp::plain_sdp;
 use super::streams::{KeySource, Keying, Kind, StreamKey, StreamReport, Streams};
 
 /// A key given on the command line, for one destination or (without) for every flow
@@ -363,10 +367,18 @@ impl Job {
         };
         if first.is_ascii_alphabetic() {
             // SIP over UDP (RTP's first byte is 0x80–0xBF, STUN's 0x00/0x01).
-            if message::parse(payload).is_ok_and(|m| m.call_id().is_some()) {
-                self.on_sip(frame, payload);
+            if !message::parse(payload).is_ok_and(|m| m.call_id().is_some()) {
+                return Action::Copy;
             }
-            return Action::Copy;
+            self.on_sip(frame, payload);
+            // The output's SDP must describe what the output carries: plain RTP.
+            return match plain_sdp(payload) {
+                Some(plain) => {
+                    self.plain = plain;
+                    Action::Replace(self.plain.len())
+                }
+                None => Action::Copy,
+            };
         }
         if first >> 6 != 2 || payload.len() < 12 {
             return Action::Copy;

@@ -142,7 +142,8 @@ impl Streams {
         let stream = &mut self.streams[i];
         let r = &mut stream.report;
         r.decrypted += 1;
-        r.roc_start.get_or_insert(r.kind.eq(&Kind::Rtp).then_some(roc).unwrap_or(0));
+        r.roc_start
+            .get_or_insert(if r.kind == Kind::Rtp { roc } else { 0 });
         if r.kind != Kind::Rtp {
             return;
         }

@@ -95,8 +95,8 @@ mod tests {
         assert_eq!(ulaw_to_linear(0x7F), 0);
         assert_eq!(ulaw_to_linear(0x00), -32124);
         assert_eq!(ulaw_to_linear(0x80), 32124);
-        assert_eq!(ulaw_to_linear(0xFE), -8);
-        assert_eq!(ulaw_to_linear(0x7E), 8);
+        assert_eq!(ulaw_to_linear(0xFE), 8);
+        assert_eq!(ulaw_to_linear(0x7E), -8);
     }
 
     #[test]
