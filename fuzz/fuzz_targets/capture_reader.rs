@@ -6,18 +6,16 @@
 
 #![no_main]
 
-use std::net::SocketAddr;
-
 use libfuzzer_sys::fuzz_target;
 use sipwright::capture::{
-    CaptureReader, CaptureWriter, Defragmenter, L4, TcpStreams, decode, replace_udp_payload,
+    CaptureReader, CaptureWriter, Defragmenter, L4, Reassembly, decode, replace_udp_payload,
 };
 
 const LINKTYPES: [u32; 11] = [0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 147];
 
 fuzz_target!(|data: &[u8]| {
     let mut defrag = Defragmenter::new(1 << 16, 1_000_000_000);
-    let mut tcp = TcpStreams::new();
+    let mut reassembly = Reassembly::new(1 << 16, 1_000_000_000);
     let mut sip = Vec::new();
     let mut buf = Vec::new();
 
@@ -65,37 +63,9 @@ fuzz_target!(|data: &[u8]| {
                     assert!(matches!(again.l4, L4::Udp { payload, .. } if payload == new));
                     data_out = &buf;
                 }
-                L4::Tcp {
-                    src_port,
-                    dst_port,
-                    seq,
-                    syn,
-                    fin,
-                    rst,
-                    payload,
-                } => {
-                    let s = SocketAddr::new(p.src, src_port);
-                    let d = SocketAddr::new(p.dst, dst_port);
-                    tcp.push(frame.ts_nanos, s, d, seq, syn, fin, rst, payload, &mut sip);
+                _ => {
+                    let _ = reassembly.push(&frame, &p, &mut sip);
                 }
-                L4::Fragment => {
-                    if let Some(dg) = defrag.push(frame.ts_nanos, frame.linktype, frame.data)
-                        && let Some(t) = dg.tcp
-                    {
-                        tcp.push(
-                            frame.ts_nanos,
-                            dg.src,
-                            dg.dst,
-                            t.seq,
-                            t.syn,
-                            t.fin,
-                            t.rst,
-                            &dg.payload,
-                            &mut sip,
-                        );
-                    }
-                }
-                L4::Other => {}
             }
         }
         writer

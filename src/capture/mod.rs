@@ -81,6 +81,7 @@ mod link;
 pub mod packet;
 mod pcapng;
 pub mod reader;
+mod reassembly;
 pub mod tcp_stream;
 pub mod writer;
 
@@ -95,6 +96,7 @@ pub use link::{
 };
 pub use packet::{L4, Packet, decode};
 pub use reader::{CaptureFormat, CaptureReader, Frame, MAX_RECORD};
+pub use reassembly::Reassembly;
 pub use tcp_stream::{SipOverTcp, TcpStreams};
 pub use writer::{CaptureWriter, replace_udp_payload};
 
@@ -112,8 +114,7 @@ mod tests {
             return 0;
         };
         let mut writer = CaptureWriter::new(Vec::new(), &reader).unwrap();
-        let mut defrag = Defragmenter::new(1 << 16, 1_000_000_000);
-        let mut tcp = TcpStreams::new();
+        let mut reassembly = Reassembly::new(1 << 16, 1_000_000_000);
         let mut sip = Vec::new();
         let mut buf = Vec::new();
         let mut n = 0;
@@ -129,39 +130,9 @@ mod tests {
                         writer.write_frame(&frame, &buf).unwrap();
                         continue;
                     }
-                    L4::Tcp {
-                        src_port,
-                        dst_port,
-                        seq,
-                        syn,
-                        fin,
-                        rst,
-                        payload,
-                    } => {
-                        let (s, d) = (
-                            SocketAddr::new(p.src, src_port),
-                            SocketAddr::new(p.dst, dst_port),
-                        );
-                        tcp.push(frame.ts_nanos, s, d, seq, syn, fin, rst, payload, &mut sip);
+                    _ => {
+                        let _ = reassembly.push(&frame, &p, &mut sip);
                     }
-                    L4::Fragment => {
-                        if let Some(dg) = defrag.push(frame.ts_nanos, frame.linktype, frame.data)
-                            && let Some(t) = dg.tcp
-                        {
-                            tcp.push(
-                                frame.ts_nanos,
-                                dg.src,
-                                dg.dst,
-                                t.seq,
-                                t.syn,
-                                t.fin,
-                                t.rst,
-                                &dg.payload,
-                                &mut sip,
-                            );
-                        }
-                    }
-                    L4::Other => {}
                 },
                 Err(e) => {
                     let _ = e.to_string();
@@ -179,8 +150,6 @@ mod tests {
         assert_eq!(m, n);
         n
     }
-
-    use std::net::SocketAddr;
 
     fn samples() -> Vec<Vec<u8>> {
         let u4 = udp_packet(

@@ -22,8 +22,8 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::capture::{
-    CaptureError, CaptureReader, CaptureWriter, Defragmenter, L4, Packet, SipOverTcp, TcpStreams,
-    decode, replace_udp_payload,
+    CaptureError, CaptureReader, CaptureWriter, L4, Packet, Reassembly, SipOverTcp, decode,
+    replace_udp_payload,
 };
 use crate::sip::message;
 use crate::srtp::{Context, MasterKey, SrtpError, Suite, looks_like_rtcp};
@@ -147,8 +147,7 @@ pub fn run<R: Read, W: Write>(
         None => None,
     };
     let mut job = Job::new(opts)?;
-    let mut defrag = Defragmenter::new(64 << 20, 30_000_000_000);
-    let mut tcp = TcpStreams::new();
+    let mut reassembly = Reassembly::new(64 << 20, 30_000_000_000);
     let mut sip_out: Vec<SipOverTcp> = Vec::new();
     let mut rewritten = Vec::with_capacity(2048);
     let mut truncated = false;
@@ -181,54 +180,14 @@ pub fn run<R: Read, W: Write>(
                         action = Action::Copy;
                     }
                 }
-                L4::Tcp {
-                    src_port,
-                    dst_port,
-                    seq,
-                    syn,
-                    fin,
-                    rst,
-                    payload,
-                } => {
-                    let src = SocketAddr::new(packet.src, src_port);
-                    let dst = SocketAddr::new(packet.dst, dst_port);
-                    tcp.push(
-                        frame.ts_nanos,
-                        src,
-                        dst,
-                        seq,
-                        syn,
-                        fin,
-                        rst,
-                        payload,
-                        &mut sip_out,
-                    );
-                }
-                L4::Fragment => {
-                    if let Some(d) = defrag.push(frame.ts_nanos, frame.linktype, frame.data) {
-                        match d.tcp {
-                            Some(t) => tcp.push(
-                                frame.ts_nanos,
-                                d.src,
-                                d.dst,
-                                t.seq,
-                                t.syn,
-                                t.fin,
-                                t.rst,
-                                &d.payload,
-                                &mut sip_out,
-                            ),
-                            None if d.proto == 17 => {
-                                // The datagram's pieces are already written: a
-                                // reassembled SRTP packet is decrypted for the
-                                // figures but its fragments go out as they were.
-                                let _ = job.on_udp(frame.index, d.src, d.dst, &d.payload);
-                            }
-                            None => {}
-                        }
+                _ => {
+                    if let Some(d) = reassembly.push(&frame, &packet, &mut sip_out) {
+                        // The datagram's pieces are already written: a reassembled
+                        // SRTP packet is decrypted for the figures but its fragments
+                        // go out as they were.
+                        let _ = job.on_udp(frame.index, d.src, d.dst, &d.payload);
                     }
                 }
-                L4::Other => {}
             }
         }
         for m in sip_out.drain(..) {
@@ -383,31 +342,34 @@ impl Job {
         if first >> 6 != 2 || payload.len() < 12 {
             return Action::Copy;
         }
-        let mut candidates: Vec<usize> = match self.by_dst.get(&dst) {
-            Some(list) => list.iter().rev().copied().collect(),
-            None => Vec::new(),
-        };
-        if candidates.is_empty() {
+        if !self.by_dst.contains_key(&dst) {
             let Some(key) = self.any_key.clone() else {
                 return Action::Copy;
             };
-            match self.add_flow(dst, &key, None, KeySource::Cli, None, true, Kind::Rtp) {
-                Ok(i) => candidates.push(i),
-                Err(_) => return Action::Copy,
+            if self
+                .add_flow(dst, &key, None, KeySource::Cli, None, true, Kind::Rtp)
+                .is_err()
+            {
+                return Action::Copy;
             }
         }
-        self.decrypt(src, dst, payload, &candidates)
+        self.decrypt(src, dst, payload)
     }
 
     /// Try each candidate flow (newest first) until one authenticates the packet.
-    fn decrypt(
-        &mut self,
-        src: SocketAddr,
-        dst: SocketAddr,
-        payload: &[u8],
-        candidates: &[usize],
-    ) -> Action {
-        let newest = &self.flows[candidates[0]];
+    fn decrypt(&mut self, src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> Action {
+        // The flows for `dst`, newest first (no copy of the list: this runs per packet).
+        let flow_count = self.by_dst.get(&dst).map_or(0, Vec::len);
+        let nth_newest = |by_dst: &HashMap<SocketAddr, Vec<usize>>, n: usize| {
+            by_dst
+                .get(&dst)
+                .and_then(|l| l.get(l.len().checked_sub(n + 1)?))
+                .copied()
+        };
+        let Some(newest_index) = nth_newest(&self.by_dst, 0) else {
+            return Action::Copy;
+        };
+        let newest = &self.flows[newest_index];
         let kind = if newest.mux {
             if looks_like_rtcp(payload) {
                 Kind::Rtcp
@@ -426,7 +388,10 @@ impl Job {
         };
         let mut replayed = false;
         let mut outcome = None;
-        for &fi in candidates {
+        for n in 0..flow_count {
+            let Some(fi) = nth_newest(&self.by_dst, n) else {
+                break;
+            };
             let flow = &mut self.flows[fi];
             self.plain.clear();
             self.plain.extend_from_slice(payload);
@@ -465,7 +430,7 @@ impl Job {
                 Action::Replace(u.len)
             }
             None => {
-                let stream = self.streams.get(key, self.flows[candidates[0]].keying());
+                let stream = self.streams.get(key, self.flows[newest_index].keying());
                 let r = self.streams.report_mut(stream);
                 r.packets += 1;
                 if replayed {
