@@ -20,7 +20,7 @@ pub const BUILTINS: &[Builtin] = &[
         name: "uas",
         text: include_str!("../../scenarios/uas.yaml"),
         peer: "uac",
-        summary: "answers INVITE with 100/180/200 (copies Via and Record-Route), ACK, BYE, 200",
+        summary: "answers INVITE with 180/200 (copies Via and Record-Route), ACK, BYE, 200",
     },
     Builtin {
         name: "options",
