@@ -22,7 +22,7 @@ PORT_UAC=${PORT_UAC:-25070}
 command -v sipp >/dev/null || { echo "sipp not found: apt-get install sip-tester (or run .ci/run)"; exit 2; }
 [ -x /usr/bin/time ] || { echo "/usr/bin/time not found: apt-get install time"; exit 2; }
 cargo build --release --quiet
-SW=target/release/sipwright
+SW=${SW:-${CARGO_TARGET_DIR:-target}/release/sipwright}
 WORK=$(mktemp -d)
 trap 'pkill -f "sipp -sn uas -i 127.0.0.1 -p $PORT_UAS" 2>/dev/null || true; pkill -f "run uas --bind 127.0.0.1:$PORT_UAS" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 workers=()

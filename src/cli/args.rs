@@ -126,9 +126,10 @@ pub struct RunArgs {
     /// Append one row per statistics interval: CSV, or JSON lines if FILE ends in .jsonl.
     #[arg(long)]
     pub stats: Option<PathBuf>,
-    /// Under load, read datagrams in batches every this long instead of waking per
-    /// datagram: less CPU per call, up to this much added latency. 0 turns it off.
-    #[arg(long, default_value = "200us", value_parser = duration_arg)]
+    /// Under load, wake every this long and handle in one batch the datagrams that
+    /// arrived, the calls due to start and the timers due, instead of waking for each:
+    /// less CPU per call, up to this much added latency and start lag. 0 turns it off.
+    #[arg(long, default_value = "500us", value_parser = duration_arg)]
     pub batch_window: Duration,
     /// Statistics interval for --stats and the live display.
     #[arg(long, default_value = "1s", value_parser = duration_arg)]

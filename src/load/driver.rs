@@ -89,7 +89,12 @@ struct Slot {
     call: Call,
     generation: u32,
     started: Instant,
-    /// Deadline currently in the heap for this call (lazy deletion of stale entries).
+    /// The earliest entry this call has in the timer heap (entries at other times are
+    /// stale and skipped when popped). A deadline that moves later is not pushed: the
+    /// earlier entry fires first and the call is rescheduled then. Most deadlines only
+    /// move later (Timer A, then Timer B 32 s out, then nothing once the call ends),
+    /// so the heap holds about one short-lived entry per call instead of several,
+    /// some lasting 32 s.
     scheduled: Option<Instant>,
     counted: bool,
     traces: CallTraces,
@@ -286,9 +291,13 @@ impl Driver {
                 continue;
             }
             if busy && self.cfg.batch_window > Duration::ZERO {
-                // Under load, sleep a short fixed slice and take whatever arrived in it
-                // with one recvmmsg, instead of waking (a context switch) per datagram.
-                std::thread::sleep(timeout.min(self.cfg.batch_window));
+                // Under load, sleep a fixed slice and take whatever arrived in it with
+                // one recvmmsg, instead of waking (a context switch) per datagram; call
+                // starts and timers due inside the slice run at its end, at most one
+                // slice late (latencies still count from the intended start). Waking
+                // for each of them instead (every 100 µs at 10,000 calls/s) costs more
+                // CPU in sleeps and wake-ups than the calls themselves.
+                std::thread::sleep(self.cfg.batch_window.min(MAX_SLEEP));
             } else if let Err(e) = udp::wait_readable(&self.socket, Some(timeout)) {
                 // Idle: the first datagram wakes us, so latency stays low.
                 break Err(e);
@@ -396,8 +405,10 @@ impl Driver {
                 continue;
             }
             slot.scheduled = None;
-            slot.call
-                .on_timeout(&self.env, now, &mut self.out, &mut self.counters);
+            if slot.call.deadline().is_some_and(|d| d <= now) {
+                slot.call
+                    .on_timeout(&self.env, now, &mut self.out, &mut self.counters);
+            }
             self.after_event(idx, now);
         }
     }
@@ -589,12 +600,11 @@ impl Driver {
             self.free.push(idx);
             return;
         }
-        let deadline = slot.call.deadline();
-        if deadline != slot.scheduled {
-            slot.scheduled = deadline;
-            if let Some(d) = deadline {
-                self.timers.push(Reverse((d, idx, slot.generation)));
-            }
+        if let Some(d) = slot.call.deadline()
+            && slot.scheduled.is_none_or(|s| d < s)
+        {
+            slot.scheduled = Some(d);
+            self.timers.push(Reverse((d, idx, slot.generation)));
         }
     }
 
