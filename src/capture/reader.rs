@@ -542,20 +542,8 @@ mod tests {
     use super::*;
     use crate::capture::testutil::{Ng, pcap, udp_packet};
 
-    fn frames_of(bytes: &[u8]) -> Vec<(u64, u64, u32, u32, Vec<u8>, u32)> {
-        let mut r = CaptureReader::new(bytes).unwrap();
-        let mut v = Vec::new();
-        while let Some(f) = r.next_frame().unwrap() {
-            v.push((
-                f.index,
-                f.ts_nanos,
-                f.interface,
-                f.linktype,
-                f.data.to_vec(),
-                f.orig_len,
-            ));
-        }
-        v
+    fn frames_of(bytes: &[u8]) -> Vec<crate::capture::testutil::OwnedFrame> {
+        crate::capture::testutil::read_all(bytes).1
     }
 
     #[test]

@@ -305,3 +305,27 @@ impl Ng {
         self.block(2, &body)
     }
 }
+
+/// A frame as owned values: index, time, interface, link type, bytes, original length.
+pub type OwnedFrame = (u64, u64, u32, u32, Vec<u8>, u32);
+
+pub fn owned(f: &super::reader::Frame<'_>) -> OwnedFrame {
+    (
+        f.index,
+        f.ts_nanos,
+        f.interface,
+        f.linktype,
+        f.data.to_vec(),
+        f.orig_len,
+    )
+}
+
+/// Every frame of a capture held in memory, and its format.
+pub fn read_all(bytes: &[u8]) -> (super::reader::CaptureFormat, Vec<OwnedFrame>) {
+    let mut r = super::reader::CaptureReader::new(bytes).unwrap();
+    let mut v = Vec::new();
+    while let Some(f) = r.next_frame().unwrap() {
+        v.push(owned(&f));
+    }
+    (r.format(), v)
+}

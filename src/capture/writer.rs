@@ -314,23 +314,7 @@ mod tests {
     use crate::capture::testutil::*;
     use crate::report::pcap::checksum;
 
-    type Owned = (u64, u64, u32, u32, Vec<u8>, u32);
-
-    fn read_all(bytes: &[u8]) -> (CaptureFormat, Vec<Owned>) {
-        let mut r = CaptureReader::new(bytes).unwrap();
-        let mut v = Vec::new();
-        while let Some(f) = r.next_frame().unwrap() {
-            v.push((
-                f.index,
-                f.ts_nanos,
-                f.interface,
-                f.linktype,
-                f.data.to_vec(),
-                f.orig_len,
-            ));
-        }
-        (r.format(), v)
-    }
+    use crate::capture::testutil::{owned, read_all};
 
     fn copy_through(bytes: &[u8]) -> Vec<u8> {
         let mut r = CaptureReader::new(bytes).unwrap();
@@ -420,18 +404,11 @@ mod tests {
         let input = multi_section();
         let mut r = CaptureReader::new(&input[..]).unwrap();
         let mut w = CaptureWriter::new(Vec::new(), &r).unwrap();
-        let mut owned = Vec::new();
+        let mut frames = Vec::new();
         while let Some(f) = r.next_frame().unwrap() {
-            owned.push((
-                f.index,
-                f.ts_nanos,
-                f.interface,
-                f.linktype,
-                f.data.to_vec(),
-                f.orig_len,
-            ));
+            frames.push(owned(&f));
         }
-        for (index, ts_nanos, interface, linktype, data, orig_len) in &owned {
+        for (index, ts_nanos, interface, linktype, data, orig_len) in &frames {
             let f = Frame {
                 index: *index,
                 ts_nanos: *ts_nanos,
@@ -443,7 +420,7 @@ mod tests {
             w.write_frame(&f, data).unwrap();
         }
         let out = w.finish().unwrap();
-        assert_eq!(read_all(&out).1, owned);
+        assert_eq!(read_all(&out).1, frames);
         assert_eq!(
             r.header_log().held_bytes(),
             0,
