@@ -1722,6 +1722,39 @@ mod tests {
         assert_eq!(h.ctr.messages_absorbed, 0);
     }
 
+    /// What an established call waiting out its pause still holds: a dialog and
+    /// nothing else on the heap (load runs keep 100,000 of them; see
+    /// benches/idle-calls.sh). Guards against lists that keep spare capacity and
+    /// identifiers stored twice.
+    #[test]
+    fn an_established_idle_uac_call_holds_only_its_dialog() {
+        let mut h = Harness::uac(&[("call_duration", "10s")]);
+        // As in a load run: no caller that wants to show the last message.
+        h.env.keep_last = false;
+        let invite = h.sent()[0].1.clone();
+        let call_id = h.call.call_id().to_string();
+        h.feed(&response(invite.as_bytes(), 180, Some("peer"), ""), 10);
+        h.feed(&response(invite.as_bytes(), 200, Some("peer"), ""), 20);
+        assert!(starts(&h.sent()[0].1, "ACK "));
+        let c = &h.call;
+        assert!(c.is_running());
+        assert_eq!(c.clients.capacity(), 0, "no transaction storage kept");
+        assert_eq!(c.servers.capacity(), 0);
+        assert_eq!(c.last.capacity(), 0, "the uac never reads the last message");
+        assert_eq!(c.inbox.capacity(), 0);
+        assert!(
+            c.call_id.is_empty() && c.remote_tag.is_none(),
+            "held by the dialog"
+        );
+        assert_eq!(c.call_id(), call_id);
+        assert_eq!(c.remote_tag(), Some("peer"));
+        assert!(
+            std::mem::size_of::<Call>() <= 512,
+            "{}",
+            std::mem::size_of::<Call>()
+        );
+    }
+
     #[test]
     fn late_180_and_retransmitted_200_are_absorbed_and_reacked() {
         let mut h = Harness::uac(&[("call_duration", "1s")]);
