@@ -23,6 +23,7 @@ use crate::sip::transaction::{
     ClientTransaction, RequestAction, ResponseAction, ServerTransaction, TimerAction, Timers,
 };
 use crate::sip::uri::SipUri;
+use crate::sip::write_dec;
 
 use super::duration::parse_duration;
 use super::plan::{
@@ -218,7 +219,14 @@ impl Call {
     /// A UAC call meant to start at `intended` (latencies count from there, so a late
     /// start shows up in them): call `start` next.
     pub fn new_uac(env: &CallEnv, number: u64, intended: Instant) -> Call {
-        let call_id = format!("{number}-{:08x}@{}", env.run_id, env.local_ip);
+        // `{number}-{run id, 8 hex}@{local ip}`, written without the formatting machinery.
+        let mut id = Vec::with_capacity(32 + env.local_ip.len());
+        write_dec(&mut id, number);
+        id.push(b'-');
+        write_hex8(&mut id, env.run_id);
+        id.push(b'@');
+        id.extend_from_slice(env.local_ip.as_bytes());
+        let call_id = String::from_utf8(id).unwrap_or_default();
         Call::new(env, number, Role::Uac, call_id.into(), env.remote, intended)
     }
 
@@ -1329,21 +1337,6 @@ fn write_hex(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&buf[i..]);
 }
 
-/// Decimal digits of `n` (what `write!(out, "{n}")` gives, a few times faster).
-fn write_dec(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
-}
-
 fn describe_match(r: &RecvStep) -> String {
     let base = match &r.matcher {
         RecvMatch::Status(c) => format!("a {c} response"),
@@ -1677,6 +1670,12 @@ mod tests {
             assert_eq!(h, format!("{n:x}").into_bytes());
         }
         assert_eq!(branch_text(0xab, 255, 7), "z9hG4bK000000ab.ff.7");
+        let h = Harness::uac(&[]);
+        let expected = format!("{}-{:08x}@{}", h.call.number, h.env.run_id, h.env.local_ip);
+        assert_eq!(h.call.call_id(), expected);
+        let mut tag = Vec::new();
+        write_local_tag(&mut tag, 0xab, 255);
+        assert_eq!(tag, b"ff.000000ab");
     }
 
     #[test]

@@ -405,18 +405,8 @@ impl Template {
     }
 }
 
-fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
+fn push_decimal(out: &mut Vec<u8>, n: usize) {
+    crate::sip::write_dec(out, n as u64);
 }
 
 /// A `{{ ... }}` found in the text, resolved.

@@ -7,6 +7,8 @@
 
 use std::io::Write;
 
+use super::write_dec;
+
 /// Local transport facts needed for Via and Contact.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Local<'a> {
@@ -273,7 +275,9 @@ impl Dialog {
         if !extra_headers.is_empty() && !extra_headers.ends_with('\n') {
             out.extend_from_slice(b"\r\n");
         }
-        let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
+        out.extend_from_slice(b"Content-Length: ");
+        write_dec(out, body.len() as u64);
+        out.extend_from_slice(b"\r\n\r\n");
         out.extend_from_slice(body);
         cseq
     }
@@ -293,8 +297,24 @@ impl Dialog {
         branch: &str,
         out: &mut Vec<u8>,
     ) {
-        let _ = write!(out, "{method} {} SIP/2.0\r\n", self.request_uri());
-        let transport = local.transport.trim().to_ascii_uppercase();
+        // Written piece by piece rather than with `write!`: every ACK and BYE of a
+        // load run goes through here.
+        let put = |out: &mut Vec<u8>, parts: &[&str]| {
+            for p in parts {
+                out.extend_from_slice(p.as_bytes());
+            }
+        };
+        put(
+            out,
+            &[
+                method,
+                " ",
+                &self.request_uri(),
+                " SIP/2.0\r\nVia: SIP/2.0/",
+            ],
+        );
+        let transport = local.transport.trim();
+        out.extend(transport.bytes().map(|b| b.to_ascii_uppercase()));
         let host = local.host.trim();
         // An IPv6 literal must be bracketed in sent-by, or its colons read as a port.
         let (open, close) = if host.contains(':') && !host.starts_with('[') {
@@ -302,19 +322,24 @@ impl Dialog {
         } else {
             ("", "")
         };
-        let _ = write!(
-            out,
-            "Via: SIP/2.0/{transport} {open}{host}{close}:{};branch={branch};rport\r\n",
-            local.port
-        );
+        put(out, &[" ", open, host, close, ":"]);
+        write_dec(out, u64::from(local.port));
+        put(out, &[";branch=", branch, ";rport\r\n"]);
         self.write_route_headers(out);
-        let _ = write!(
+        put(
             out,
-            "Max-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\n",
-            self.local_party(),
-            self.remote_party(),
-            self.call_id()
+            &[
+                "Max-Forwards: 70\r\nFrom: ",
+                self.local_party(),
+                "\r\nTo: ",
+                self.remote_party(),
+                "\r\nCall-ID: ",
+                self.call_id(),
+                "\r\nCSeq: ",
+            ],
         );
+        write_dec(out, u64::from(cseq));
+        put(out, &[" ", method, "\r\n"]);
     }
 }
 
