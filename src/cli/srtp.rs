@@ -201,11 +201,7 @@ fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
             "{:<22} {:<22} {:<4} 0x{:08x} {:<24} {:>8} {:>9} {:>6} {:>4} {:>3}  {}",
             s.src,
             s.dst,
-            if s.kind == crate::decrypt::streams::Kind::Rtp {
-                "rtp"
-            } else {
-                "rtcp"
-            },
+            s.kind.as_str(),
             s.ssrc,
             s.suite,
             s.packets,

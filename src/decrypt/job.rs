@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::capture::{
-    CaptureError, CaptureReader, CaptureWriter, L4, Packet, Reassembly, SipOverTcp, decode,
+    CaptureError, CaptureReader, CaptureWriter, L4, Reassembly, SipOverTcp, decode,
     replace_udp_payload,
 };
 use crate::sip::message;
@@ -175,7 +175,13 @@ pub fn run<R: Read, W: Write>(
                     let dst = SocketAddr::new(packet.dst, dst_port);
                     action = job.on_udp(frame.index, src, dst, payload);
                     if let Action::Replace(len) = action
-                        && !rewrite(frame.data, &packet, &job.plain[..len], &mut rewritten)
+                        && replace_udp_payload(
+                            frame.data,
+                            &packet,
+                            &job.plain[..len],
+                            &mut rewritten,
+                        )
+                        .is_err()
                     {
                         action = Action::Copy;
                     }
@@ -191,7 +197,9 @@ pub fn run<R: Read, W: Write>(
             }
         }
         for m in sip_out.drain(..) {
-            job.on_sip(frame.index, &m.message);
+            if let Ok(msg) = message::parse(&m.message) {
+                job.on_sip(frame.index, &msg);
+            }
         }
         if let Some(w) = writer.as_mut() {
             let written = match action {
@@ -206,11 +214,6 @@ pub fn run<R: Read, W: Write>(
         w.finish().map_err(JobError::Output)?;
     }
     Ok(job.finish(truncated))
-}
-
-/// The frame with its UDP payload replaced; false when the frame cannot be rebuilt.
-fn rewrite(frame: &[u8], packet: &Packet<'_>, plain: &[u8], out: &mut Vec<u8>) -> bool {
-    replace_udp_payload(frame, packet, plain, out).is_ok()
 }
 
 impl Job {
@@ -309,12 +312,9 @@ impl Job {
         }
     }
 
-    fn on_sip(&mut self, frame: u64, bytes: &[u8]) {
-        let Ok(msg) = message::parse(bytes) else {
-            return;
-        };
+    fn on_sip(&mut self, frame: u64, msg: &message::Message<'_>) {
         self.sip_messages += 1;
-        for b in self.tracker.on_sip(frame, &msg) {
+        for b in self.tracker.on_sip(frame, msg) {
             self.on_binding(&b);
         }
         self.warnings.extend(self.tracker.take_warnings());
@@ -326,10 +326,10 @@ impl Job {
         };
         if first.is_ascii_alphabetic() {
             // SIP over UDP (RTP's first byte is 0x80–0xBF, STUN's 0x00/0x01).
-            if !message::parse(payload).is_ok_and(|m| m.call_id().is_some()) {
-                return Action::Copy;
+            match message::parse(payload) {
+                Ok(msg) if msg.call_id().is_some() => self.on_sip(frame, &msg),
+                _ => return Action::Copy,
             }
-            self.on_sip(frame, payload);
             // The output's SDP must describe what the output carries: plain RTP.
             return match plain_sdp(payload) {
                 Some(plain) => {

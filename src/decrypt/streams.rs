@@ -21,6 +21,16 @@ pub enum Kind {
     Rtcp,
 }
 
+impl Kind {
+    /// As in the JSON report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Rtp => "rtp",
+            Kind::Rtcp => "rtcp",
+        }
+    }
+}
+
 /// Where a stream's key came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -60,7 +70,7 @@ pub struct StreamReport {
     /// Payload type of the first RTP packet decrypted that is not telephone-event.
     pub payload_type: Option<u8>,
     pub wav: Option<String>,
-    /// RFC 4733 digits, in order.
+    /// RFC 4733 digits, in order (filled in when the run finishes).
     pub dtmf: String,
 }
 
@@ -68,6 +78,8 @@ struct Stream {
     report: StreamReport,
     digits: DigitCollector,
     wav: Option<WavOut>,
+    /// Creating the WAV file was tried (once per stream, whatever came of it).
+    wav_tried: bool,
 }
 
 struct WavOut {
@@ -121,6 +133,7 @@ impl Streams {
             },
             digits: DigitCollector::default(),
             wav: None,
+            wav_tried: false,
         });
         i
     }
@@ -142,8 +155,8 @@ impl Streams {
         let stream = &mut self.streams[i];
         let r = &mut stream.report;
         r.decrypted += 1;
-        r.roc_start
-            .get_or_insert(if r.kind == Kind::Rtp { roc } else { 0 });
+        // RTCP has no ROC: the transform reports 0 for it.
+        r.roc_start.get_or_insert(roc);
         if r.kind != Kind::Rtp {
             return;
         }
@@ -152,15 +165,14 @@ impl Streams {
         };
         if Some(rtp.payload_type) == telephone_event {
             stream.digits.push(rtp.timestamp, rtp.payload);
-            r.dtmf.clear();
-            r.dtmf.push_str(stream.digits.digits());
             return;
         }
         r.payload_type.get_or_insert(rtp.payload_type);
         let (Some(dir), Some(law)) = (wav_dir, Law::of_payload_type(rtp.payload_type)) else {
             return;
         };
-        if stream.wav.is_none() && r.wav.is_none() {
+        if !stream.wav_tried {
+            stream.wav_tried = true;
             let name = format!(
                 "{:08x}-{}-to-{}.wav",
                 r.ssrc,
@@ -180,8 +192,6 @@ impl Streams {
                     stream.wav = Some(WavOut { writer, path });
                 }
                 Err(e) => {
-                    // Marked so that the next packet does not try again.
-                    r.wav = Some(String::new());
                     self.warnings
                         .push(format!("cannot write {}: {e}", path.display()));
                 }
@@ -212,9 +222,7 @@ impl Streams {
                 self.warnings
                     .push(format!("cannot finish {}: {e}", wav.path.display()));
             }
-            if s.report.wav.as_deref() == Some("") {
-                s.report.wav = None;
-            }
+            s.report.dtmf = s.digits.digits().to_owned();
             reports.push(s.report);
         }
         (reports, self.warnings)
