@@ -12,8 +12,8 @@ cd "$(dirname "$0")/.."
 
 SIZE_MB=${SIZE_MB:-1024}
 [ -x /usr/bin/time ] || { echo "/usr/bin/time not found: apt-get install time"; exit 2; }
-/usr/bin/python3 -c "import pylibsrtp" 2>/dev/null \
-  || { echo "needs Debian's python3-pylibsrtp (apt-get install python3-pylibsrtp)"; exit 2; }
+/usr/bin/python3 -c "import pylibsrtp, cryptography" 2>/dev/null \
+  || { echo "needs Debian's python3-pylibsrtp and python3-cryptography (apt-get install them)"; exit 2; }
 cargo build --release --quiet
 SW=${SW:-${CARGO_TARGET_DIR:-target}/release/sipwright}
 WORK=${WORK:-$(mktemp -d)}

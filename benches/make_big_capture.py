@@ -2,42 +2,31 @@
 """Writes a large classic pcap for benches/decrypt-capture.sh: one SIP call (INVITE with
 an SDES offer, 200 OK with the answer) followed by PACKETS SRTP packets, alternating
 between the two directions, protected by libsrtp (AES_CM_128_HMAC_SHA1_80, 160-byte
-PCMU payloads: 214-byte frames). Streams the file out; needs python3-pylibsrtp.
+PCMU payloads: 214-byte frames). Streams the file out; needs python3-pylibsrtp and
+python3-cryptography (the layer builders come from tests/fixtures/srtp/make_captures.py).
 
     /usr/bin/python3 benches/make_big_capture.py OUT.pcap PACKETS
 """
 
 import base64
+import os
 import struct
 import sys
 
 import pylibsrtp
+
+# The layer builders (and their checksums) of the test-capture generator.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "srtp"))
+from make_captures import ethernet, ipv4, udp  # noqa: E402
 
 A, B = ("10.0.0.1", 40000), ("10.0.0.2", 50000)
 SIP_A, SIP_B = ("10.0.0.1", 5060), ("10.0.0.2", 5060)
 KEY_A, KEY_B = bytes(range(30)), bytes(range(100, 130))
 
 
-def csum(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
 def frame(src, dst, payload, ident):
-    sip, dip = bytes(map(int, src[0].split("."))), bytes(map(int, dst[0].split(".")))
-    udp_len = 8 + len(payload)
-    pseudo = sip + dip + struct.pack("!BBH", 0, 17, udp_len)
-    udp = struct.pack("!HHHH", src[1], dst[1], udp_len, 0) + payload
-    c = csum(pseudo + udp) or 0xFFFF
-    udp = udp[:6] + struct.pack("!H", c) + udp[8:]
-    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, ident & 0xFFFF, 0, 64, 17, 0, sip, dip)
-    hdr = hdr[:10] + struct.pack("!H", csum(hdr)) + hdr[12:]
-    eth = b"\x02\0\0\0\0\x02" + b"\x02\0\0\0\0\x01" + b"\x08\x00"
-    return eth + hdr + udp
+    """Ethernet + IPv4 + UDP, built with the test generator's layer functions."""
+    return ethernet(src[0], dst[0], ipv4(src[0], dst[0], 17, udp(src, dst, payload), ident & 0xFFFF))
 
 
 def sdp(ip, port, key):
