@@ -164,6 +164,9 @@ pub struct Call {
     /// Variable values; `None` means "still the plan's initial value".
     vars: Vec<Option<Box<str>>>,
     dialog: Option<Dialog>,
+    /// Where in-dialog requests go: the dialog's next hop, resolved once when the
+    /// dialog is set (ACK and BYE would otherwise parse the URI again each).
+    dialog_hop: SocketAddr,
     clients: Vec<ClientTransaction>,
     servers: Vec<ServerTransaction>,
     /// Last message delivered to the scenario (what `last.*`, captures and asserts see).
@@ -260,6 +263,7 @@ impl Call {
             pc: 0,
             vars: vec![None; env.plan.vars.len()],
             dialog: None,
+            dialog_hop: peer,
             clients: Vec::new(),
             servers: Vec::new(),
             last: Vec::new(),
@@ -299,6 +303,7 @@ impl Call {
 
     /// An established call keeps its identifiers in the dialog only.
     fn set_dialog(&mut self, dialog: Dialog) {
+        self.dialog_hop = resolve_hop(dialog.next_hop(), self.peer);
         self.dialog = Some(dialog);
         self.call_id = Box::default();
         self.remote_tag = None;
@@ -485,7 +490,7 @@ impl Call {
         ctr: &mut Counters,
     ) {
         let code = msg.status().unwrap_or(0);
-        let branch = msg.top_via().and_then(|v| v.branch).unwrap_or("");
+        let branch = msg.top_via_branch().unwrap_or("");
         let Some(cseq) = msg.cseq() else {
             ctr.messages_stray += 1;
             return;
@@ -561,29 +566,43 @@ impl Call {
 
     /// Dialog bookkeeping for a response to our INVITE.
     fn on_invite_response(&mut self, env: &CallEnv, msg: &Message<'_>, code: u16) {
-        let to = msg.header(HeaderName::To).map(|h| h.value());
-        if let Some(tag) = msg.to().and_then(|t| t.tag()) {
-            self.remote_tag = Some(tag.into());
-        }
         if code >= 200 {
             self.invite_final = Some(code);
         }
+        let to_tag = msg.to().and_then(|t| t.tag());
         let confirmed = (200..300).contains(&code);
-        let early = code > 100 && code < 200 && self.dialog.is_none() && self.remote_tag.is_some();
+        let early = code > 100
+            && code < 200
+            && self.dialog.is_none()
+            && (to_tag.is_some() || self.remote_tag.is_some());
         if !(confirmed || early) {
+            if let Some(tag) = to_tag {
+                self.remote_tag = Some(tag.into());
+            }
+            return;
+        }
+        let rr = msg.record_route();
+        let rr: Vec<&str> = rr.iter().map(|c| c.as_ref()).collect();
+        let contact = msg.contact().map(|c| c.uri).unwrap_or(&env.target_uri);
+        // A 2xx confirming the early dialog of a 1xx with the same tag, target
+        // and route: nothing to rebuild.
+        if let (Some(d), Some(tag)) = (&self.dialog, to_tag)
+            && d.same_uac_dialog(tag, &rr, contact)
+        {
             return;
         }
         let from = msg
             .header(HeaderName::From)
             .map(|h| h.value())
             .unwrap_or_default();
-        let rr = msg.record_route();
-        let rr: Vec<&str> = rr.iter().map(|c| c.as_ref()).collect();
-        let contact = msg.contact().map(|c| c.uri).unwrap_or(&env.target_uri);
+        let to = msg
+            .header(HeaderName::To)
+            .map(|h| h.value())
+            .unwrap_or_default();
         let dialog = Dialog::new_uac(
             self.call_id(),
             &from,
-            &to.unwrap_or_default(),
+            &to,
             &rr,
             contact,
             self.invite_cseq.max(self.cseq),
@@ -1005,7 +1024,7 @@ impl Call {
                     dialog.build_request("BYE", &local, &branch, None, "", b"", b);
                 });
                 self.cseq = dialog.local_cseq;
-                let dest = resolve_hop(dialog.next_hop(), self.peer);
+                let dest = self.dialog_hop;
                 self.send_request_tx(env, "BYE", &branch, req, dest, now, out, ctr);
                 Ok(())
             }
@@ -1055,7 +1074,7 @@ impl Call {
             Some(_) => {
                 let branch = self.next_branch(env);
                 let dialog = self.dialog.as_ref().ok_or("send: ack without a dialog")?;
-                let dest = resolve_hop(dialog.next_hop(), self.peer);
+                let dest = self.dialog_hop;
                 out.push_with(dest, |b| {
                     dialog.build_ack(self.invite_cseq, &env.local(), &branch, b)
                 });
@@ -1116,7 +1135,7 @@ impl Call {
                 .to_string();
             let in_dialog = parsed.to().and_then(|t| t.tag()).is_some();
             let dest = match (&self.dialog, in_dialog) {
-                (Some(d), true) => resolve_hop(d.next_hop(), self.peer),
+                (Some(_), true) => self.dialog_hop,
                 _ => self.peer,
             };
             let seq = parsed.cseq().map(|c| c.seq);

@@ -7,6 +7,7 @@
 
 use std::io::Write;
 
+use super::header::find_byte;
 use super::write_dec;
 
 /// Local transport facts needed for Via and Contact.
@@ -67,6 +68,32 @@ impl Dialog {
             cseq,
             None,
         )
+    }
+
+    /// True when a response that would (re)build this UAC dialog with
+    /// [`Dialog::new_uac`] would build the same one: same remote tag, remote
+    /// target and route set. The common 180-then-200 call checks this instead
+    /// of building the dialog twice.
+    pub fn same_uac_dialog(
+        &self,
+        remote_tag: &str,
+        record_route: &[&str],
+        contact_uri: &str,
+    ) -> bool {
+        if self.remote_tag() != remote_tag || self.remote_target() != uri_of(contact_uri) {
+            return false;
+        }
+        let mut mine = self.route_set();
+        let mut same = true;
+        // The route set is the Record-Route reversed: compare from the back.
+        for value in record_route.iter().rev() {
+            let mut pieces = Vec::new();
+            split_top_level_commas(value, |v| pieces.push(v));
+            for piece in pieces.into_iter().rev() {
+                same &= mine.next() == Some(piece);
+            }
+        }
+        same && mine.next().is_none()
     }
 
     /// UAS side, from the received request; `to_value` already carries our tag.
@@ -418,8 +445,7 @@ fn uri_of(value: &str) -> &str {
     match open_angle(value) {
         Some(open) => {
             let inner = &value[open + 1..];
-            inner
-                .find('>')
+            find_byte(inner, b'>')
                 .map_or(inner, |close| &inner[..close])
                 .trim()
         }
@@ -435,21 +461,31 @@ fn header_params(value: &str) -> &str {
         Some(open) => (true, &value[open + 1..]),
         None => (false, value),
     };
-    if open && let Some(close) = rest.find('>') {
+    if open && let Some(close) = find_byte(rest, b'>') {
         return &rest[close + 1..];
     }
-    rest.find(';').map_or("", |i| &rest[i..])
+    find_byte(rest, b';').map_or("", |i| &rest[i..])
 }
 
 /// The `tag` parameter of a From/To value, or "" when it has none.
 fn tag_of(value: &str) -> &str {
     // A comma at this level starts another header value; its tag is not ours.
-    let params = header_params(value).split(',').next().unwrap_or("");
+    let params = header_params(value);
+    let params = &params[..params
+        .bytes()
+        .position(|b| b == b',')
+        .unwrap_or(params.len())];
     for param in params.split(';') {
-        let (name, val) = param.split_once('=').unwrap_or((param, ""));
-        if name.trim().eq_ignore_ascii_case("tag") {
-            let val = val.trim_start();
-            let end = val.find(char::is_whitespace).unwrap_or(val.len());
+        let (name, val) = match param.bytes().position(|b| b == b'=') {
+            Some(eq) => (&param[..eq], &param[eq + 1..]),
+            None => (param, ""),
+        };
+        if name.trim_ascii().eq_ignore_ascii_case("tag") {
+            let val = val.trim_ascii_start();
+            let end = val
+                .bytes()
+                .position(|b| b.is_ascii_whitespace())
+                .unwrap_or(val.len());
             return &val[..end];
         }
     }
@@ -601,6 +637,31 @@ mod tests {
                 "\"p3\" <sip:p3.example.com;lr>;x=1",
             ]
         );
+    }
+
+    #[test]
+    fn same_uac_dialog_compares_tag_target_and_routes() {
+        let rr = [
+            " \"p3\" <sip:p3.example.com;lr>;x=1 ",
+            "<sip:p2.example.com;lr>, <sip:p1.example.com;lr>",
+        ];
+        let d = uac(&rr);
+        let contact = "<sip:bob@192.0.2.4:5070;transport=udp>";
+        assert!(d.same_uac_dialog("a6c85cf", &rr, contact));
+        // The same routes split differently over header values.
+        let regrouped = [
+            "\"p3\" <sip:p3.example.com;lr>;x=1, <sip:p2.example.com;lr>",
+            "<sip:p1.example.com;lr>",
+        ];
+        assert!(d.same_uac_dialog("a6c85cf", &regrouped, contact));
+        assert!(!d.same_uac_dialog("other", &rr, contact));
+        assert!(!d.same_uac_dialog("a6c85cf", &rr, "<sip:bob@192.0.2.5>"));
+        assert!(!d.same_uac_dialog("a6c85cf", &rr[..1], contact));
+        assert!(!d.same_uac_dialog("a6c85cf", &[rr[1], rr[0]], contact));
+        assert!(!d.same_uac_dialog("a6c85cf", &[], contact));
+        let plain = uac(&[]);
+        assert!(plain.same_uac_dialog("a6c85cf", &[], contact));
+        assert!(!plain.same_uac_dialog("a6c85cf", &["<sip:p.example.com;lr>"], contact));
     }
 
     #[test]

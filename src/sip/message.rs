@@ -6,8 +6,8 @@ use std::borrow::Cow;
 use memchr::{memchr, memchr2};
 
 use super::header::{
-    CSeq, CommaRanges, HeaderName, NameAddr, Via, expand_other_compact, is_token, split_comma,
-    trim_lws_bytes,
+    CSeq, CommaRanges, HeaderName, NameAddr, Via, expand_other_compact, is_token, is_token_byte,
+    split_comma, trim_lws_bytes,
 };
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -52,6 +52,9 @@ pub struct Header<'a> {
     /// The whole header as received, from the first byte of the name to the last
     /// byte before the final line end (folding included).
     pub raw: &'a [u8],
+    /// The message was all ASCII, so the value needs no UTF-8 check (one pass
+    /// over the datagram instead of one call per header read).
+    ascii: bool,
 }
 
 /// Appends `raw` with every fold (optional trailing whitespace, line end,
@@ -97,7 +100,10 @@ impl<'a> Header<'a> {
     /// Value with folding replaced by single spaces; lossy UTF-8.
     pub fn value(&self) -> Cow<'a, str> {
         if !is_folded(self.raw_value) {
-            return String::from_utf8_lossy(self.raw_value);
+            return match self.utf8() {
+                Some(v) => Cow::Borrowed(v),
+                None => String::from_utf8_lossy(self.raw_value),
+            };
         }
         let mut v = Vec::with_capacity(self.raw_value.len());
         unfold_into(self.raw_value, &mut v);
@@ -123,11 +129,16 @@ impl<'a> Header<'a> {
         if is_folded(self.raw_value) {
             return None;
         }
-        std::str::from_utf8(self.raw_value).ok()
+        self.utf8()
     }
     /// The value borrowed as `str` when valid UTF-8, folding left in place (the
     /// typed parsers treat line ends as whitespace).
     fn utf8(&self) -> Option<&'a str> {
+        if self.ascii {
+            // SAFETY: `ascii` is set only when every byte of the message is ASCII,
+            // which is valid UTF-8.
+            return Some(unsafe { std::str::from_utf8_unchecked(self.raw_value) });
+        }
         std::str::from_utf8(self.raw_value).ok()
     }
     /// First comma-separated value, borrowed.
@@ -263,6 +274,38 @@ fn parse_content_length(v: &[u8]) -> Option<usize> {
     })
 }
 
+/// Length of the header name at the front of `line` and the position of the
+/// colon after it (blanks allowed between). One pass over the name both finds
+/// its end and checks it is a token; the common case never searches further.
+fn header_name(line: &[u8]) -> Result<(usize, usize), &'static str> {
+    let name_len = line
+        .iter()
+        .position(|&b| !is_token_byte(b))
+        .unwrap_or(line.len());
+    let mut i = name_len;
+    while i < line.len() && is_sp(line[i]) {
+        i += 1;
+    }
+    if name_len > 0 && line.get(i) == Some(&b':') {
+        return Ok((name_len, i));
+    }
+    // Say what is wrong the way a reader would see it: no colon at all, or
+    // something other than a token before it.
+    Err(if memchr(b':', line).is_none() {
+        "missing colon"
+    } else {
+        "header name is not a token"
+    })
+}
+
+/// `b`, already checked by [`is_token`], as `str` without a second pass.
+fn token_str(b: &[u8]) -> &str {
+    debug_assert!(b.is_ascii());
+    // SAFETY: token characters are ASCII (the TOKEN table admits no byte ≥ 0x80),
+    // and ASCII is valid UTF-8.
+    unsafe { std::str::from_utf8_unchecked(b) }
+}
+
 /// A header whose lines are still being collected (folding).
 struct Pending {
     name_start: usize,
@@ -290,11 +333,11 @@ fn finish_header<'b>(
         *content_length = Some(n);
     }
     headers.push(Header {
-        // Validated as a token, hence ASCII.
-        name: std::str::from_utf8(name_bytes).unwrap_or(""),
+        name: token_str(name_bytes),
         kind,
         raw_value,
         raw: &buf[p.name_start..p.end],
+        ascii: false,
     });
     Ok(())
 }
@@ -321,6 +364,13 @@ fn parse_head(buf: &[u8], from: usize) -> Result<Option<Head<'_>>, ParseError> {
                 if let Some(p) = pending.take() {
                     finish_header(buf, p, &mut headers, &mut content_length)?;
                 }
+                // One check of the head, a word at a time, spares each header
+                // read its own UTF-8 validation.
+                if buf[from..pos].is_ascii() {
+                    for h in &mut headers {
+                        h.ascii = true;
+                    }
+                }
                 return Ok(Some(Head {
                     start,
                     headers,
@@ -342,20 +392,8 @@ fn parse_head(buf: &[u8], from: usize) -> Result<Option<Head<'_>>, ParseError> {
                 if let Some(p) = pending.take() {
                     finish_header(buf, p, &mut headers, &mut content_length)?;
                 }
-                let colon = memchr(b':', line).ok_or(ParseError::Header {
-                    offset: pos,
-                    why: "missing colon",
-                })?;
-                let mut name_len = colon;
-                while name_len > 0 && is_sp(line[name_len - 1]) {
-                    name_len -= 1;
-                }
-                if !is_token(&line[..name_len]) {
-                    return Err(ParseError::Header {
-                        offset: pos,
-                        why: "header name is not a token",
-                    });
-                }
+                let (name_len, colon) =
+                    header_name(line).map_err(|why| ParseError::Header { offset: pos, why })?;
                 pending = Some(Pending {
                     name_start: pos,
                     name_end: pos + name_len,
@@ -512,6 +550,11 @@ impl<'a> Message<'a> {
     /// to [`Via::sent_by`].
     pub fn top_via_str(&self) -> Option<&'a str> {
         self.header(HeaderName::Via)?.first_value()
+    }
+    /// The `branch` parameter of the topmost Via, found without parsing the
+    /// rest of the Via (what response matching needs, RFC 3261 §17.1.3).
+    pub fn top_via_branch(&self) -> Option<&'a str> {
+        Via::branch_of(self.top_via_str()?)
     }
     /// Sent-by of the topmost Via as written (what server transactions match on,
     /// RFC 3261 §17.2.3); "" when there is none.
@@ -1072,6 +1115,12 @@ Route: <sip:p\xe9@x;lr>, <sip:q;lr>\r\n\
         let routes = m.route();
         assert_eq!(routes, ["<sip:p\u{fffd}@x;lr>", "<sip:q;lr>"]);
         assert!(routes.iter().all(|r| matches!(r, Cow::Owned(_))));
+
+        // Non-ASCII but valid UTF-8 (the per-header check, not the ASCII shortcut).
+        let m = ok("OPTIONS sip:a@b SIP/2.0\r\nSubject: café\r\nCall-ID: x@y\r\n\r\n".as_bytes());
+        let subj = m.header(HeaderName::Subject).unwrap();
+        assert_eq!(subj.value_str(), Some("café"));
+        assert_eq!(m.call_id(), Some("x@y"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! SIP/SIPS URIs (lenient): enough for routing decisions (host, port, `lr`, `transport`).
 
-use super::header::{find_param, parse_port, trim_lws};
+use super::header::{find_byte, find_param, parse_port, trim_lws};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SipUri<'a> {
@@ -36,11 +36,11 @@ fn userinfo_end(rest: &str) -> Option<usize> {
     // `?Replaces=id@host` is common in the wild. So: the last '@' before the
     // first '?' wins; failing that, a later '@' counts only when the text
     // after that '?' does not look like `name=value` headers.
-    let q = rest.find('?').unwrap_or(rest.len());
-    if let Some(at) = rest[..q].rfind('@') {
+    let q = find_byte(rest, b'?').unwrap_or(rest.len());
+    if let Some(at) = rest.as_bytes()[..q].iter().rposition(|&c| c == b'@') {
         return Some(at);
     }
-    let at = q + rest.get(q..)?.find('@')?;
+    let at = q + find_byte(rest.get(q..)?, b'@')?;
     if rest[q..at].contains('=') {
         None
     } else {
@@ -56,7 +56,7 @@ impl<'a> SipUri<'a> {
     /// `urn:service:sos`), `host` is the opaque part before the first ';'.
     pub fn parse(s: &'a str) -> Option<SipUri<'a>> {
         let s = trim_lws(s);
-        let colon = s.find(':')?;
+        let colon = find_byte(s, b':')?;
         let scheme = &s[..colon];
         if !is_scheme(scheme) {
             return None;
@@ -95,17 +95,20 @@ impl<'a> SipUri<'a> {
         let (user, hostpart) = match userinfo_end(rest) {
             Some(at) => {
                 let info = &rest[..at];
-                let user = info.find(':').map_or(info, |c| &info[..c]);
+                let user = find_byte(info, b':').map_or(info, |c| &info[..c]);
                 ((!user.is_empty()).then_some(user), &rest[at + 1..])
             }
             None => (None, rest),
         };
         let b = hostpart.as_bytes();
         let (host, after_host) = if b.first() == Some(&b'[') {
-            let close = hostpart.find(']')?;
+            let close = find_byte(hostpart, b']')?;
             (&hostpart[1..close], close + 1)
         } else {
-            let end = hostpart.find([':', ';', '?']).unwrap_or(hostpart.len());
+            let end = hostpart
+                .bytes()
+                .position(|c| matches!(c, b':' | b';' | b'?'))
+                .unwrap_or(hostpart.len());
             (&hostpart[..end], end)
         };
         if host.is_empty() || host.bytes().any(bad_host_byte) {
@@ -114,7 +117,10 @@ impl<'a> SipUri<'a> {
         let tail = &hostpart[after_host..];
         let (port, tail) = match tail.strip_prefix(':') {
             Some(p) => {
-                let end = p.find([';', '?']).unwrap_or(p.len());
+                let end = p
+                    .bytes()
+                    .position(|c| matches!(c, b';' | b'?'))
+                    .unwrap_or(p.len());
                 (Some(parse_port(&p[..end])?), &p[end..])
             }
             None => (None, tail),
@@ -122,7 +128,7 @@ impl<'a> SipUri<'a> {
         if !(tail.is_empty() || tail.starts_with(';') || tail.starts_with('?')) {
             return None;
         }
-        let q = tail.find('?').unwrap_or(tail.len());
+        let q = find_byte(tail, b'?').unwrap_or(tail.len());
         Some(SipUri {
             scheme,
             user,
