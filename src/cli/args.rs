@@ -128,8 +128,9 @@ pub struct RunArgs {
     pub stats: Option<PathBuf>,
     /// Under load, wake every this long and handle in one batch the datagrams that
     /// arrived, the calls due to start and the timers due, instead of waking for each:
-    /// less CPU per call, up to this much added latency and start lag. 0 turns it off.
-    #[arg(long, default_value = "500us", value_parser = duration_arg)]
+    /// less CPU per call, up to this much added latency and start lag (SIPp's timer
+    /// resolution is 10 ms by default). 0 turns it off.
+    #[arg(long, default_value = "1ms", value_parser = duration_arg)]
     pub batch_window: Duration,
     /// Statistics interval for --stats and the live display.
     #[arg(long, default_value = "1s", value_parser = duration_arg)]

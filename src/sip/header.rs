@@ -447,8 +447,30 @@ impl<'a> Via<'a> {
     /// it: the first `branch` among the parameters after the sent-by (which
     /// cannot contain `;`).
     pub fn branch_of(value: &'a str) -> Option<&'a str> {
-        let params = &value[value.bytes().position(|b| b == b';')?..];
-        find_param(params, "branch", true)
+        let params = &value[find_byte(value, b';')?..];
+        let b = params.as_bytes();
+        if b.iter().any(|&c| c == b'"' || is_lws(c)) {
+            return find_param(params, "branch", true);
+        }
+        // Plain `;name[=value]` parameters, which is what nearly every Via
+        // carries: no quoting or blanks to handle, so a single byte loop.
+        let mut start = 1;
+        while start <= b.len() {
+            let end = b[start..]
+                .iter()
+                .position(|&c| c == b';')
+                .map_or(b.len(), |k| start + k);
+            let piece = &params[start..end];
+            let (name, v) = match find_byte(piece, b'=') {
+                Some(eq) => (&piece[..eq], &piece[eq + 1..]),
+                None => (piece, ""),
+            };
+            if name.eq_ignore_ascii_case("branch") {
+                return Some(v);
+            }
+            start = end + 1;
+        }
+        None
     }
 
     /// The sent-by as written ("host", "host:port", "[v6]:port"), for
@@ -768,6 +790,9 @@ mod tests {
             "SIP/2.0/UDP host;rport",
             "SIP/2.0/UDP host",
             "SIP/2.0/UDP host;branch=",
+            "SIP/2.0/UDP host;rport;;Branch=z9hG4bKb;branch=c",
+            "SIP/2.0/UDP host;branch",
+            "SIP/2.0/UDP host;x=\"a;branch=q\";branch=r",
         ] {
             assert_eq!(Via::branch_of(v), Via::parse(v).unwrap().branch, "{v}");
         }

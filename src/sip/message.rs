@@ -211,8 +211,14 @@ fn is_sip_version(v: &[u8]) -> bool {
     v.len() > 4 && v[..4].eq_ignore_ascii_case(b"SIP/") && is_token(&v[4..])
 }
 
-fn ascii_str(b: &[u8]) -> Result<&str, ParseError> {
-    std::str::from_utf8(b).map_err(|_| ParseError::StartLine("not UTF-8"))
+/// `std::str::from_utf8` with the common all-ASCII case checked a word at a
+/// time and without the call.
+fn utf8(b: &[u8]) -> Result<&str, std::str::Utf8Error> {
+    if b.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8.
+        return Ok(unsafe { std::str::from_utf8_unchecked(b) });
+    }
+    std::str::from_utf8(b)
 }
 
 fn parse_start_line(line: &[u8]) -> Result<StartLine<'_>, ParseError> {
@@ -232,12 +238,13 @@ fn parse_start_line(line: &[u8]) -> Result<StartLine<'_>, ParseError> {
         let reason = trim_lws_bytes(line.get(pos..).unwrap_or(&[]));
         // A reason phrase in a legacy charset should not cost us the status
         // code, which is all the engine acts on: keep the valid UTF-8 prefix.
-        let reason = match std::str::from_utf8(reason) {
+        let reason = match utf8(reason) {
             Ok(r) => r,
             Err(e) => std::str::from_utf8(&reason[..e.valid_up_to()]).unwrap_or(""),
         };
         return Ok(StartLine::Response {
-            version: ascii_str(first)?,
+            // "SIP/" and a token: ASCII.
+            version: token_str(first),
             code,
             reason: reason.trim_end(),
         });
@@ -254,10 +261,9 @@ fn parse_start_line(line: &[u8]) -> Result<StartLine<'_>, ParseError> {
         return Err(ParseError::StartLine("extra text after version"));
     }
     Ok(StartLine::Request {
-        method: ascii_str(first)?,
-        uri: std::str::from_utf8(uri)
-            .map_err(|_| ParseError::StartLine("Request-URI not UTF-8"))?,
-        version: ascii_str(version)?,
+        method: token_str(first),
+        uri: utf8(uri).map_err(|_| ParseError::StartLine("Request-URI not UTF-8"))?,
+        version: token_str(version),
     })
 }
 
