@@ -3,7 +3,7 @@
 //! one heap, and sends what calls produce. One thread, no task per call.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -18,6 +18,8 @@ use crate::scenario::plan::{Role, StepKind};
 use crate::sip::message;
 use crate::sip::transaction::{RequestAction, ServerTransaction};
 use crate::transport::udp;
+
+use hashbrown::HashMap;
 
 use super::call_index::CallIndex;
 use super::schedule::{RatePlan, Schedule};
@@ -485,10 +487,10 @@ impl Driver {
     ) {
         self.trace(None, Direction::Received, from, data);
         self.counters.messages_absorbed += 1;
-        let (Some(method), Some(via)) = (msg.method(), msg.top_via()) else {
+        let (via, sent_by) = msg.top_via_sent_by();
+        let (Some(method), Some(via)) = (msg.method(), via) else {
             return;
         };
-        let sent_by = msg.top_sent_by();
         let branch = via.branch.unwrap_or("");
         let Some(txs) = self.lingering.get_mut(call_id) else {
             return;

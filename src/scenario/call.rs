@@ -367,7 +367,7 @@ impl Call {
 
     /// Run the scenario from its first step until it waits.
     pub fn start(&mut self, env: &CallEnv, now: Instant, out: &mut Outbox, ctr: &mut Counters) {
-        self.run(env, now, out, ctr);
+        self.run(env, now, out, ctr, None);
     }
 
     /// End a running call from outside (run stopped): counted as aborted.
@@ -450,7 +450,7 @@ impl Call {
             Some(StepKind::Pause(_)) => {
                 self.wait = None;
                 self.pc = wait.pc + 1;
-                self.run(env, now, out, ctr);
+                self.run(env, now, out, ctr, None);
             }
             Some(StepKind::Recv(_)) => {
                 let at = self.position(env);
@@ -620,9 +620,8 @@ impl Call {
         ctr: &mut Counters,
     ) {
         let method = msg.method().unwrap_or("");
-        let via = msg.top_via();
+        let (via, sent_by) = msg.top_via_sent_by();
         let branch = via.as_ref().and_then(|v| v.branch).unwrap_or("");
-        let sent_by = msg.top_sent_by();
         if let Some(tx) = self
             .servers
             .iter_mut()
@@ -724,12 +723,12 @@ impl Call {
         if !at_recv || !self.inbox.is_empty() {
             self.inbox.push_back(msg.raw.to_vec());
             if at_recv {
-                self.run(env, now, out, ctr);
+                self.run(env, now, out, ctr, None);
             }
             return;
         }
         if self.accept(env, msg, now, ctr) {
-            self.run(env, now, out, ctr);
+            self.run(env, now, out, ctr, Some(msg));
         }
     }
 
@@ -795,7 +794,17 @@ impl Call {
     }
 
     /// Execute steps until the call waits or ends.
-    fn run(&mut self, env: &CallEnv, now: Instant, out: &mut Outbox, ctr: &mut Counters) {
+    /// Runs steps until the call waits or ends. `current` is the message just
+    /// accepted (the call's `last`), already parsed, for templates that copy from it.
+    fn run(
+        &mut self,
+        env: &CallEnv,
+        now: Instant,
+        out: &mut Outbox,
+        ctr: &mut Counters,
+        current: Option<&Message<'_>>,
+    ) {
+        let mut current = current;
         let plan = &*env.plan;
         let mut budget = STEP_BUDGET;
         while self.state == State::Running {
@@ -814,7 +823,7 @@ impl Call {
             };
             match &step.kind {
                 StepKind::Send(send) => {
-                    if let Err(why) = self.send(env, send, now, out, ctr) {
+                    if let Err(why) = self.send(env, send, now, out, ctr, current) {
                         let at = self.position(env);
                         self.fail(FailureReason::ScenarioError, format!("{at}: {why}"));
                         return;
@@ -823,6 +832,8 @@ impl Call {
                 }
                 StepKind::Recv(r) => {
                     if let Some(raw) = self.inbox.pop_front() {
+                        // A queued message replaces `last`: templates parse it themselves.
+                        current = None;
                         let Ok(msg) = message::parse(&raw) else {
                             continue;
                         };
@@ -1009,9 +1020,10 @@ impl Call {
         now: Instant,
         out: &mut Outbox,
         ctr: &mut Counters,
+        current: Option<&Message<'_>>,
     ) -> Result<(), String> {
         match send {
-            SendStep::Message(t) => self.send_template(env, t, now, out, ctr),
+            SendStep::Message(t) => self.send_template(env, t, now, out, ctr, current),
             SendStep::Ack => self.send_ack(env, out, ctr),
             SendStep::Bye => {
                 let branch = self.next_branch(env);
@@ -1096,6 +1108,7 @@ impl Call {
         now: Instant,
         out: &mut Outbox,
         ctr: &mut Counters,
+        current: Option<&Message<'_>>,
     ) -> Result<(), String> {
         let next_cseq = match t.method() {
             Some("ACK") | Some("CANCEL") => self.cseq,
@@ -1109,7 +1122,10 @@ impl Call {
                 call: self,
                 next_cseq,
                 branch_in_render: None,
-                last: OnceCell::new(),
+                last: match current {
+                    Some(m) => LastMessage::Current(m),
+                    None => LastMessage::Lazy(OnceCell::new()),
+                },
             };
             t.render(&mut ctx, b);
             branch_taken = ctx.branch_in_render;
@@ -1161,9 +1177,8 @@ impl Call {
         }
         // A response: belongs to the server transaction it answers.
         let code = parsed.status().unwrap_or(0);
-        let via = parsed.top_via();
+        let (via, sent_by) = parsed.top_via_sent_by();
         let branch = via.as_ref().and_then(|v| v.branch).unwrap_or("");
-        let sent_by = parsed.top_sent_by();
         let cseq_method = parsed.cseq().map(|c| c.method).unwrap_or("");
         let to_tag = parsed.to().and_then(|t| t.tag()).is_some();
         let idx = self
@@ -1453,7 +1468,14 @@ struct Ctx<'c> {
     next_cseq: u32,
     /// Branch sequence number taken during this render (one branch per message).
     branch_in_render: Option<u32>,
-    last: OnceCell<Option<Message<'c>>>,
+    last: LastMessage<'c>,
+}
+
+/// The message `last.*` slots copy from: the one being handled, already parsed,
+/// or else the call's stored copy, parsed on first use.
+enum LastMessage<'c> {
+    Current(&'c Message<'c>),
+    Lazy(OnceCell<Option<Message<'c>>>),
 }
 
 impl RenderContext for Ctx<'_> {
@@ -1533,9 +1555,12 @@ impl RenderContext for Ctx<'_> {
     }
 
     fn last_header(&self, name: &str, out: &mut Vec<u8>) {
-        let last = self
-            .last
-            .get_or_init(|| message::parse(&self.call.last).ok());
+        let last = match &self.last {
+            LastMessage::Current(m) => Some(*m),
+            LastMessage::Lazy(cell) => cell
+                .get_or_init(|| message::parse(&self.call.last).ok())
+                .as_ref(),
+        };
         let Some(msg) = last else { return };
         let mut first = true;
         for h in msg.headers_named(name) {

@@ -565,9 +565,16 @@ impl<'a> Message<'a> {
     /// Sent-by of the topmost Via as written (what server transactions match on,
     /// RFC 3261 §17.2.3); "" when there is none.
     pub fn top_sent_by(&self) -> &'a str {
-        self.top_via_str()
-            .and_then(|v| Via::parse(v)?.sent_by(v))
-            .unwrap_or("")
+        self.top_via_sent_by().1
+    }
+    /// [`Message::top_via`] and [`Message::top_sent_by`] from one parse of the Via.
+    pub fn top_via_sent_by(&self) -> (Option<Via<'a>>, &'a str) {
+        let Some(v) = self.top_via_str() else {
+            return (None, "");
+        };
+        let via = Via::parse(v);
+        let sent_by = via.as_ref().and_then(|p| p.sent_by(v)).unwrap_or("");
+        (via, sent_by)
     }
     pub fn from(&self) -> Option<NameAddr<'a>> {
         NameAddr::parse(self.header(HeaderName::From)?.utf8()?)
