@@ -471,23 +471,29 @@ fn header_params(value: &str) -> &str {
 fn tag_of(value: &str) -> &str {
     // A comma at this level starts another header value; its tag is not ours.
     let params = header_params(value);
-    let params = &params[..params
-        .bytes()
-        .position(|b| b == b',')
-        .unwrap_or(params.len())];
-    for param in params.split(';') {
-        let (name, val) = match param.bytes().position(|b| b == b'=') {
+    let b = params.as_bytes();
+    let end = b.iter().position(|&c| c == b',').unwrap_or(b.len());
+    // One byte loop over the `;` pieces (every dialog is built through here).
+    let mut start = 0;
+    while start < end {
+        let stop = b[start..end]
+            .iter()
+            .position(|&c| c == b';')
+            .map_or(end, |k| start + k);
+        let param = &params[start..stop];
+        let (name, val) = match find_byte(param, b'=') {
             Some(eq) => (&param[..eq], &param[eq + 1..]),
             None => (param, ""),
         };
         if name.trim_ascii().eq_ignore_ascii_case("tag") {
             let val = val.trim_ascii_start();
-            let end = val
+            let len = val
                 .bytes()
-                .position(|b| b.is_ascii_whitespace())
+                .position(|c| c.is_ascii_whitespace())
                 .unwrap_or(val.len());
-            return &val[..end];
+            return &val[..len];
         }
+        start = stop + 1;
     }
     ""
 }

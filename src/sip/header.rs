@@ -65,25 +65,40 @@ impl HeaderName {
                 _ => Other,
             };
         }
-        // Dispatching on length first leaves one to four candidates; each is one
-        // 128-bit compare of the name with ASCII case folded at the candidate's
-        // letter positions (several hundred thousand headers a second go through here).
-        let Some(candidates) = KNOWN_BY_LEN.get(name.len()) else {
-            return Other;
-        };
-        if candidates.is_empty() {
-            return Other;
-        }
         // A byte loop, not `copy_from_slice`: a variable-length copy is a call
         // to memcpy, which costs more than the compare.
         let v = name
             .iter()
+            .take(16)
             .rev()
             .fold(0u128, |v, &b| (v << 8) | u128::from(b));
-        candidates
-            .iter()
-            .find(|k| v | k.case_bits == k.lower)
-            .map_or(Other, |k| k.kind)
+        Self::lookup(name.len(), v)
+    }
+
+    /// [`HeaderName::parse_bytes`] of `buf[start..start + len]`, reading the name
+    /// with one 16-byte load when `buf` extends that far (a header line almost
+    /// always does).
+    pub(crate) fn parse_in(buf: &[u8], start: usize, len: usize) -> HeaderName {
+        match buf.get(start..start + 16) {
+            Some(sixteen) if len > 1 && len <= 16 => {
+                let mut word = [0u8; 16];
+                word.copy_from_slice(sixteen);
+                let v = u128::from_le_bytes(word) & (u128::MAX >> (128 - 8 * len));
+                Self::lookup(len, v)
+            }
+            _ => Self::parse_bytes(buf.get(start..start + len).unwrap_or(&[])),
+        }
+    }
+
+    /// The variant whose full name has `len` bytes and packs to `v`, case folded.
+    /// Dispatching on length first leaves one to four candidates; each is one
+    /// 128-bit compare with ASCII case folded at the candidate's letter positions
+    /// (several hundred thousand headers a second go through here).
+    fn lookup(len: usize, v: u128) -> HeaderName {
+        KNOWN_BY_LEN
+            .get(len)
+            .and_then(|candidates| candidates.iter().find(|k| v | k.case_bits == k.lower))
+            .map_or(HeaderName::Other, |k| k.kind)
     }
 
     /// Canonical full name, e.g. "Call-ID". `Other` returns "".
@@ -779,6 +794,31 @@ mod tests {
             }
         }
         assert_eq!(Other.as_str(), "");
+    }
+
+    #[test]
+    fn parse_in_agrees_with_parse_bytes() {
+        let line = b"Content-Encoding: gzip, with a long enough tail to load 16 bytes";
+        for start in 0..8 {
+            for len in 0..=17 {
+                let name = &line[start..(start + len).min(line.len())];
+                assert_eq!(
+                    HeaderName::parse_in(line, start, len),
+                    HeaderName::parse_bytes(name),
+                    "{start} {len}"
+                );
+            }
+        }
+        let short = b"Via:x";
+        assert_eq!(HeaderName::parse_in(short, 0, 3), HeaderName::Via);
+        assert_eq!(
+            HeaderName::parse_in(b"cseQ: 1 INVITE padding", 0, 4),
+            HeaderName::CSeq
+        );
+        assert_eq!(
+            HeaderName::parse_in(b"v: SIP/2.0/UDP host;p", 0, 1),
+            HeaderName::Via
+        );
     }
 
     #[test]

@@ -327,7 +327,7 @@ fn finish_header<'b>(
     content_length: &mut Option<usize>,
 ) -> Result<(), ParseError> {
     let name_bytes = &buf[p.name_start..p.name_end];
-    let kind = HeaderName::parse_bytes(name_bytes);
+    let kind = HeaderName::parse_in(buf, p.name_start, name_bytes.len());
     let raw_value = trim_lws_bytes(buf.get(p.value_start..p.end).unwrap_or(&[]));
     if kind == HeaderName::ContentLength {
         let n = parse_content_length(raw_value).ok_or(ParseError::ContentLength)?;
