@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
+use hashbrown::HashMap;
+
 use crate::report::latency::Metric;
 use crate::report::{Counters, FailureReason};
 use crate::scenario::call::{Call, CallEnv, Outbox, Outcome};
@@ -18,8 +20,6 @@ use crate::scenario::plan::{Role, StepKind};
 use crate::sip::message;
 use crate::sip::transaction::{RequestAction, ServerTransaction};
 use crate::transport::udp;
-
-use hashbrown::HashMap;
 
 use super::call_index::CallIndex;
 use super::schedule::{RatePlan, Schedule};

@@ -793,7 +793,6 @@ impl Call {
         true
     }
 
-    /// Execute steps until the call waits or ends.
     /// Runs steps until the call waits or ends. `current` is the message just
     /// accepted (the call's `last`), already parsed, for templates that copy from it.
     fn run(
@@ -1596,12 +1595,15 @@ mod tests {
     const UAS_ADDR: &str = "127.0.0.1:5080";
 
     fn env(name: &str, overrides: &[(&str, &str)]) -> CallEnv {
-        let b = builtin::get(name).unwrap();
+        env_of(name, builtin::get(name).unwrap().text, overrides)
+    }
+
+    fn env_of(name: &str, text: &str, overrides: &[(&str, &str)]) -> CallEnv {
         let ov: Vec<(String, String)> = overrides
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let plan = compile_str(name, b.text, &ov).unwrap();
+        let plan = compile_str(name, text, &ov).unwrap();
         let (local, remote) = if plan.role == Role::Uac {
             (UAC_ADDR, UAS_ADDR)
         } else {
@@ -1898,6 +1900,65 @@ mod tests {
                 "loose routing keeps the target: {text}"
             );
         }
+    }
+
+    /// `last.*` in a template reads the message the call took last: the one just
+    /// handed in (whose parse is reused), or one queued while the call paused.
+    #[test]
+    fn last_is_the_message_taken_whether_just_received_or_queued() {
+        let env = env_of(
+            "queued",
+            "name: queued\nrole: uas\nsteps:\n  - recv: MESSAGE\n  - send: |\n      \
+             SIP/2.0 202 First\n      {{ last.via }}\n      {{ last.cseq }}\n  - pause: 100ms\n  \
+             - recv: MESSAGE\n  - send: |\n      SIP/2.0 200 Second\n      {{ last.via }}\n      \
+             {{ last.cseq }}\n",
+            &[],
+        );
+        let peer: SocketAddr = UAC_ADDR.parse().unwrap();
+        let request = |n: u32| {
+            format!(
+                "MESSAGE sip:s@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-{n}\r\n\
+                 From: <sip:a@h>;tag=a\r\nTo: <sip:s@h>\r\nCall-ID: q@test\r\nCSeq: {n} MESSAGE\r\n\
+                 Content-Length: 0\r\n\r\n"
+            )
+        };
+        let (mut out, mut ctr, t0) = (Outbox::default(), Counters::default(), Instant::now());
+        let mut call = Call::new_uas(&env, 1, "q@test", peer, t0);
+        let first = request(1);
+        call.on_message(
+            &env,
+            &message::parse(first.as_bytes()).unwrap(),
+            peer,
+            t0,
+            &mut out,
+            &mut ctr,
+        );
+        let second = request(2);
+        let later = t0 + Duration::from_millis(10);
+        call.on_message(
+            &env,
+            &message::parse(second.as_bytes()).unwrap(),
+            peer,
+            later,
+            &mut out,
+            &mut ctr,
+        );
+        call.on_timeout(&env, t0 + Duration::from_millis(150), &mut out, &mut ctr);
+        let sent: Vec<String> = out
+            .iter()
+            .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+            .collect();
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert!(
+            sent[0].contains("branch=z9hG4bK-1\r\nCSeq: 1 MESSAGE"),
+            "{}",
+            sent[0]
+        );
+        assert!(
+            sent[1].contains("branch=z9hG4bK-2\r\nCSeq: 2 MESSAGE"),
+            "{}",
+            sent[1]
+        );
     }
 
     #[test]

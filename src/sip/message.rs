@@ -52,8 +52,8 @@ pub struct Header<'a> {
     /// The whole header as received, from the first byte of the name to the last
     /// byte before the final line end (folding included).
     pub raw: &'a [u8],
-    /// The message was all ASCII, so the value needs no UTF-8 check (one pass
-    /// over the datagram instead of one call per header read).
+    /// The message's head (start line and headers) is all ASCII, so the value
+    /// needs no UTF-8 check (one check of the head instead of one per read).
     ascii: bool,
 }
 
