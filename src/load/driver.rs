@@ -128,6 +128,9 @@ pub struct Driver {
     /// Server transactions of finished calls, by Call-ID, kept only to answer a
     /// retransmitted request (timer J); far smaller than keeping the calls.
     lingering: HashMap<Box<str>, Vec<ServerTransaction>>,
+    /// Header storage handed from one parsed datagram to the next (no allocation
+    /// per message).
+    headers: Vec<message::Header<'static>>,
     /// When each lingering entry expires, in insertion order (timer J is the same for
     /// all, so this is time order).
     linger_expiry: VecDeque<(Instant, Box<str>)>,
@@ -167,6 +170,7 @@ impl Driver {
             observer: None,
             tracer: None,
             lingering: HashMap::new(),
+            headers: Vec::new(),
             linger_expiry: VecDeque::new(),
         }
     }
@@ -417,11 +421,23 @@ impl Driver {
 
     fn on_datagram(&mut self, data: &[u8], from: SocketAddr, now: Instant) {
         self.counters.messages_received += 1;
-        let Ok(msg) = message::parse(data) else {
+        let headers = std::mem::take(&mut self.headers);
+        let Ok(msg) = message::parse_reusing(data, headers) else {
             self.counters.messages_unparseable += 1;
             self.trace(None, Direction::Received, from, data);
             return;
         };
+        self.on_parsed(&msg, data, from, now);
+        self.headers = message::recycle_headers(msg.into_headers());
+    }
+
+    fn on_parsed(
+        &mut self,
+        msg: &message::Message<'_>,
+        data: &[u8],
+        from: SocketAddr,
+        now: Instant,
+    ) {
         let Some(call_id) = msg.call_id() else {
             self.counters.messages_unparseable += 1;
             self.trace(None, Direction::Received, from, data);
@@ -432,7 +448,7 @@ impl Driver {
         let idx = match self.by_call_id.find(call_id, id_of) {
             Some(idx) => idx,
             None if self.lingering.contains_key(call_id) => {
-                self.on_lingering(&msg, call_id, from, data, now);
+                self.on_lingering(msg, call_id, from, data, now);
                 return;
             }
             None => {
@@ -447,7 +463,7 @@ impl Driver {
                     self.counters.messages_stray += 1;
                     self.trace(None, Direction::Received, from, data);
                     let mut reply = Vec::new();
-                    if stateless::reply(&msg, &self.env, busy, &mut reply) {
+                    if stateless::reply(msg, &self.env, busy, &mut reply) {
                         self.send_raw(from, &reply);
                     }
                     return;
@@ -463,14 +479,8 @@ impl Driver {
         };
         self.trace(Some(idx), Direction::Received, from, data);
         if let Some(slot) = self.slots[idx].as_mut() {
-            slot.call.on_message(
-                &self.env,
-                &msg,
-                from,
-                now,
-                &mut self.out,
-                &mut self.counters,
-            );
+            slot.call
+                .on_message(&self.env, msg, from, now, &mut self.out, &mut self.counters);
         }
         self.after_event(idx, now);
     }

@@ -18,7 +18,7 @@ use crate::report::{Counters, FailureReason};
 use crate::sip::build;
 use crate::sip::dialog::{Dialog, Local};
 use crate::sip::header::HeaderName;
-use crate::sip::message::{self, Message};
+use crate::sip::message::{self, Header, Message};
 use crate::sip::transaction::{
     ClientTransaction, RequestAction, ResponseAction, ServerTransaction, TimerAction, Timers,
 };
@@ -86,6 +86,8 @@ pub struct Outbox {
     /// Reused buffer messages are built in before they are copied, at their exact
     /// size, into the transaction that keeps them (lingering calls stay small).
     scratch: Vec<u8>,
+    /// Header storage for parsing what we send (see `message::parse_reusing`).
+    headers: Vec<Header<'static>>,
 }
 
 impl Outbox {
@@ -1132,7 +1134,7 @@ impl Call {
         if let Some(seq) = branch_taken {
             self.branch_seq = seq;
         }
-        let parsed = match message::parse(&bytes) {
+        let parsed = match message::parse_reusing(&bytes, std::mem::take(&mut out.headers)) {
             Ok(m) => m,
             Err(_) => {
                 // Byte-exact malformed messages are a feature: send them as they are.
@@ -1154,7 +1156,7 @@ impl Call {
                 _ => self.peer,
             };
             let seq = parsed.cseq().map(|c| c.seq);
-            drop(parsed);
+            out.headers = message::recycle_headers(parsed.into_headers());
             if method == "ACK" {
                 out.push(dest, &bytes);
                 ctr.messages_sent += 1;
@@ -1176,18 +1178,17 @@ impl Call {
         }
         // A response: belongs to the server transaction it answers.
         let code = parsed.status().unwrap_or(0);
-        let (via, sent_by) = parsed.top_via_sent_by();
-        let branch = via.as_ref().and_then(|v| v.branch).unwrap_or("");
+        let branch = parsed.top_via_branch().unwrap_or("");
         let cseq_method = parsed.cseq().map(|c| c.method).unwrap_or("");
         let to_tag = parsed.to().and_then(|t| t.tag()).is_some();
         let idx = self
             .servers
             .iter()
-            .position(|tx| tx.matches(branch, sent_by, cseq_method));
+            .position(|tx| tx.answered_by(branch, cseq_method));
         if cseq_method == "INVITE" && to_tag && code > 100 && code < 300 && self.dialog.is_none() {
             self.make_uas_dialog(&parsed);
         }
-        drop(parsed);
+        out.headers = message::recycle_headers(parsed.into_headers());
         match idx {
             Some(i) => {
                 let tx = &mut self.servers[i];

@@ -346,10 +346,22 @@ pub(crate) fn find_param<'a>(params: &'a str, name: &str, quotes: bool) -> Optio
 
 /// Parses a port number; rejects empty, signs, junk and values above 65535.
 pub(crate) fn parse_port(s: &str) -> Option<u16> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+    if s.is_empty() {
         return None;
     }
-    s.parse().ok()
+    // Digits only (no sign, unlike `str::parse`), at most 65535; leading zeros
+    // are allowed, as `parse` allowed them.
+    let mut n: u32 = 0;
+    for b in s.bytes() {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u32::from(b - b'0');
+        if n > u32::from(u16::MAX) {
+            return None;
+        }
+    }
+    Some(n as u16)
 }
 
 /// `Via: SIP/2.0/UDP host:port;branch=..;rport;received=..` (one value).
@@ -794,6 +806,23 @@ mod tests {
             }
         }
         assert_eq!(Other.as_str(), "");
+    }
+
+    #[test]
+    fn ports() {
+        for (s, want) in [
+            ("5060", Some(5060)),
+            ("0", Some(0)),
+            ("00080", Some(80)),
+            ("65535", Some(65535)),
+            ("65536", None),
+            ("99999999999999999999", None),
+            ("", None),
+            ("+5", None),
+            ("50 60", None),
+        ] {
+            assert_eq!(parse_port(s), want, "{s:?}");
+        }
     }
 
     #[test]

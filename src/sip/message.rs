@@ -351,12 +351,17 @@ fn finish_header<'b>(
 /// Parses start line and headers from `buf[from..]`. `Ok(None)`: no complete
 /// head yet (more bytes could complete it). Errors in complete lines are
 /// reported at once so a stream does not buffer garbage forever.
-fn parse_head(buf: &[u8], from: usize) -> Result<Option<Head<'_>>, ParseError> {
+fn parse_head<'b>(
+    buf: &'b [u8],
+    from: usize,
+    mut headers: Vec<Header<'b>>,
+) -> Result<Option<Head<'b>>, ParseError> {
     let Some((sl_end, mut pos)) = next_line(buf, from) else {
         return Ok(None);
     };
     let start = parse_start_line(&buf[from..sl_end])?;
-    let mut headers = Vec::with_capacity(16);
+    headers.clear();
+    headers.reserve(16);
     let mut content_length = None;
     let mut pending: Option<Pending> = None;
 
@@ -415,12 +420,23 @@ fn parse_head(buf: &[u8], from: usize) -> Result<Option<Head<'_>>, ParseError> {
 /// Parse one message from a datagram. Content-Length, when present, bounds the
 /// body (extra bytes are ignored); when absent the body runs to the end.
 pub fn parse(buf: &[u8]) -> Result<Message<'_>, ParseError> {
+    parse_reusing(buf, Vec::new())
+}
+
+/// [`parse`], keeping the headers in `headers` (emptied first): a loop that
+/// parses message after message hands back each one's vector with
+/// [`Message::into_headers`] and [`recycle_headers`], and allocates none.
+pub fn parse_reusing<'a>(
+    buf: &'a [u8],
+    headers: Vec<Header<'_>>,
+) -> Result<Message<'a>, ParseError> {
+    let headers = recycle_headers(headers);
     let from = leading_empty_lines(buf);
     let rest = &buf[from..];
     if rest.iter().all(u8::is_ascii_whitespace) {
         return Err(ParseError::Empty);
     }
-    let Some(head) = parse_head(buf, from)? else {
+    let Some(head) = parse_head(buf, from, headers)? else {
         // Without a line end at all, a bad start line is the more useful error.
         if memchr(b'\n', rest).is_none() {
             let line = rest.strip_suffix(b"\r").unwrap_or(rest);
@@ -457,7 +473,7 @@ pub fn parse(buf: &[u8]) -> Result<Message<'_>, ParseError> {
 /// no size cap here: the caller bounds its buffer.
 pub fn parse_stream(buf: &[u8]) -> Result<Option<(Message<'_>, usize)>, ParseError> {
     let from = leading_empty_lines(buf);
-    let Some(head) = parse_head(buf, from)? else {
+    let Some(head) = parse_head(buf, from, Vec::new())? else {
         return Ok(None);
     };
     let n = head.content_length.ok_or(ParseError::ContentLength)?;
@@ -479,7 +495,26 @@ pub fn parse_stream(buf: &[u8]) -> Result<Option<(Message<'_>, usize)>, ParseErr
     )))
 }
 
+/// An emptied header vector, ready to hold headers borrowed from another buffer;
+/// its allocation is kept.
+#[expect(
+    clippy::unnecessary_filter_map,
+    reason = "the point is the element type's new lifetime, which `filter` cannot change"
+)]
+pub fn recycle_headers<'b>(mut headers: Vec<Header<'_>>) -> Vec<Header<'b>> {
+    headers.clear();
+    // Collecting an empty vector's iterator into a vector of the same layout
+    // reuses the allocation (the standard library collects in place); no
+    // element passes through, so nothing outlives the old buffer.
+    headers.into_iter().filter_map(|_| None).collect()
+}
+
 impl<'a> Message<'a> {
+    /// The header vector, to pass to [`recycle_headers`] and the next
+    /// [`parse_reusing`].
+    pub fn into_headers(self) -> Vec<Header<'a>> {
+        self.headers
+    }
     pub fn is_request(&self) -> bool {
         matches!(self.start, StartLine::Request { .. })
     }
@@ -682,6 +717,22 @@ a=rtpmap:0 PCMU/8000\r\n";
         );
         assert_eq!(h.value(), Cow::Borrowed("70"));
         assert!(matches!(h.value(), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn parse_reusing_keeps_the_header_allocation() {
+        let first =
+            b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCall-ID: one\r\n\r\n";
+        let v = parse(first).unwrap().into_headers();
+        let (ptr, cap) = (v.as_ptr() as usize, v.capacity());
+        assert!(cap >= 16);
+        let second = b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: two\r\n\r\n".to_vec();
+        let m = parse_reusing(&second, v).unwrap();
+        assert_eq!((m.call_id(), m.headers.len()), (Some("two"), 1));
+        let v = m.into_headers();
+        assert_eq!((v.as_ptr() as usize, v.capacity()), (ptr, cap));
+        // A failed parse just loses the vector.
+        assert!(parse_reusing(b"garbage", v).is_err());
     }
 
     #[test]

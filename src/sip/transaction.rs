@@ -432,6 +432,15 @@ impl ServerTransaction {
         method_ok && *self.branch == *branch && self.sent_by.eq_ignore_ascii_case(sent_by.trim())
     }
 
+    /// Whether a response we are sending (top Via `branch`, CSeq `method`)
+    /// answers this transaction's request. The sent-by that `matches` also
+    /// compares only tells apart clients that chose the same branch; a call's
+    /// own transactions never share one, so the response's Via is not parsed
+    /// for it.
+    pub fn answered_by(&self, branch: &str, cseq_method: &str) -> bool {
+        *self.branch == *branch && is_method(&self.method, cseq_method)
+    }
+
     /// A request that matched this transaction arrived again (or an ACK).
     pub fn on_request(&mut self, method: &str, now: Instant) -> RequestAction {
         if !is_method(method, "ACK") {
