@@ -3,7 +3,7 @@
 //! one heap, and sends what calls produce. One thread, no task per call.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::BinaryHeap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -11,17 +11,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
-use hashbrown::HashMap;
-
 use crate::report::latency::Metric;
 use crate::report::{Counters, FailureReason};
 use crate::scenario::call::{Call, CallEnv, Outbox, Outcome};
 use crate::scenario::plan::{Role, StepKind};
 use crate::sip::message;
-use crate::sip::transaction::{RequestAction, ServerTransaction};
 use crate::transport::udp;
 
 use super::call_index::CallIndex;
+use super::linger::Linger;
 use super::schedule::{RatePlan, Schedule};
 use super::stateless;
 use super::tracing::{CallTraces, TraceTarget, Tracer};
@@ -125,15 +123,12 @@ pub struct Driver {
     snapshots: Option<Sender<Snapshot>>,
     observer: Option<Observer>,
     tracer: Option<Tracer>,
-    /// Server transactions of finished calls, by Call-ID, kept only to answer a
-    /// retransmitted request (timer J); far smaller than keeping the calls.
-    lingering: HashMap<Box<str>, Vec<ServerTransaction>>,
+    /// What finished calls answered, kept only to answer a retransmitted request
+    /// (timer J); far smaller than keeping the calls.
+    lingering: Linger,
     /// Header storage handed from one parsed datagram to the next (no allocation
     /// per message).
     headers: Vec<message::Header<'static>>,
-    /// When each lingering entry expires, in insertion order (timer J is the same for
-    /// all, so this is time order).
-    linger_expiry: VecDeque<(Instant, Box<str>)>,
 }
 
 impl Driver {
@@ -169,9 +164,8 @@ impl Driver {
             snapshots: None,
             observer: None,
             tracer: None,
-            lingering: HashMap::new(),
+            lingering: Linger::default(),
             headers: Vec::new(),
-            linger_expiry: VecDeque::new(),
         }
     }
 
@@ -231,7 +225,7 @@ impl Driver {
             }
             let starting = next_start.is_some();
             self.fire_timers(now);
-            self.expire_lingering(now);
+            self.lingering.expire(now);
             for _ in 0..RECV_ROUNDS {
                 // ICMP errors surface here (e.g. port unreachable); the affected calls
                 // time out on their own, so the run goes on.
@@ -447,8 +441,8 @@ impl Driver {
         let id_of = |i: usize| Some(slots.get(i)?.as_ref()?.call.call_id());
         let idx = match self.by_call_id.find(call_id, id_of) {
             Some(idx) => idx,
-            None if self.lingering.contains_key(call_id) => {
-                self.on_lingering(msg, call_id, from, data, now);
+            None if self.lingering.contains(call_id) => {
+                self.on_lingering(msg, call_id, from, data);
                 return;
             }
             None => {
@@ -493,7 +487,6 @@ impl Driver {
         call_id: &str,
         from: SocketAddr,
         data: &[u8],
-        now: Instant,
     ) {
         self.trace(None, Direction::Received, from, data);
         self.counters.messages_absorbed += 1;
@@ -502,28 +495,12 @@ impl Driver {
             return;
         };
         let branch = via.branch.unwrap_or("");
-        let Some(txs) = self.lingering.get_mut(call_id) else {
-            return;
-        };
-        let Some(tx) = txs.iter_mut().find(|t| t.matches(branch, sent_by, method)) else {
-            return;
-        };
-        if let RequestAction::Retransmission { resend: true } = tx.on_request(method, now)
-            && let Some(resp) = tx.last_response()
+        if let Some((dest, resp)) = self.lingering.response_to(call_id, branch, sent_by, method)
+            && !resp.is_empty()
         {
-            let (dest, resp) = (tx.dest(), resp.to_vec());
+            let resp = resp.to_vec();
             self.counters.messages_retransmitted += 1;
             self.send_raw(dest, &resp);
-        }
-    }
-
-    fn expire_lingering(&mut self, now: Instant) {
-        while let Some((t, _)) = self.linger_expiry.front()
-            && *t <= now
-        {
-            if let Some((_, id)) = self.linger_expiry.pop_front() {
-                self.lingering.remove(&id);
-            }
         }
     }
 
@@ -598,13 +575,8 @@ impl Driver {
             }
             slot.call.shrink_for_linger();
         }
-        if let Some(mut txs) = slot.call.take_lingering()
-            && let Some(expiry) = txs.iter().filter_map(|t| t.deadline()).max()
-        {
-            let id: Box<str> = slot.call.call_id().into();
-            txs.shrink_to_fit();
-            self.linger_expiry.push_back((expiry, id.clone()));
-            self.lingering.insert(id, txs);
+        if let Some(txs) = slot.call.take_lingering() {
+            self.lingering.insert(slot.call.call_id(), &txs);
         }
         if slot.call.is_reapable() {
             self.by_call_id.remove(slot.call.call_id(), idx);

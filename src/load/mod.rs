@@ -2,6 +2,7 @@
 
 mod call_index;
 pub mod driver;
+mod linger;
 pub mod run;
 pub mod schedule;
 pub mod signal;

@@ -583,6 +583,11 @@ impl ServerTransaction {
         &self.method
     }
 
+    /// The request's top Via sent-by, as `matches` compares it.
+    pub fn sent_by(&self) -> &str {
+        &self.sent_by
+    }
+
     /// Has a final response been sent?
     pub fn is_completed(&self) -> bool {
         !matches!(self.state, ServerState::Trying | ServerState::Proceeding)
