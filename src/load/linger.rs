@@ -70,7 +70,7 @@ impl Linger {
             put_field(&mut bytes, t.method().as_bytes());
             put_field(&mut bytes, t.last_response().unwrap_or(&[]));
         }
-        let hash = self.hasher.hash_one(call_id);
+        let hash = self.hash(call_id.as_bytes());
         let seq = self.first + self.entries.len() as u64;
         self.index.insert_unique(hash, (hash, seq), |&(h, _)| h);
         self.entries.push_back(Entry {
@@ -111,7 +111,7 @@ impl Linger {
             && front.expires <= now
         {
             let seq = self.first;
-            let hash = self.hasher.hash_one(entry_call_id(&front.bytes));
+            let hash = self.hash(entry_call_id(&front.bytes));
             if let Ok(slot) = self.index.find_entry(hash, |&(h, s)| h == hash && s == seq) {
                 slot.remove();
             }
@@ -122,11 +122,22 @@ impl Linger {
 
     #[cfg(test)]
     pub fn len(&self) -> usize {
+        assert_eq!(
+            self.index.len(),
+            self.entries.len(),
+            "index and entries agree"
+        );
         self.entries.len()
     }
 
+    /// The index's hash of a Call-ID. Always of the bytes: `str` and `[u8]`
+    /// hash differently, and the entries only have bytes.
+    fn hash(&self, call_id: &[u8]) -> u64 {
+        self.hasher.hash_one(call_id)
+    }
+
     fn find(&self, call_id: &str) -> Option<&Entry> {
-        let hash = self.hasher.hash_one(call_id);
+        let hash = self.hash(call_id.as_bytes());
         let (first, entries) = (self.first, &self.entries);
         let entry = |seq: u64| entries.get(usize::try_from(seq.checked_sub(first)?).ok()?);
         self.index
