@@ -49,21 +49,19 @@ impl Linger {
         let Some(expires) = txs.iter().filter_map(|t| t.deadline()).max() else {
             return;
         };
-        let live: Vec<&ServerTransaction> = txs.iter().filter(|t| t.deadline().is_some()).collect();
-        let mut bytes = Vec::with_capacity(
-            8 + call_id.len()
-                + live
-                    .iter()
-                    .map(|t| {
-                        40 + t.branch().len()
-                            + t.sent_by().len()
-                            + t.method().len()
-                            + t.last_response().map_or(0, <[u8]>::len)
-                    })
-                    .sum::<usize>(),
-        );
+        let live = || txs.iter().filter(|t| t.deadline().is_some());
+        let size = live()
+            .map(|t| {
+                // Address (19 bytes) and four length prefixes, then the fields.
+                35 + t.branch().len()
+                    + t.sent_by().len()
+                    + t.method().len()
+                    + t.last_response().map_or(0, <[u8]>::len)
+            })
+            .sum::<usize>();
+        let mut bytes = Vec::with_capacity(4 + call_id.len() + size);
         put_field(&mut bytes, call_id.as_bytes());
-        for t in live {
+        for t in live() {
             put_addr(&mut bytes, t.dest());
             put_field(&mut bytes, t.branch().as_bytes());
             put_field(&mut bytes, t.sent_by().as_bytes());
@@ -267,6 +265,12 @@ mod tests {
         );
         linger.insert("b@h", &[later]);
         assert_eq!(linger.len(), 2);
+        // Exactly sized: Call-ID field, then per transaction 35 bytes of address
+        // and length prefixes plus branch, sent-by, method and response.
+        assert_eq!(
+            linger.entries[0].bytes.len(),
+            (4 + 3) + (35 + 9 + 23 + 3 + 18) + (35 + 9 + 23 + 4 + 20)
+        );
         assert!(linger.contains("a@h") && linger.contains("b@h") && !linger.contains("c@h"));
 
         let (dest, resp) = linger
