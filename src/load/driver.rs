@@ -422,7 +422,7 @@ impl Driver {
             return;
         };
         self.on_parsed(&msg, data, from, now);
-        self.headers = message::recycle_headers(msg.into_headers());
+        self.headers = msg.into_headers();
     }
 
     fn on_parsed(

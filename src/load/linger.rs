@@ -284,26 +284,17 @@ mod tests {
         assert_eq!(dest, "192.0.2.1:5070".parse::<SocketAddr>().unwrap());
         assert_eq!(resp, b"SIP/2.0 200 OK\r\n\r\n");
         // Another branch, sent-by or method is not a retransmission.
-        assert!(
-            linger
-                .response_to("a@h", "z9hG4bK-9", "client.example.com:5070", "BYE")
-                .is_none()
-        );
-        assert!(
-            linger
-                .response_to("a@h", "z9hG4bK-1", "other:5070", "BYE")
-                .is_none()
-        );
-        assert!(
-            linger
-                .response_to("a@h", "z9hG4bK-1", "client.example.com:5070", "INFO")
-                .is_none()
-        );
-        assert!(
-            linger
-                .response_to("b@h", "z9hG4bK-1", "client.example.com:5070", "BYE")
-                .is_none()
-        );
+        for (call, branch, sent_by, method) in [
+            ("a@h", "z9hG4bK-9", "client.example.com:5070", "BYE"),
+            ("a@h", "z9hG4bK-1", "other:5070", "BYE"),
+            ("a@h", "z9hG4bK-1", "client.example.com:5070", "INFO"),
+            ("b@h", "z9hG4bK-1", "client.example.com:5070", "BYE"),
+        ] {
+            assert!(
+                linger.response_to(call, branch, sent_by, method).is_none(),
+                "{call} {branch} {sent_by} {method}"
+            );
+        }
 
         // Timer J (64 × T1 = 32 s) ends the first call's entry, then the second's.
         linger.expire(t0 + Duration::from_secs(31));

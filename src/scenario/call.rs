@@ -1145,18 +1145,14 @@ impl Call {
         };
         if let Some(method) = parsed.method() {
             let method = method.to_string();
-            let branch = parsed
-                .top_via()
-                .and_then(|v| v.branch)
-                .unwrap_or("")
-                .to_string();
+            let branch = parsed.top_via_branch().unwrap_or("").to_string();
             let in_dialog = parsed.to().and_then(|t| t.tag()).is_some();
             let dest = match (&self.dialog, in_dialog) {
                 (Some(_), true) => self.dialog_hop,
                 _ => self.peer,
             };
             let seq = parsed.cseq().map(|c| c.seq);
-            out.headers = message::recycle_headers(parsed.into_headers());
+            out.headers = parsed.into_headers();
             if method == "ACK" {
                 out.push(dest, &bytes);
                 ctr.messages_sent += 1;
@@ -1188,7 +1184,7 @@ impl Call {
         if cseq_method == "INVITE" && to_tag && code > 100 && code < 300 && self.dialog.is_none() {
             self.make_uas_dialog(&parsed);
         }
-        out.headers = message::recycle_headers(parsed.into_headers());
+        out.headers = parsed.into_headers();
         match idx {
             Some(i) => {
                 let tx = &mut self.servers[i];

@@ -7,7 +7,7 @@
 
 use std::io::Write;
 
-use super::header::find_byte;
+use super::header::{find_byte, find_param};
 use super::write_dec;
 
 /// Local transport facts needed for Via and Contact.
@@ -83,17 +83,9 @@ impl Dialog {
         if self.remote_tag() != remote_tag || self.remote_target() != uri_of(contact_uri) {
             return false;
         }
-        let mut mine = self.route_set();
-        let mut same = true;
-        // The route set is the Record-Route reversed: compare from the back.
-        for value in record_route.iter().rev() {
-            let mut pieces = Vec::new();
-            split_top_level_commas(value, |v| pieces.push(v));
-            for piece in pieces.into_iter().rev() {
-                same &= mine.next() == Some(piece);
-            }
-        }
-        same && mine.next().is_none()
+        // The route set is the Record-Route reversed (as `new_uac` builds it).
+        self.route_set()
+            .eq(route_values(record_route).into_iter().rev())
     }
 
     /// UAS side, from the received request; `to_value` already carries our tag.
@@ -471,31 +463,12 @@ fn header_params(value: &str) -> &str {
 fn tag_of(value: &str) -> &str {
     // A comma at this level starts another header value; its tag is not ours.
     let params = header_params(value);
-    let b = params.as_bytes();
-    let end = b.iter().position(|&c| c == b',').unwrap_or(b.len());
-    // One byte loop over the `;` pieces (every dialog is built through here).
-    let mut start = 0;
-    while start < end {
-        let stop = b[start..end]
-            .iter()
-            .position(|&c| c == b';')
-            .map_or(end, |k| start + k);
-        let param = &params[start..stop];
-        let (name, val) = match find_byte(param, b'=') {
-            Some(eq) => (&param[..eq], &param[eq + 1..]),
-            None => (param, ""),
-        };
-        if name.trim_ascii().eq_ignore_ascii_case("tag") {
-            let val = val.trim_ascii_start();
-            let len = val
-                .bytes()
-                .position(|c| c.is_ascii_whitespace())
-                .unwrap_or(val.len());
-            return &val[..len];
-        }
-        start = stop + 1;
-    }
-    ""
+    let params = &params[..find_byte(params, b',').unwrap_or(params.len())];
+    let tag = find_param(params, "tag", false).unwrap_or("");
+    &tag[..tag
+        .bytes()
+        .position(|c| c.is_ascii_whitespace())
+        .unwrap_or(tag.len())]
 }
 
 /// URI parameters (`name` or `name=value`), skipping a user part that may carry

@@ -304,38 +304,53 @@ impl<'a> Iterator for Params<'a> {
                 return None;
             }
             let start = self.pos;
-            let mut i = start;
-            while i < b.len() && b[i] != b';' {
-                if self.quotes && b[i] == b'"' {
-                    // An unterminated quote swallows the rest: there is no
-                    // sensible place to resume.
-                    i = closing_quote(b, i).map_or(b.len(), |q| q + 1);
-                } else {
-                    i += 1;
+            let end = if self.quotes {
+                let mut i = start;
+                while i < b.len() && b[i] != b';' {
+                    if b[i] == b'"' {
+                        // An unterminated quote swallows the rest: there is no
+                        // sensible place to resume.
+                        i = closing_quote(b, i).map_or(b.len(), |q| q + 1);
+                    } else {
+                        i += 1;
+                    }
                 }
-            }
-            let end = i.min(b.len());
+                i.min(b.len())
+            } else {
+                b[start..]
+                    .iter()
+                    .position(|&c| c == b';')
+                    .map_or(b.len(), |k| start + k)
+            };
             self.pos = end + 1;
-            // `start` and `end` sit on ASCII bytes (or the ends), so `get` succeeds.
-            let piece = trim_lws(self.s.get(start..end).unwrap_or(""));
+            // Bytes throughout (every header parameter of every message goes
+            // through here); back to `str` once at the end.
+            let piece = trim_lws_bytes(&b[start..end]);
             if piece.is_empty() {
                 continue;
             }
-            let (name, value) = match piece.bytes().position(|c| c == b'=') {
-                Some(eq) => (trim_lws(&piece[..eq]), trim_lws(&piece[eq + 1..])),
-                None => (piece, ""),
+            let (name, value) = match piece.iter().position(|&c| c == b'=') {
+                Some(eq) => (
+                    trim_lws_bytes(&piece[..eq]),
+                    trim_lws_bytes(&piece[eq + 1..]),
+                ),
+                None => (piece, &piece[piece.len()..]),
             };
-            let value = if self.quotes && value.len() >= 2 {
-                value
-                    .strip_prefix('"')
-                    .and_then(|v| v.strip_suffix('"'))
-                    .unwrap_or(value)
-            } else {
-                value
+            let value = match value {
+                [b'"', inner @ .., b'"'] if self.quotes => inner,
+                v => v,
             };
-            return Some((name, value));
+            return Some((ascii_bounded(name), ascii_bounded(value)));
         }
     }
+}
+
+/// A piece of a `str` cut only next to ASCII bytes (separators, blanks,
+/// quotes) or at its ends, back as `str`.
+fn ascii_bounded(piece: &[u8]) -> &str {
+    // SAFETY: the callers cut a valid `str` only before or after ASCII bytes,
+    // which are never inside a multi-byte character, so the piece is valid UTF-8.
+    unsafe { std::str::from_utf8_unchecked(piece) }
 }
 
 pub(crate) fn find_param<'a>(params: &'a str, name: &str, quotes: bool) -> Option<&'a str> {
@@ -474,30 +489,7 @@ impl<'a> Via<'a> {
     /// it: the first `branch` among the parameters after the sent-by (which
     /// cannot contain `;`).
     pub fn branch_of(value: &'a str) -> Option<&'a str> {
-        let params = &value[find_byte(value, b';')?..];
-        let b = params.as_bytes();
-        if b.iter().any(|&c| c == b'"' || is_lws(c)) {
-            return find_param(params, "branch", true);
-        }
-        // Plain `;name[=value]` parameters, which is what nearly every Via
-        // carries: no quoting or blanks to handle, so a single byte loop.
-        let mut start = 1;
-        while start <= b.len() {
-            let end = b[start..]
-                .iter()
-                .position(|&c| c == b';')
-                .map_or(b.len(), |k| start + k);
-            let piece = &params[start..end];
-            let (name, v) = match find_byte(piece, b'=') {
-                Some(eq) => (&piece[..eq], &piece[eq + 1..]),
-                None => (piece, ""),
-            };
-            if name.eq_ignore_ascii_case("branch") {
-                return Some(v);
-            }
-            start = end + 1;
-        }
-        None
+        find_param(&value[find_byte(value, b';')?..], "branch", true)
     }
 
     /// The sent-by as written ("host", "host:port", "[v6]:port"), for
@@ -716,6 +708,7 @@ impl Iterator for CommaRanges<'_> {
     }
 }
 
+/// Byte version of [`split_comma`], for values that are not valid UTF-8.
 pub fn split_comma_bytes(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     CommaRanges::new(value).map(move |(a, z)| &value[a..z])
 }

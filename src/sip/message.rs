@@ -135,8 +135,8 @@ impl<'a> Header<'a> {
     /// typed parsers treat line ends as whitespace).
     fn utf8(&self) -> Option<&'a str> {
         if self.ascii {
-            // SAFETY: `ascii` is set only when every byte of the message is ASCII,
-            // which is valid UTF-8.
+            // SAFETY: `ascii` is set only when every byte of the message's head
+            // (which holds this value) is ASCII, which is valid UTF-8.
             return Some(unsafe { std::str::from_utf8_unchecked(self.raw_value) });
         }
         std::str::from_utf8(self.raw_value).ok()
@@ -425,12 +425,11 @@ pub fn parse(buf: &[u8]) -> Result<Message<'_>, ParseError> {
 
 /// [`parse`], keeping the headers in `headers` (emptied first): a loop that
 /// parses message after message hands back each one's vector with
-/// [`Message::into_headers`] and [`recycle_headers`], and allocates none.
+/// [`Message::into_headers`], and allocates none.
 pub fn parse_reusing<'a>(
     buf: &'a [u8],
-    headers: Vec<Header<'_>>,
+    headers: Vec<Header<'a>>,
 ) -> Result<Message<'a>, ParseError> {
-    let headers = recycle_headers(headers);
     let from = leading_empty_lines(buf);
     let rest = &buf[from..];
     if rest.iter().all(u8::is_ascii_whitespace) {
@@ -501,7 +500,7 @@ pub fn parse_stream(buf: &[u8]) -> Result<Option<(Message<'_>, usize)>, ParseErr
     clippy::unnecessary_filter_map,
     reason = "the point is the element type's new lifetime, which `filter` cannot change"
 )]
-pub fn recycle_headers<'b>(mut headers: Vec<Header<'_>>) -> Vec<Header<'b>> {
+fn recycle_headers<'b>(mut headers: Vec<Header<'_>>) -> Vec<Header<'b>> {
     headers.clear();
     // Collecting an empty vector's iterator into a vector of the same layout
     // reuses the allocation (the standard library collects in place); no
@@ -510,10 +509,10 @@ pub fn recycle_headers<'b>(mut headers: Vec<Header<'_>>) -> Vec<Header<'b>> {
 }
 
 impl<'a> Message<'a> {
-    /// The header vector, to pass to [`recycle_headers`] and the next
-    /// [`parse_reusing`].
-    pub fn into_headers(self) -> Vec<Header<'a>> {
-        self.headers
+    /// The header vector, emptied (so it no longer borrows this message's
+    /// buffer), for the next [`parse_reusing`].
+    pub fn into_headers(self) -> Vec<Header<'static>> {
+        recycle_headers(self.headers)
     }
     pub fn is_request(&self) -> bool {
         matches!(self.start, StartLine::Request { .. })
@@ -597,12 +596,8 @@ impl<'a> Message<'a> {
     pub fn top_via_branch(&self) -> Option<&'a str> {
         Via::branch_of(self.top_via_str()?)
     }
-    /// Sent-by of the topmost Via as written (what server transactions match on,
-    /// RFC 3261 §17.2.3); "" when there is none.
-    pub fn top_sent_by(&self) -> &'a str {
-        self.top_via_sent_by().1
-    }
-    /// [`Message::top_via`] and [`Message::top_sent_by`] from one parse of the Via.
+    /// [`Message::top_via`], and its sent-by as written (what server transactions
+    /// match on, RFC 3261 §17.2.3; "" when there is none), from one parse.
     pub fn top_via_sent_by(&self) -> (Option<Via<'a>>, &'a str) {
         let Some(v) = self.top_via_str() else {
             return (None, "");

@@ -142,7 +142,8 @@ pub struct RecvBatch {
     bufs: Vec<Vec<u8>>,
     addrs: Vec<libc::sockaddr_storage>,
     lens: Vec<usize>,
-    iovs: Vec<libc::iovec>,
+    /// Only held for `msgs`, whose headers point at these.
+    _iovs: Vec<libc::iovec>,
     msgs: Vec<libc::mmsghdr>,
 }
 
@@ -179,20 +180,19 @@ impl RecvBatch {
             bufs,
             addrs,
             lens: vec![0; n],
-            iovs,
+            _iovs: iovs,
             msgs,
         }
     }
 
     /// Receive up to `slots` queued datagrams without blocking; returns how many.
     pub fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
-        debug_assert_eq!(self.iovs.len(), self.msgs.len());
         for m in &mut self.msgs {
             // The kernel overwrites the length with the source's actual size.
             m.msg_hdr.msg_namelen =
                 std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         }
-        // SAFETY: every header points into `self.addrs`, `self.iovs` and
+        // SAFETY: every header points into `self.addrs`, `self._iovs` and
         // `self.bufs`, allocated in `new` and never resized, so the pointers are valid.
         let got = unsafe {
             libc::recvmmsg(
