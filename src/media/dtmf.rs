@@ -65,6 +65,68 @@ impl DigitCollector {
     }
 }
 
+/// Event code for a DTMF key (`0-9*#A-D`, case-insensitive), None for anything else.
+pub fn event_code(_key: char) -> Option<u8> {
+    todo!()
+}
+
+/// One RFC 4733 packet to send in the audio stream's slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventPacket {
+    /// RTP timestamp: the event's start (the same for all its packets).
+    pub timestamp: u32,
+    pub marker: bool,
+    /// `event | E R volume | duration` (RFC 4733 §2.3).
+    pub payload: [u8; 4],
+    /// How many copies to send (3 for the final packet, else 1); each copy takes its
+    /// own sequence number.
+    pub copies: u8,
+}
+
+/// Sends queued digits as RFC 4733 events, one packet per audio packet slot. Between
+/// events (`gap`) and when idle the stream sends audio; during an event it sends the
+/// event instead (audio paused, as real phones do).
+/// CONTRACT STUB: implemented by the media-core work; signatures are fixed.
+#[derive(Clone, Debug, Default)]
+pub struct DtmfSender {
+    _private: (),
+}
+
+/// How to send digits: `duration` of each tone, `gap` between tones, `volume` in −dBm0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DtmfTiming {
+    pub duration: std::time::Duration,
+    pub gap: std::time::Duration,
+    pub volume: u8,
+}
+
+impl DtmfSender {
+    /// Queue digits (already validated with [`event_code`]) after any still queued.
+    pub fn queue(&mut self, _digits: &str, _timing: DtmfTiming) {
+        todo!()
+    }
+    /// True when nothing is queued or being sent.
+    pub fn is_idle(&self) -> bool {
+        todo!()
+    }
+    /// The packet for the slot whose audio RTP timestamp is `timestamp`, with
+    /// `samples` timestamp units per slot (ptime × clock rate) and `clock_rate` units
+    /// per second; None: send audio in this slot.
+    pub fn on_slot(&mut self, _timestamp: u32, _samples: u32, _clock_rate: u32) -> Option<EventPacket> {
+        todo!()
+    }
+    /// Digits whose final packet has been produced.
+    pub fn sent(&self) -> u64 {
+        todo!()
+    }
+}
+
+/// The key in an INFO body of type `application/dtmf-relay` (`Signal=5`), or
+/// `application/dtmf` (just the key).
+pub fn key_from_info(_content_type: &str, _body: &[u8]) -> Option<char> {
+    todo!()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,16 @@ pub fn alaw_to_linear(code: u8) -> i16 {
     ALAW[code as usize]
 }
 
+/// Linear sample → µ-law code (G.711, bias 0x84, clipped at 32635).
+pub fn linear_to_ulaw(_sample: i16) -> u8 {
+    todo!()
+}
+
+/// Linear sample → A-law code (even bits inverted: XOR 0x55).
+pub fn linear_to_alaw(_sample: i16) -> u8 {
+    todo!()
+}
+
 /// Which G.711 law a static RTP payload type carries (RFC 3551: 0 PCMU, 8 PCMA).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Law {
@@ -28,6 +38,11 @@ impl Law {
             8 => Some(Law::Alaw),
             _ => None,
         }
+    }
+
+    /// Append the encoded codes of `samples` to `out`.
+    pub fn encode(self, _samples: &[i16], _out: &mut Vec<u8>) {
+        todo!()
     }
 
     /// Append the decoded samples of `payload` to `out`.

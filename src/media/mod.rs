@@ -1,5 +1,12 @@
-//! Media payloads: G.711 decoding and RFC 4733 telephone-events. Sans-IO, shared by
-//! capture decryption (WAV output, DTMF listing) and, later, media streaming in calls.
+//! Media: RTP/RTCP packets, pacing, receive statistics, G.711, RFC 4733 DTMF, audio
+//! sources and recording, and the per-call stream state machine. Sans-IO: input is
+//! bytes and `now`, output is packets and the next deadline.
 
 pub mod dtmf;
 pub mod g711;
+pub mod pacing;
+pub mod recorder;
+pub mod rtcp;
+pub mod rtp;
+pub mod source;
+pub mod stats;
