@@ -181,6 +181,10 @@ pub struct RunArgs {
     /// SIP timer T4 (how long the network may hold a message).
     #[arg(long, default_value = "5s", value_parser = duration_arg)]
     pub t4: Duration,
+    /// Local UDP ports for RTP/RTCP of calls with media: each call takes an even RTP
+    /// port and the odd one above for RTCP; a port is reused only after its call ended.
+    #[arg(long, value_name = "LOW-HIGH", default_value = "10000-49999", value_parser = port_range_arg)]
+    pub rtp_ports: (u16, u16),
 }
 
 #[derive(Debug, Args)]
@@ -219,6 +223,17 @@ pub struct OptionsArgs {
 
 fn duration_arg(s: &str) -> Result<Duration, String> {
     parse_duration(s)
+}
+
+fn port_range_arg(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("expected LOW-HIGH (e.g. 10000-49999), got `{s}`");
+    let (lo, hi) = s.split_once('-').ok_or_else(bad)?;
+    let lo: u16 = lo.trim().parse().map_err(|_| bad())?;
+    let hi: u16 = hi.trim().parse().map_err(|_| bad())?;
+    if lo == 0 || hi <= lo {
+        return Err(format!("`{s}`: LOW must be at least 1 and below HIGH"));
+    }
+    Ok((lo, hi))
 }
 
 fn set_arg(s: &str) -> Result<(String, String), String> {

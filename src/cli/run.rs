@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -23,7 +24,8 @@ use crate::scenario::plan::{Plan, Role};
 use crate::scenario::{builtin, compile_file, compile_str};
 use crate::sip::transaction::Timers;
 use crate::sip::uri::SipUri;
-use crate::transport::udp;
+use crate::transport::ports::PortPool;
+use crate::transport::{limits, udp};
 use std::path::PathBuf;
 
 /// Where calls go, from `--target`.
@@ -112,7 +114,17 @@ pub fn load_scenario(
     let path = std::path::Path::new(name);
     if path.exists() {
         let plan = compile_file(path, overrides)?;
-        let peer = if plan.role == Role::Uac { "uas" } else { "uac" };
+        let peer = match plan.peer.as_deref() {
+            Some(p) => builtin::get(p)
+                .ok_or_else(|| {
+                    UsageError(format!(
+                        "{name}: `peer: {p}` is not a built-in scenario (see `sipwright scenarios`)"
+                    ))
+                })?
+                .name,
+            None if plan.role == Role::Uac => "uas",
+            None => "uac",
+        };
         return Ok((plan, peer));
     }
     let Some(b) = builtin::get(name) else {
@@ -182,6 +194,34 @@ fn default_workers(role: Role, rate: &RatePlan) -> usize {
     ((peak / CPS_PER_WORKER).ceil() as usize).clamp(1, cores)
 }
 
+/// Media needs a descriptor per RTP and RTCP socket: raise the open-file limit to
+/// its hard maximum and refuse a `--concurrency` it cannot hold.
+fn check_media_limits(a: &RunArgs, ports: &Arc<Mutex<PortPool>>) -> anyhow::Result<()> {
+    let (soft, hard) = limits::raise_nofile().context("raising the open-file limit")?;
+    let pairs = ports.lock().map(|p| p.capacity()).unwrap_or(0);
+    // Two sockets per call (RTP, RTCP); a loopback run holds both sides' calls.
+    let sides = if a.loopback { 2 } else { 1 };
+    if let Some(c) = a.concurrency {
+        let need = (c as u64) * 2 * sides + 64;
+        if need > soft {
+            return Err(UsageError(format!(
+                "--concurrency {c} needs about {need} open files for media sockets, but the limit is {soft} (hard limit {hard}); raise it (`ulimit -n`, or LimitNOFILE= for a service) or lower --concurrency"
+            ))
+            .into());
+        }
+        if c as u64 * sides > pairs as u64 {
+            return Err(UsageError(format!(
+                "--concurrency {c} needs {} RTP port pairs but --rtp-ports {}-{} has {pairs}; widen the range",
+                c as u64 * sides,
+                a.rtp_ports.0,
+                a.rtp_ports.1
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
 fn role_name(r: Role) -> &'static str {
     match r {
         Role::Uac => "uac",
@@ -214,6 +254,10 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
     }
     let (plan, peer_name) = load_scenario(&a.scenario, &overrides)?;
     let role = plan.role;
+    let rtp_ports = Arc::new(Mutex::new(PortPool::new(a.rtp_ports.0, a.rtp_ports.1)));
+    if plan.media.is_some() {
+        check_media_limits(&a, &rtp_ports)?;
+    }
     let timers = Timers {
         t1: a.t1,
         t2: a.t2,
@@ -262,6 +306,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
             batch_window: a.batch_window,
             // The first side built is the main side: it writes the traces.
             traces: main_traces.take().unwrap_or_default(),
+            rtp_ports: rtp_ports.clone(),
         };
 
     let (main, peer) = if a.loopback {

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
+use crate::media::control::{MediaControl, NoMedia};
 use crate::report::latency::Metric;
 use crate::report::{Counters, FailureReason};
 use crate::scenario::call::{Call, CallEnv, Outbox, Outcome};
@@ -20,6 +21,7 @@ use crate::transport::udp;
 
 use super::call_index::CallIndex;
 use super::linger::Linger;
+use super::media::{MediaEngine, SIP_TOKEN};
 use super::schedule::{RatePlan, Schedule};
 use super::stateless;
 use super::tracing::{CallTraces, TraceTarget, Tracer};
@@ -129,6 +131,25 @@ pub struct Driver {
     /// Header storage handed from one parsed datagram to the next (no allocation
     /// per message).
     headers: Vec<message::Header<'static>>,
+    /// RTP/RTCP of this driver's calls, when the scenario has media.
+    media: Option<MediaEngine>,
+    no_media: NoMedia,
+}
+
+/// The media control a call is handed: the engine (acting for that call) or none.
+fn control<'a>(
+    media: &'a mut Option<MediaEngine>,
+    no_media: &'a mut NoMedia,
+    idx: usize,
+    generation: u32,
+) -> &'a mut dyn MediaControl {
+    match media {
+        Some(e) => {
+            e.set_owner(idx, generation);
+            e
+        }
+        None => no_media,
+    }
 }
 
 impl Driver {
@@ -166,7 +187,19 @@ impl Driver {
             tracer: None,
             lingering: Linger::default(),
             headers: Vec::new(),
+            media: None,
+            no_media: NoMedia,
         }
+    }
+
+    /// Give this driver a media engine; its poller then also watches the SIP socket.
+    pub fn set_media(&mut self, mut engine: MediaEngine) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        engine
+            .poller()
+            .register(self.socket.as_raw_fd(), SIP_TOKEN)?;
+        self.media = Some(engine);
+        Ok(())
     }
 
     pub fn set_observer(&mut self, observer: Observer) {
@@ -194,7 +227,8 @@ impl Driver {
         self.snapshots = Some(tx);
     }
 
-    pub fn counters(&self) -> &Counters {
+    pub fn counters(&mut self) -> &Counters {
+        self.collect_media();
         &self.counters
     }
 
@@ -225,6 +259,7 @@ impl Driver {
             }
             let starting = next_start.is_some();
             self.fire_timers(now);
+            self.media_turn(now);
             self.lingering.expire(now);
             for _ in 0..RECV_ROUNDS {
                 // ICMP errors surface here (e.g. port unreachable); the affected calls
@@ -269,7 +304,10 @@ impl Driver {
                 break Ok(());
             }
             let mut wake = self.timers.peek().map(|Reverse((t, _, _))| *t);
+            let media_deadline = self.media.as_ref().and_then(|m| m.next_deadline());
+            let media_active = self.media.as_ref().is_some_and(|m| m.active() > 0);
             for t in [
+                media_deadline,
                 next_start,
                 Some(next_snapshot),
                 draining_since.map(|s| s + self.cfg.drain_timeout),
@@ -290,7 +328,20 @@ impl Driver {
             if timeout.is_zero() {
                 continue;
             }
-            if busy && self.cfg.batch_window > Duration::ZERO {
+            if media_active && self.cfg.batch_window > Duration::ZERO {
+                // Media paces on absolute deadlines; waking on a fixed grid (not
+                // "a window after the last pass") keeps each stream's lateness the
+                // same from one packet to the next, so the grid adds no jitter.
+                let window = self.cfg.batch_window.min(MAX_SLEEP);
+                let tick =
+                    grid_after(t0, now, window).min(now + timeout.max(Duration::from_micros(50)));
+                std::thread::sleep(tick.saturating_duration_since(Instant::now()));
+                if let Some(m) = self.media.as_mut()
+                    && let Err(e) = m.poller().wait(Some(Duration::ZERO))
+                {
+                    break Err(e);
+                }
+            } else if busy && self.cfg.batch_window > Duration::ZERO {
                 // Under load, sleep a fixed slice and take whatever arrived in it with
                 // one recvmmsg, instead of waking (a context switch) per datagram; call
                 // starts and timers due inside the slice run at its end, at most one
@@ -298,6 +349,10 @@ impl Driver {
                 // for each of them instead (every 100 µs at 10,000 calls/s) costs more
                 // CPU in sleeps and wake-ups than the calls themselves.
                 std::thread::sleep(self.cfg.batch_window.min(MAX_SLEEP));
+            } else if let Some(m) = self.media.as_mut() {
+                if let Err(e) = m.poller().wait(Some(timeout)) {
+                    break Err(e);
+                }
             } else if let Err(e) = udp::wait_readable(&self.socket, Some(timeout)) {
                 // Idle: the first datagram wakes us, so latency stays low.
                 break Err(e);
@@ -310,7 +365,56 @@ impl Driver {
         result
     }
 
+    /// Hand the media engine's totals to the driver's counters.
+    fn collect_media(&mut self) {
+        let Some(engine) = self.media.as_mut() else {
+            return;
+        };
+        let c = std::mem::take(&mut engine.counters);
+        self.counters.media.merge(&c);
+        self.counters.media.streams_active = engine.active() as u64;
+        for j in engine.jitter_samples.drain(..) {
+            self.counters.latency.record(Metric::RtpJitter, j);
+        }
+    }
+
+    /// Media: send what is due, read what arrived, wake the calls it concerns.
+    fn media_turn(&mut self, now: Instant) {
+        let Some(engine) = self.media.as_mut() else {
+            return;
+        };
+        engine.reschedule();
+        engine.fire(now);
+        let ready: Vec<u64> = engine.poller().ready().collect();
+        for token in ready {
+            if token != SIP_TOKEN {
+                engine.on_ready(token);
+            }
+        }
+        engine.reschedule();
+        let events = std::mem::take(&mut engine.events);
+        for &(idx, generation) in &events {
+            let Some(slot) = self.slots.get_mut(idx).and_then(|s| s.as_mut()) else {
+                continue;
+            };
+            if slot.generation != generation {
+                continue;
+            }
+            let ctl = control(&mut self.media, &mut self.no_media, idx, generation);
+            slot.call
+                .on_media_event(&self.env, now, &mut self.out, &mut self.counters, ctl);
+            self.after_event(idx, now);
+        }
+        if let Some(engine) = self.media.as_mut() {
+            let mut events = events;
+            events.clear();
+            engine.events = events;
+            engine.reschedule();
+        }
+    }
+
     fn send_snapshot(&mut self, done: bool) {
+        self.collect_media();
         let Some(tx) = &self.snapshots else { return };
         let snap = Snapshot {
             worker: self.cfg.worker,
@@ -355,8 +459,9 @@ impl Driver {
                 .record(Metric::StartLag, now.saturating_duration_since(due));
             self.running += 1;
             if let Some(slot) = self.slots[idx].as_mut() {
+                let ctl = control(&mut self.media, &mut self.no_media, idx, slot.generation);
                 slot.call
-                    .start(&self.env, now, &mut self.out, &mut self.counters);
+                    .start(&self.env, now, &mut self.out, &mut self.counters, ctl);
             }
             self.after_event(idx, now);
         }
@@ -406,8 +511,9 @@ impl Driver {
             }
             slot.scheduled = None;
             if slot.call.deadline().is_some_and(|d| d <= now) {
+                let ctl = control(&mut self.media, &mut self.no_media, idx, generation);
                 slot.call
-                    .on_timeout(&self.env, now, &mut self.out, &mut self.counters);
+                    .on_timeout(&self.env, now, &mut self.out, &mut self.counters, ctl);
             }
             self.after_event(idx, now);
         }
@@ -473,8 +579,16 @@ impl Driver {
         };
         self.trace(Some(idx), Direction::Received, from, data);
         if let Some(slot) = self.slots[idx].as_mut() {
-            slot.call
-                .on_message(&self.env, msg, from, now, &mut self.out, &mut self.counters);
+            let ctl = control(&mut self.media, &mut self.no_media, idx, slot.generation);
+            slot.call.on_message(
+                &self.env,
+                msg,
+                from,
+                now,
+                &mut self.out,
+                &mut self.counters,
+                ctl,
+            );
         }
         self.after_event(idx, now);
     }
@@ -573,6 +687,11 @@ impl Driver {
                     now.saturating_duration_since(slot.started),
                 );
             }
+            if let Some(h) = slot.call.take_media()
+                && let Some(engine) = self.media.as_mut()
+            {
+                engine.close(h, now);
+            }
             slot.call.shrink_for_linger();
         }
         if let Some(txs) = slot.call.take_lingering() {
@@ -640,6 +759,10 @@ impl Driver {
     }
 
     fn abort_all(&mut self, why: &str) {
+        self.abort_calls(why);
+    }
+
+    fn abort_calls(&mut self, why: &str) {
         let now = Instant::now();
         for idx in 0..self.slots.len() {
             if let Some(slot) = self.slots[idx].as_mut()
@@ -650,4 +773,12 @@ impl Driver {
             }
         }
     }
+}
+
+/// The first instant of the grid `t0 + k·window` after `now`.
+fn grid_after(t0: Instant, now: Instant, window: Duration) -> Instant {
+    let since = now.saturating_duration_since(t0).as_nanos();
+    let w = window.as_nanos().max(1);
+    let k = since / w + 1;
+    t0 + Duration::from_nanos((k * w).min(u128::from(u64::MAX)) as u64)
 }

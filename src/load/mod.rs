@@ -3,6 +3,7 @@
 mod call_index;
 pub mod driver;
 mod linger;
+pub mod media;
 pub mod run;
 pub mod schedule;
 pub mod signal;

@@ -15,9 +15,11 @@ use crate::sip::transaction::Timers;
 use crate::transport::udp;
 
 use super::driver::{Driver, DriverConfig, RunShared, Snapshot};
+use super::media::MediaEngine;
 use super::schedule::RatePlan;
 use super::tracing::TraceTarget;
 use crate::report::trace::{TraceFormat, TraceWriter};
+use crate::transport::ports::PortPool;
 
 /// Failed calls whose details are kept per side (counts are kept for all).
 pub const FAILURE_SAMPLES: usize = 20;
@@ -44,6 +46,8 @@ pub struct SideSpec {
     pub batch_window: Duration,
     /// Message traces this side writes (each worker gets its own sink).
     pub traces: Vec<TraceSpec>,
+    /// RTP/RTCP ports for calls with media (shared by every side of the process).
+    pub rtp_ports: Arc<Mutex<PortPool>>,
 }
 
 pub struct TraceSpec {
@@ -156,6 +160,15 @@ pub fn spawn_side(
             batch_window: spec.batch_window,
         };
         let mut driver = Driver::new(socket, env, cfg, shared.clone());
+        if let Some(media) = &spec.plan.media {
+            let engine = MediaEngine::new(
+                media.clone(),
+                spec.local_ip,
+                spec.rtp_ports.clone(),
+                rand::random(),
+            )?;
+            driver.set_media(engine)?;
+        }
         if let Some(tx) = &snapshots {
             driver.set_snapshots(tx.clone());
         }

@@ -2,11 +2,19 @@
 //! sources and recording, and the per-call stream state machine. Sans-IO: input is
 //! bytes and `now`, output is packets and the next deadline.
 
+pub mod config;
+pub mod control;
 pub mod dtmf;
 pub mod g711;
 pub mod pacing;
 pub mod recorder;
 pub mod rtcp;
 pub mod rtp;
+pub mod session;
 pub mod source;
 pub mod stats;
+pub mod stream;
+
+/// The sample the built-in media scenarios play (`media/sample.wav`), inside the
+/// binary so they work from any directory.
+pub const SAMPLE_WAV: &[u8] = &[];

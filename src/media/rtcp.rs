@@ -54,10 +54,17 @@ pub enum Rtcp<'a> {
         reports: Reports<'a>,
     },
     /// The first chunk's SSRC and CNAME (other items and chunks are skipped).
-    Sdes { ssrc: u32, cname: Option<&'a [u8]> },
-    Bye { ssrcs: &'a [u8] },
+    Sdes {
+        ssrc: u32,
+        cname: Option<&'a [u8]>,
+    },
+    Bye {
+        ssrcs: &'a [u8],
+    },
     /// Any other packet type (APP, feedback, XR): skipped, counted by the caller.
-    Other { packet_type: u8 },
+    Other {
+        packet_type: u8,
+    },
 }
 
 /// The report blocks of an SR/RR, decoded on iteration.

@@ -89,7 +89,10 @@ pub struct PcapClip {
 impl PcapClip {
     /// The first RTP stream of the capture (or the selected one). Errors when the file
     /// is missing, is no capture, or holds no RTP (or not the selected stream).
-    pub fn from_file(_path: &Path, _stream: Option<StreamSelector>) -> Result<PcapClip, SourceError> {
+    pub fn from_file(
+        _path: &Path,
+        _stream: Option<StreamSelector>,
+    ) -> Result<PcapClip, SourceError> {
         todo!()
     }
     pub fn packets(&self) -> &[PcapPacket] {

@@ -20,16 +20,20 @@ pub enum FailureReason {
     ScenarioError,
     /// The run stopped (interrupt, end of run) while the call was still in progress.
     Aborted,
+    /// Media failed: no common codec, no media ports, `expect_media` or
+    /// `expect_dtmf` did not hold.
+    Media,
 }
 
 impl FailureReason {
-    pub const ALL: [FailureReason; 6] = [
+    pub const ALL: [FailureReason; 7] = [
         FailureReason::Timeout,
         FailureReason::UnexpectedMessage,
         FailureReason::TransportError,
         FailureReason::AssertFailed,
         FailureReason::ScenarioError,
         FailureReason::Aborted,
+        FailureReason::Media,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -40,6 +44,7 @@ impl FailureReason {
             FailureReason::AssertFailed => "assert_failed",
             FailureReason::ScenarioError => "scenario_error",
             FailureReason::Aborted => "aborted",
+            FailureReason::Media => "media",
         }
     }
 }
@@ -66,6 +71,82 @@ pub struct Counters {
     /// Offset from the run's start of the latest call start (for the achieved rate).
     pub last_start: Option<std::time::Duration>,
     pub latency: Latencies,
+    pub media: MediaCounters,
+}
+
+/// RTP/RTCP and DTMF totals. Packet counts grow as packets go; the per-stream
+/// estimates (loss, duplicates, reordering, gaps) are added when a stream closes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MediaCounters {
+    /// Streams opened (one per call with media).
+    pub streams: u64,
+    /// Streams open now.
+    pub streams_active: u64,
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    pub bytes_sent: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub out_of_order: u64,
+    /// Longest time between two packets of one stream, µs.
+    pub max_gap_us: u64,
+    /// Largest jitter estimate any stream reached, µs.
+    pub max_jitter_us: u64,
+    pub rtcp_sent: u64,
+    pub rtcp_received: u64,
+    /// Packets the socket refused (buffer full) and datagrams we could not parse.
+    pub send_dropped: u64,
+    pub invalid: u64,
+    pub dtmf_digits_sent: u64,
+    pub dtmf_digits_received: u64,
+    /// `expect_dtmf` steps that got other digits (or too few).
+    pub dtmf_mismatches: u64,
+}
+
+impl MediaCounters {
+    fn since(&self, e: &MediaCounters) -> MediaCounters {
+        MediaCounters {
+            streams: self.streams.saturating_sub(e.streams),
+            streams_active: self.streams_active,
+            packets_sent: self.packets_sent.saturating_sub(e.packets_sent),
+            packets_received: self.packets_received.saturating_sub(e.packets_received),
+            bytes_sent: self.bytes_sent.saturating_sub(e.bytes_sent),
+            lost: self.lost.saturating_sub(e.lost),
+            duplicates: self.duplicates.saturating_sub(e.duplicates),
+            out_of_order: self.out_of_order.saturating_sub(e.out_of_order),
+            max_gap_us: self.max_gap_us,
+            max_jitter_us: self.max_jitter_us,
+            rtcp_sent: self.rtcp_sent.saturating_sub(e.rtcp_sent),
+            rtcp_received: self.rtcp_received.saturating_sub(e.rtcp_received),
+            send_dropped: self.send_dropped.saturating_sub(e.send_dropped),
+            invalid: self.invalid.saturating_sub(e.invalid),
+            dtmf_digits_sent: self.dtmf_digits_sent.saturating_sub(e.dtmf_digits_sent),
+            dtmf_digits_received: self
+                .dtmf_digits_received
+                .saturating_sub(e.dtmf_digits_received),
+            dtmf_mismatches: self.dtmf_mismatches.saturating_sub(e.dtmf_mismatches),
+        }
+    }
+
+    pub fn merge(&mut self, o: &MediaCounters) {
+        self.streams += o.streams;
+        self.streams_active += o.streams_active;
+        self.packets_sent += o.packets_sent;
+        self.packets_received += o.packets_received;
+        self.bytes_sent += o.bytes_sent;
+        self.lost += o.lost;
+        self.duplicates += o.duplicates;
+        self.out_of_order += o.out_of_order;
+        self.max_gap_us = self.max_gap_us.max(o.max_gap_us);
+        self.max_jitter_us = self.max_jitter_us.max(o.max_jitter_us);
+        self.rtcp_sent += o.rtcp_sent;
+        self.rtcp_received += o.rtcp_received;
+        self.send_dropped += o.send_dropped;
+        self.invalid += o.invalid;
+        self.dtmf_digits_sent += o.dtmf_digits_sent;
+        self.dtmf_digits_received += o.dtmf_digits_received;
+        self.dtmf_mismatches += o.dtmf_mismatches;
+    }
 }
 
 /// One failed call, kept for reports (the first few of a run).
@@ -111,6 +192,7 @@ impl Counters {
             messages_stray: self.messages_stray.saturating_sub(earlier.messages_stray),
             starts_delayed: self.starts_delayed.saturating_sub(earlier.starts_delayed),
             last_start: self.last_start,
+            media: self.media.since(&earlier.media),
             ..Counters::default()
         };
         for (i, f) in d.failures.iter_mut().enumerate() {
@@ -149,6 +231,7 @@ impl Counters {
         self.messages_stray += other.messages_stray;
         self.starts_delayed += other.starts_delayed;
         self.last_start = self.last_start.max(other.last_start);
+        self.media.merge(&other.media);
     }
 
     /// Calls started per second over the period in which calls were started (call k

@@ -42,6 +42,38 @@ pub fn side_json(side: &Side<'_>) -> Value {
             "unparseable": c.messages_unparseable,
             "stray": c.messages_stray,
         },
+        "rtp": rtp_json(c),
+        "dtmf": {
+            "digits_sent": c.media.dtmf_digits_sent,
+            "digits_received": c.media.dtmf_digits_received,
+            "mismatches": c.media.dtmf_mismatches,
+        },
+    })
+}
+
+/// RTP figures of a side (all zero for a signalling-only scenario).
+fn rtp_json(c: &Counters) -> Value {
+    let m = &c.media;
+    let j = c.latency.summary(super::latency::Metric::RtpJitter);
+    let round = |x: f64| (x * 1000.0).round() / 1000.0;
+    json!({
+        "streams": m.streams,
+        "packets_sent": m.packets_sent,
+        "packets_received": m.packets_received,
+        "bytes_sent": m.bytes_sent,
+        "lost": m.lost,
+        "duplicates": m.duplicates,
+        "out_of_order": m.out_of_order,
+        "jitter_ms": {
+            "mean": round(j.mean),
+            "p99": round(j.p99),
+            "max": round(m.max_jitter_us as f64 / 1000.0),
+        },
+        "max_gap_ms": round(m.max_gap_us as f64 / 1000.0),
+        "rtcp_sent": m.rtcp_sent,
+        "rtcp_received": m.rtcp_received,
+        "send_dropped": m.send_dropped,
+        "invalid": m.invalid,
     })
 }
 

@@ -20,14 +20,17 @@ pub enum Metric {
     CallLength,
     /// Intended start → actual start (how late the scheduler was).
     StartLag,
+    /// RFC 3550 interarrival jitter of each received RTP stream, when it closed.
+    RtpJitter,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 4] = [
+    pub const ALL: [Metric; 5] = [
         Metric::FirstProvisional,
         Metric::FinalResponse,
         Metric::CallLength,
         Metric::StartLag,
+        Metric::RtpJitter,
     ];
     /// Name used in reports: `invite_to_1xx`, `invite_to_final`, `call_length`, `start_lag`.
     pub fn name(self) -> &'static str {
@@ -36,6 +39,7 @@ impl Metric {
             Metric::FinalResponse => "invite_to_final",
             Metric::CallLength => "call_length",
             Metric::StartLag => "start_lag",
+            Metric::RtpJitter => "rtp_jitter",
         }
     }
 }
@@ -48,6 +52,7 @@ pub struct Summary {
     pub p90: f64,
     pub p99: f64,
     pub max: f64,
+    pub mean: f64,
 }
 
 /// Largest value kept, in microseconds (one hour). Anything longer is recorded as this.
@@ -59,7 +64,7 @@ const SIGFIG: u8 = 3;
 #[derive(Clone, Debug)]
 pub struct Latencies {
     /// Indexed by `Metric as usize` (same order as `Metric::ALL`).
-    fixed: [Histogram<u64>; 4],
+    fixed: [Histogram<u64>; 5],
     /// Scenario-defined `rtd` intervals; a scenario has only a few names, so a linear
     /// search beats hashing and keeps the names owned once.
     rtd: Vec<(Box<str>, Histogram<u64>)>,
@@ -113,6 +118,7 @@ fn summarize(h: &Histogram<u64>) -> Summary {
         p90: ms(h.value_at_quantile(0.90)),
         p99: ms(h.value_at_quantile(0.99)),
         max: ms(h.max()),
+        mean: h.mean() / 1000.0,
     }
 }
 
@@ -238,7 +244,8 @@ mod tests {
                 "invite_to_1xx",
                 "invite_to_final",
                 "call_length",
-                "start_lag"
+                "start_lag",
+                "rtp_jitter"
             ]
         );
     }

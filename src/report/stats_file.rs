@@ -8,6 +8,10 @@
 //! - `failures_<reason>`: since the start, one per `FailureReason`
 //! - `messages_sent`, `..._received`, `..._retransmitted`, `..._absorbed`,
 //!   `..._unparseable`, `..._stray`, `starts_delayed`: this interval
+//! - `rtp_streams_active` (now), `rtp_streams`, `rtp_packets_sent`, `..._received`,
+//!   `rtp_bytes_sent`, `rtp_lost`, `rtp_duplicates`, `rtp_out_of_order` (loss and
+//!   reordering counted when a stream closes), `rtcp_sent`, `rtcp_received`,
+//!   `dtmf_digits_sent`, `dtmf_digits_received`: this interval
 //! - `<metric>_p50_ms`, `<metric>_p99_ms` for each fixed latency metric: this interval;
 //!   empty in CSV (null in JSON) when the interval has no value.
 //!
@@ -119,6 +123,27 @@ fn columns(
         ),
         ("messages_stray".into(), Cell::Int(interval.messages_stray)),
         ("starts_delayed".into(), Cell::Int(interval.starts_delayed)),
+    ]);
+    let m = &interval.media;
+    cols.extend([
+        (
+            "rtp_streams_active".into(),
+            Cell::Int(cumulative.media.streams_active),
+        ),
+        ("rtp_streams".into(), Cell::Int(m.streams)),
+        ("rtp_packets_sent".into(), Cell::Int(m.packets_sent)),
+        ("rtp_packets_received".into(), Cell::Int(m.packets_received)),
+        ("rtp_bytes_sent".into(), Cell::Int(m.bytes_sent)),
+        ("rtp_lost".into(), Cell::Int(m.lost)),
+        ("rtp_duplicates".into(), Cell::Int(m.duplicates)),
+        ("rtp_out_of_order".into(), Cell::Int(m.out_of_order)),
+        ("rtcp_sent".into(), Cell::Int(m.rtcp_sent)),
+        ("rtcp_received".into(), Cell::Int(m.rtcp_received)),
+        ("dtmf_digits_sent".into(), Cell::Int(m.dtmf_digits_sent)),
+        (
+            "dtmf_digits_received".into(),
+            Cell::Int(m.dtmf_digits_received),
+        ),
     ]);
     for m in Metric::ALL {
         let s = interval.latency.summary(m);
@@ -300,7 +325,8 @@ mod tests {
         );
         assert!(header.contains(&"failures_unexpected_message"));
         assert!(header.contains(&"starts_delayed"));
-        assert_eq!(header.last(), Some(&"start_lag_p99_ms"));
+        assert_eq!(header.last(), Some(&"rtp_jitter_p99_ms"));
+        assert!(header.contains(&"rtp_packets_received"));
         let row = |i: usize| -> std::collections::HashMap<&str, &str> {
             let cells: Vec<&str> = lines[i].split(',').collect();
             assert_eq!(cells.len(), header.len());

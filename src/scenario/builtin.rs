@@ -40,6 +40,18 @@ pub const BUILTINS: &[Builtin] = &[
         peer: "cancel",
         summary: "answers INVITE with 100/180, then CANCEL with 200 and the INVITE with 487",
     },
+    Builtin {
+        name: "uac-media",
+        text: include_str!("../../scenarios/uac-media.yaml"),
+        peer: "uas-media",
+        summary: "INVITE with SDP, ACK, plays {{ play }} looped, DTMF 1234 after 1 s, BYE after --call-duration (10s)",
+    },
+    Builtin {
+        name: "uas-media",
+        text: include_str!("../../scenarios/uas-media.yaml"),
+        peer: "uac-media",
+        summary: "answers INVITE with SDP, echoes media, expects DTMF 1234 (RFC 4733 or INFO), BYE",
+    },
 ];
 
 pub fn get(name: &str) -> Option<&'static Builtin> {

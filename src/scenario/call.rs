@@ -13,6 +13,8 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::media::config::DtmfMode;
+use crate::media::control::{MediaControl, MediaHandle};
 use crate::report::latency::Metric;
 use crate::report::{Counters, FailureReason};
 use crate::sip::build;
@@ -27,10 +29,12 @@ use crate::sip::write_dec;
 
 use super::duration::parse_duration;
 use super::plan::{
-    Capture, Condition, PauseSpec, Plan, RecvMatch, RecvStep, Role, SendStep, StepKind, Subject,
-    Test,
+    Capture, Condition, MediaStep, PauseSpec, Plan, RecvMatch, RecvStep, Role, SendStep, StepKind,
+    Subject, Test,
 };
 use super::template::{Builtin, RenderContext, Template};
+
+mod media_steps;
 
 /// Steps a call may execute without waiting before it is considered stuck in a loop.
 const STEP_BUDGET: u32 = 10_000;
@@ -200,6 +204,10 @@ pub struct Call {
     outcome: Option<Outcome>,
     detail: Option<String>,
     last_status: Option<u16>,
+    /// This call's media session in the driver's engine, once opened.
+    media: Option<MediaHandle>,
+    /// `dtmf` with `mode: info`: digits of the current step already answered.
+    info_sent: u16,
 }
 
 /// The ACK sent for a 2xx, to send again when the 2xx is retransmitted.
@@ -284,6 +292,8 @@ impl Call {
             outcome: None,
             detail: None,
             last_status: None,
+            media: None,
+            info_sent: 0,
         }
     }
 
@@ -356,6 +366,72 @@ impl Call {
         Some(std::mem::take(&mut self.servers))
     }
 
+    /// The media session, handed to the driver to close once the call has ended.
+    pub fn take_media(&mut self) -> Option<MediaHandle> {
+        self.media.take()
+    }
+
+    /// Something happened on this call's media (a digit arrived): a step waiting for
+    /// it looks again.
+    pub fn on_media_event(
+        &mut self,
+        env: &CallEnv,
+        now: Instant,
+        out: &mut Outbox,
+        ctr: &mut Counters,
+        media: &mut dyn MediaControl,
+    ) {
+        let waiting = self.wait.is_some_and(|w| {
+            matches!(
+                env.plan.steps.get(w.pc).map(|s| &s.kind),
+                Some(StepKind::Media(MediaStep::ExpectDtmf { .. }))
+            )
+        });
+        if self.state == State::Running && waiting {
+            self.run(env, now, out, ctr, media, None);
+        }
+    }
+
+    /// This call's media session, opened on first use (ports bound, stream created).
+    fn media_session(
+        &mut self,
+        env: &CallEnv,
+        now: Instant,
+        media: &mut dyn MediaControl,
+    ) -> Result<MediaHandle, String> {
+        if let Some(h) = self.media {
+            return Ok(h);
+        }
+        if env.plan.media.is_none() {
+            return Err("this scenario has no media (add a `media:` block)".into());
+        }
+        let h = media.open(self.number, now).map_err(|e| e.to_string())?;
+        self.media = Some(h);
+        Ok(h)
+    }
+
+    /// SDP in a message from the peer: negotiate and (re)start the stream.
+    fn on_peer_sdp(
+        &mut self,
+        env: &CallEnv,
+        msg: &Message<'_>,
+        now: Instant,
+        media: &mut dyn MediaControl,
+    ) -> Result<(), String> {
+        let ctype = msg.header(HeaderName::ContentType).map(|h| h.value());
+        let Some(sdp) = crate::sdp::find_sdp(ctype.as_deref(), msg.body) else {
+            return Ok(());
+        };
+        let h = self.media_session(env, now, media)?;
+        let Some(session) = media.get_mut(h) else {
+            return Ok(());
+        };
+        let text = String::from_utf8_lossy(sdp);
+        session
+            .on_remote_sdp(&text, now)
+            .map_err(|e| format!("SDP from the peer: {e}"))
+    }
+
     /// Earliest time `on_timeout` must be called.
     pub fn deadline(&self) -> Option<Instant> {
         let txs = self
@@ -368,8 +444,15 @@ impl Call {
     }
 
     /// Run the scenario from its first step until it waits.
-    pub fn start(&mut self, env: &CallEnv, now: Instant, out: &mut Outbox, ctr: &mut Counters) {
-        self.run(env, now, out, ctr, None);
+    pub fn start(
+        &mut self,
+        env: &CallEnv,
+        now: Instant,
+        out: &mut Outbox,
+        ctr: &mut Counters,
+        media: &mut dyn MediaControl,
+    ) {
+        self.run(env, now, out, ctr, media, None);
     }
 
     /// End a running call from outside (run stopped): counted as aborted.
@@ -392,6 +475,7 @@ impl Call {
         now: Instant,
         out: &mut Outbox,
         ctr: &mut Counters,
+        media: &mut dyn MediaControl,
     ) {
         let mut timed_out: Option<String> = None;
         self.clients.retain_mut(|tx| {
@@ -452,8 +536,9 @@ impl Call {
             Some(StepKind::Pause(_)) => {
                 self.wait = None;
                 self.pc = wait.pc + 1;
-                self.run(env, now, out, ctr, None);
+                self.run(env, now, out, ctr, media, None);
             }
+            Some(StepKind::Media(_)) => self.run(env, now, out, ctr, media, None),
             Some(StepKind::Recv(_)) => {
                 let at = self.position(env);
                 let what = describe_expected(env, wait.pc);
@@ -475,11 +560,12 @@ impl Call {
         now: Instant,
         out: &mut Outbox,
         ctr: &mut Counters,
+        media: &mut dyn MediaControl,
     ) {
         if msg.is_request() {
-            self.on_request(env, msg, from, now, out, ctr);
+            self.on_request(env, msg, from, now, out, ctr, media);
         } else {
-            self.on_response(env, msg, now, out, ctr);
+            self.on_response(env, msg, now, out, ctr, media);
         }
     }
 
@@ -490,6 +576,7 @@ impl Call {
         now: Instant,
         out: &mut Outbox,
         ctr: &mut Counters,
+        media: &mut dyn MediaControl,
     ) {
         let code = msg.status().unwrap_or(0);
         let branch = msg.top_via_branch().unwrap_or("");
@@ -545,7 +632,7 @@ impl Call {
                     }
                     self.on_invite_response(env, msg, code);
                 }
-                self.deliver(env, msg, now, out, ctr);
+                self.deliver(env, msg, now, out, ctr, media);
             }
             ResponseAction::DuplicateProvisional | ResponseAction::LateProvisional => {
                 ctr.messages_absorbed += 1;
@@ -620,6 +707,7 @@ impl Call {
         now: Instant,
         out: &mut Outbox,
         ctr: &mut Counters,
+        media: &mut dyn MediaControl,
     ) {
         let method = msg.method().unwrap_or("");
         let (via, sent_by) = msg.top_via_sent_by();
@@ -642,7 +730,7 @@ impl Call {
                     // The ACK of a non-2xx belongs to the transaction; a scenario that
                     // waits for it still gets to see it.
                     if self.state == State::Running && self.find_recv(env, msg).is_some() {
-                        self.deliver(env, msg, now, out, ctr);
+                        self.deliver(env, msg, now, out, ctr, media);
                     } else {
                         ctr.messages_absorbed += 1;
                     }
@@ -665,7 +753,7 @@ impl Call {
                 return;
             }
             self.got_2xx_ack = true;
-            self.deliver(env, msg, now, out, ctr);
+            self.deliver(env, msg, now, out, ctr, media);
             return;
         }
         if method == "INVITE" && self.accepted_invite.as_deref() == Some(branch) {
@@ -701,7 +789,7 @@ impl Call {
                 cseq: seq,
             }));
         }
-        self.deliver(env, msg, now, out, ctr);
+        self.deliver(env, msg, now, out, ctr, media);
     }
 
     /// Hand a message to the scenario: matched against the current `recv` step (and the
@@ -713,10 +801,23 @@ impl Call {
         now: Instant,
         out: &mut Outbox,
         ctr: &mut Counters,
+        media: &mut dyn MediaControl,
     ) {
         if self.state != State::Running {
             ctr.messages_absorbed += 1;
             return;
+        }
+        if env.plan.media.is_some() {
+            if !msg.body.is_empty()
+                && let Err(why) = self.on_peer_sdp(env, msg, now, media)
+            {
+                let at = self.position(env);
+                self.fail(FailureReason::Media, format!("{at}: {why}"));
+                return;
+            }
+            if self.media_message(env, msg, now, out, ctr, media) {
+                return;
+            }
         }
         let at_recv = matches!(
             env.plan.steps.get(self.pc).map(|s| &s.kind),
@@ -725,13 +826,55 @@ impl Call {
         if !at_recv || !self.inbox.is_empty() {
             self.inbox.push_back(msg.raw.to_vec());
             if at_recv {
-                self.run(env, now, out, ctr, None);
+                self.run(env, now, out, ctr, media, None);
             }
             return;
         }
         if self.accept(env, msg, now, ctr) {
-            self.run(env, now, out, ctr, Some(msg));
+            self.run(env, now, out, ctr, media, Some(msg));
         }
+    }
+
+    /// Messages the call core answers for media on its own: the answer to an INFO
+    /// digit we sent, and an INFO digit from the peer that no `recv` step waits for.
+    /// Returns true when the message was taken.
+    fn media_message(
+        &mut self,
+        env: &CallEnv,
+        msg: &Message<'_>,
+        now: Instant,
+        out: &mut Outbox,
+        ctr: &mut Counters,
+        media: &mut dyn MediaControl,
+    ) -> bool {
+        let step = env.plan.steps.get(self.pc).map(|s| &s.kind);
+        if let Some(code) = msg.status() {
+            let info_step = matches!(
+                step,
+                Some(StepKind::Media(MediaStep::Dtmf(d))) if d.mode == DtmfMode::Info
+            );
+            let to_info = msg.cseq().is_some_and(|c| c.method == "INFO");
+            if !(info_step && to_info) {
+                return false;
+            }
+            if code >= 200 {
+                if let Err(why) = self.on_info_answer(code) {
+                    let at = self.position(env);
+                    self.fail(FailureReason::Media, format!("{at}: {why}"));
+                } else {
+                    self.run(env, now, out, ctr, media, None);
+                }
+            }
+            return true;
+        }
+        if msg.method() != Some("INFO") || self.find_recv(env, msg).is_some() {
+            return false;
+        }
+        if !self.take_info_digit(env, msg, out, ctr, media, now) {
+            return false;
+        }
+        self.on_media_event(env, now, out, ctr, media);
+        true
     }
 
     /// Index of the recv step (current or after skipped optional ones) that matches `msg`.
@@ -803,6 +946,7 @@ impl Call {
         now: Instant,
         out: &mut Outbox,
         ctr: &mut Counters,
+        media: &mut dyn MediaControl,
         current: Option<&Message<'_>>,
     ) {
         let mut current = current;
@@ -824,7 +968,7 @@ impl Call {
             };
             match &step.kind {
                 StepKind::Send(send) => {
-                    if let Err(why) = self.send(env, send, now, out, ctr, current) {
+                    if let Err(why) = self.send(env, send, now, out, ctr, media, current) {
                         let at = self.position(env);
                         self.fail(FailureReason::ScenarioError, format!("{at}: {why}"));
                         return;
@@ -905,6 +1049,15 @@ impl Call {
                     }
                     self.pc += 1;
                 }
+                StepKind::Media(m) => match self.media_step(env, m, now, out, ctr, media) {
+                    media_steps::Progress::Next => self.pc += 1,
+                    media_steps::Progress::Wait => return,
+                    media_steps::Progress::Fail(why) => {
+                        let at = self.position(env);
+                        self.fail(FailureReason::Media, format!("{at}: {why}"));
+                        return;
+                    }
+                },
                 StepKind::Assert(c) => {
                     if !self.eval(env, c) {
                         let at = self.position(env);
@@ -1021,10 +1174,11 @@ impl Call {
         now: Instant,
         out: &mut Outbox,
         ctr: &mut Counters,
+        media: &mut dyn MediaControl,
         current: Option<&Message<'_>>,
     ) -> Result<(), String> {
         match send {
-            SendStep::Message(t) => self.send_template(env, t, now, out, ctr, current),
+            SendStep::Message(t) => self.send_template(env, t, now, out, ctr, media, current),
             SendStep::Ack => self.send_ack(env, out, ctr),
             SendStep::Bye => {
                 let branch = self.next_branch(env);
@@ -1109,6 +1263,7 @@ impl Call {
         now: Instant,
         out: &mut Outbox,
         ctr: &mut Counters,
+        media: &mut dyn MediaControl,
         current: Option<&Message<'_>>,
     ) -> Result<(), String> {
         let next_cseq = match t.method() {
@@ -1116,11 +1271,30 @@ impl Call {
             _ if t.is_response() => self.remote_cseq,
             _ => self.cseq + 1,
         };
+        let uses_sdp = t.uses_builtin(Builtin::Sdp);
+        if env.plan.media.is_some()
+            && (uses_sdp || t.uses_builtin(Builtin::MediaPort) || t.uses_builtin(Builtin::MediaIp))
+        {
+            match self.media_session(env, now, media) {
+                Ok(h) => {
+                    if uses_sdp && let Some(s) = media.get_mut(h) {
+                        s.on_sending_sdp();
+                    }
+                }
+                Err(why) => {
+                    let at = self.position(env);
+                    self.fail(FailureReason::Media, format!("{at}: {why}"));
+                    return Ok(());
+                }
+            }
+        }
+        let session = self.media.and_then(|h| media.get(h));
         let mut branch_taken = None;
         let bytes = out.build(|b| {
             let mut ctx = Ctx {
                 env,
                 call: self,
+                media: session,
                 next_cseq,
                 branch_in_render: None,
                 last: match current {
@@ -1143,6 +1317,17 @@ impl Call {
                 return Ok(());
             }
         };
+        if !uses_sdp
+            && !parsed.body.is_empty()
+            && let Some(h) = self.media
+            && let Some(session) = media.get_mut(h)
+        {
+            // SDP written by hand: what it says is what we negotiate with.
+            let ctype = parsed.header(HeaderName::ContentType).map(|h| h.value());
+            if let Some(sdp) = crate::sdp::find_sdp(ctype.as_deref(), parsed.body) {
+                session.on_local_sdp(&String::from_utf8_lossy(sdp));
+            }
+        }
         if let Some(method) = parsed.method() {
             let method = method.to_string();
             let branch = parsed.top_via_branch().unwrap_or("").to_string();
@@ -1461,6 +1646,8 @@ pub fn resolve_hop(uri: &str, fallback: SocketAddr) -> SocketAddr {
 struct Ctx<'c> {
     env: &'c CallEnv,
     call: &'c Call,
+    /// The call's media session, when it has one.
+    media: Option<&'c crate::media::session::MediaSession>,
     next_cseq: u32,
     /// Branch sequence number taken during this render (one branch per message).
     branch_in_render: Option<u32>,
@@ -1535,7 +1722,25 @@ impl RenderContext for Ctx<'_> {
                 write_dec(out, call.number);
                 Ok(())
             }
-            Builtin::MediaIp => out.write_all(env.media_ip.as_bytes()),
+            Builtin::Sdp => {
+                if let Some(m) = self.media {
+                    m.write_sdp(out);
+                    // The template ends the body's last line itself.
+                    if out.ends_with(b"\r\n") {
+                        out.truncate(out.len() - 2);
+                    }
+                }
+                Ok(())
+            }
+            Builtin::MediaIp => match self.media {
+                Some(m) => write!(out, "{}", m.local().ip),
+                None => out.write_all(env.media_ip.as_bytes()),
+            },
+            Builtin::MediaPort if self.media.is_some() => {
+                let port = self.media.map_or(0, |m| m.local().rtp_port);
+                write_dec(out, u64::from(port));
+                Ok(())
+            }
             Builtin::MediaPort => {
                 let port = u64::from(env.media_port_base) + 2 * (call.number % 16384);
                 write_dec(out, port.min(65534));
@@ -1585,6 +1790,7 @@ mod tests {
     //! The interpreter driven with virtual time and hand-made peer messages.
 
     use super::*;
+    use crate::media::control::NoMedia;
     use crate::scenario::builtin;
     use crate::scenario::compile_str;
 
@@ -1669,7 +1875,8 @@ mod tests {
                 t0: Instant::now(),
             };
             let t0 = h.t0;
-            h.call.start(&h.env, t0, &mut h.out, &mut h.ctr);
+            h.call
+                .start(&h.env, t0, &mut h.out, &mut h.ctr, &mut NoMedia);
             h
         }
         fn at(&self, ms: u64) -> Instant {
@@ -1689,13 +1896,20 @@ mod tests {
             let now = self.at(ms);
             let msg = message::parse(bytes).unwrap();
             let from = self.env.remote;
-            self.call
-                .on_message(&self.env, &msg, from, now, &mut self.out, &mut self.ctr);
+            self.call.on_message(
+                &self.env,
+                &msg,
+                from,
+                now,
+                &mut self.out,
+                &mut self.ctr,
+                &mut NoMedia,
+            );
         }
         fn tick(&mut self, ms: u64) {
             let now = self.at(ms);
             self.call
-                .on_timeout(&self.env, now, &mut self.out, &mut self.ctr);
+                .on_timeout(&self.env, now, &mut self.out, &mut self.ctr, &mut NoMedia);
         }
     }
 
@@ -1929,6 +2143,7 @@ mod tests {
             t0,
             &mut out,
             &mut ctr,
+            &mut NoMedia,
         );
         let second = request(2);
         let later = t0 + Duration::from_millis(10);
@@ -1939,8 +2154,15 @@ mod tests {
             later,
             &mut out,
             &mut ctr,
+            &mut NoMedia,
         );
-        call.on_timeout(&env, t0 + Duration::from_millis(150), &mut out, &mut ctr);
+        call.on_timeout(
+            &env,
+            t0 + Duration::from_millis(150),
+            &mut out,
+            &mut ctr,
+            &mut NoMedia,
+        );
         let sent: Vec<String> = out
             .iter()
             .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
@@ -1974,7 +2196,7 @@ Call-ID: c1@test\r\nCSeq: 7 INVITE\r\n\
 Contact: <sip:a@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n";
         let mut call = Call::new_uas(&env, 1, "c1@test", peer, Instant::now());
         let msg = message::parse(invite).unwrap();
-        call.on_message(&env, &msg, peer, t0, &mut out, &mut ctr);
+        call.on_message(&env, &msg, peer, t0, &mut out, &mut ctr, &mut NoMedia);
         let sent: Vec<String> = out
             .iter()
             .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
@@ -2001,6 +2223,7 @@ Contact: <sip:a@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n";
             t0 + Duration::from_millis(100),
             &mut out,
             &mut ctr,
+            &mut NoMedia,
         );
         assert_eq!(
             out.iter().next().map(|(_, b)| b.to_vec()),
@@ -2008,7 +2231,13 @@ Contact: <sip:a@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n";
         );
         out.clear();
         // No ACK yet: the 2xx is retransmitted at T1.
-        call.on_timeout(&env, t0 + Duration::from_millis(500), &mut out, &mut ctr);
+        call.on_timeout(
+            &env,
+            t0 + Duration::from_millis(500),
+            &mut out,
+            &mut ctr,
+            &mut NoMedia,
+        );
         assert_eq!(out.len(), 1);
         out.clear();
         let to = sent[1]
@@ -2028,6 +2257,7 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
             t0 + Duration::from_millis(600),
             &mut out,
             &mut ctr,
+            &mut NoMedia,
         );
         // A second copy of the ACK is absorbed.
         call.on_message(
@@ -2037,9 +2267,16 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
             t0 + Duration::from_millis(601),
             &mut out,
             &mut ctr,
+            &mut NoMedia,
         );
         assert_eq!(ctr.messages_absorbed, 2, "retransmitted INVITE and ACK");
-        call.on_timeout(&env, t0 + Duration::from_millis(1500), &mut out, &mut ctr);
+        call.on_timeout(
+            &env,
+            t0 + Duration::from_millis(1500),
+            &mut out,
+            &mut ctr,
+            &mut NoMedia,
+        );
         assert!(out.is_empty(), "ACK stopped the 2xx retransmissions");
         // A late copy of the INVITE after the ACK is absorbed quietly: the ended
         // transaction is remembered by its branch only.
@@ -2050,6 +2287,7 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
             t0 + Duration::from_millis(1600),
             &mut out,
             &mut ctr,
+            &mut NoMedia,
         );
         assert!(out.is_empty(), "no reply to a late INVITE copy");
         assert_eq!(ctr.messages_absorbed, 3);
@@ -2066,6 +2304,7 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
             t0 + Duration::from_millis(2000),
             &mut out,
             &mut ctr,
+            &mut NoMedia,
         );
         let reply: Vec<String> = out
             .iter()
@@ -2089,7 +2328,7 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
         let mut ctr = Counters::default();
         let t0 = Instant::now();
         let mut call = Call::new_uac(&env, 1, Instant::now());
-        call.start(&env, t0, &mut out, &mut ctr);
+        call.start(&env, t0, &mut out, &mut ctr, &mut NoMedia);
         let invite = String::from_utf8_lossy(out.iter().next().unwrap().1).into_owned();
         out.clear();
         let ringing = response(invite.as_bytes(), 180, Some("r"), "");
@@ -2100,6 +2339,7 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
             t0,
             &mut out,
             &mut ctr,
+            &mut NoMedia,
         );
         let cancel = String::from_utf8_lossy(out.iter().next().unwrap().1).into_owned();
         out.clear();
@@ -2118,6 +2358,7 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
             t0,
             &mut out,
             &mut ctr,
+            &mut NoMedia,
         );
         let terminated = response(invite.as_bytes(), 487, Some("r"), "");
         call.on_message(
@@ -2127,6 +2368,7 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
             t0,
             &mut out,
             &mut ctr,
+            &mut NoMedia,
         );
         assert_eq!(out.len(), 1, "the transaction ACKs the 487");
         assert_eq!(call.take_outcome(), Some(Outcome::Success));
@@ -2185,8 +2427,15 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
                 if let Ok(msg) = message::parse(m) {
                     let now = h.at(10 * (i as u64 + 1));
                     let from = h.env.remote;
-                    h.call
-                        .on_message(&h.env, &msg, from, now, &mut h.out, &mut h.ctr);
+                    h.call.on_message(
+                        &h.env,
+                        &msg,
+                        from,
+                        now,
+                        &mut h.out,
+                        &mut h.ctr,
+                        &mut NoMedia,
+                    );
                 }
             }
             let mut t = 100;
@@ -2223,13 +2472,13 @@ CSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n";
             };
             let (mut out, mut ctr, t0) = (Outbox::default(), Counters::default(), Instant::now());
             let mut call = Call::new_uas(&env, 1, msg.call_id().unwrap_or(""), peer, t0);
-            call.on_message(&env, &msg, peer, t0, &mut out, &mut ctr);
-            call.on_message(&env, &msg, peer, t0, &mut out, &mut ctr);
+            call.on_message(&env, &msg, peer, t0, &mut out, &mut ctr, &mut NoMedia);
+            call.on_message(&env, &msg, peer, t0, &mut out, &mut ctr, &mut NoMedia);
             let mut t = t0;
             for _ in 0..64 {
                 let Some(d) = call.deadline() else { break };
                 t = t.max(d);
-                call.on_timeout(&env, t, &mut out, &mut ctr);
+                call.on_timeout(&env, t, &mut out, &mut ctr, &mut NoMedia);
             }
         }
     }

@@ -13,9 +13,11 @@ use std::path::Path;
 use regex::Regex;
 use serde_saphyr::{Location, MessageFormatter, Spanned, UserMessageFormatter};
 
+use super::compile_media::is_media_action;
 use super::duration::parse_duration;
 use super::model::{
-    CaptureDef, ConditionDef, Node, NodeKind, STEP_ACTIONS, ScenarioDef, StepDef, step_modifiers,
+    CaptureDef, ConditionDef, Node, NodeKind, STEP_ACTIONS, ScenarioDef, StepDef, StepEntry,
+    step_modifiers,
 };
 use super::plan::{
     Capture, Condition, PauseSpec, Plan, RecvMatch, RecvStep, Role, SendStep, Step, StepKind,
@@ -109,24 +111,24 @@ pub fn compile_file(path: &Path, overrides: &[(String, String)]) -> Result<Plan,
     }
 }
 
-struct Compiler<'a> {
-    file: &'a str,
+pub(super) struct Compiler<'a> {
+    pub(super) file: &'a str,
     text: &'a str,
     diags: Vec<Diagnostic>,
-    vars: Vec<VarSlot>,
+    pub(super) vars: Vec<VarSlot>,
     /// Label name → (step index it resolves to, line it is defined on).
     labels: HashMap<String, (usize, u64)>,
 }
 
 /// `(line, column)` of a value, 1-based.
-type Pos = (u64, u64);
+pub(super) type Pos = (u64, u64);
 
-fn pos_of<T>(s: &Spanned<T>) -> Pos {
+pub(super) fn pos_of<T>(s: &Spanned<T>) -> Pos {
     (s.referenced.line(), s.referenced.column())
 }
 
 impl Compiler<'_> {
-    fn error(&mut self, pos: Pos, path: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn error(&mut self, pos: Pos, path: impl Into<String>, message: impl Into<String>) {
         self.diags.push(Diagnostic {
             file: self.file.to_string(),
             line: pos.0,
@@ -189,6 +191,19 @@ impl Compiler<'_> {
             .as_ref()
             .and_then(|t| self.duration(t, "timeout"));
 
+        // Media is on with a `media:` block, a media step or `{{ sdp }}`; otherwise
+        // the scenario is signalling only and calls open no ports.
+        let uses_media = steps.iter().any(|s| match &s.kind {
+            StepKind::Media(_) => true,
+            StepKind::Send(SendStep::Message(t)) => t.uses_builtin(Builtin::Sdp),
+            _ => false,
+        });
+        let media = match &def.media {
+            Some(m) => Some(self.media_config(m)),
+            None => uses_media.then(Default::default),
+        };
+        let peer = def.peer.as_ref().map(|p| p.value.trim().to_string());
+
         Plan {
             name,
             source: self.file.to_string(),
@@ -197,6 +212,8 @@ impl Compiler<'_> {
             steps,
             vars: std::mem::take(&mut self.vars),
             recv_timeout,
+            media: media.map(std::sync::Arc::new),
+            peer,
         }
     }
 
@@ -254,7 +271,7 @@ impl Compiler<'_> {
 
     /// Captured variables get slots before any step is compiled, so a template may
     /// use a variable that a later step (e.g. in a loop) captures.
-    fn declare_capture_vars(&mut self, steps: &[Spanned<StepDef>]) {
+    fn declare_capture_vars(&mut self, steps: &[Spanned<StepEntry>]) {
         let captures = steps
             .iter()
             .filter_map(|s| s.value.capture.as_ref())
@@ -272,7 +289,7 @@ impl Compiler<'_> {
         }
     }
 
-    fn collect_labels(&mut self, steps: &[Spanned<StepDef>]) {
+    fn collect_labels(&mut self, steps: &[Spanned<StepEntry>]) {
         // A label produces no step: it names the index of the next real step.
         let mut next_index = 0;
         for (i, step) in steps.iter().enumerate() {
@@ -300,9 +317,15 @@ impl Compiler<'_> {
         }
     }
 
-    fn step(&mut self, i: usize, step: &Spanned<StepDef>) -> Option<StepKind> {
+    fn step(&mut self, i: usize, step: &Spanned<StepEntry>) -> Option<StepKind> {
         let st = &step.value;
         let path = format!("steps[{i}]");
+        if let Some(word) = st.bare.as_deref()
+            && !matches!(word, "silence" | "stop_media")
+        {
+            self.error(pos_of(step), path, BARE_STEP_MESSAGE);
+            return None;
+        }
         let actions = action_keys(st);
         let action = match actions.as_slice() {
             [one] => *one,
@@ -385,6 +408,7 @@ impl Compiler<'_> {
                 let cond = self.condition(&format!("{path}.assert"), st.assert.as_ref()?)?;
                 Some(StepKind::Assert(cond))
             }
+            a if is_media_action(a) => self.media_step(a, &path, st, pos_of(step)),
             _ => None,
         }
     }
@@ -470,7 +494,7 @@ impl Compiler<'_> {
         }
     }
 
-    fn undefined_var_message(&self, name: &str) -> String {
+    pub(super) fn undefined_var_message(&self, name: &str) -> String {
         let mut message = format!("undefined variable `{name}`");
         let mut candidates: Vec<&str> = self.vars.iter().map(|v| v.name.as_str()).collect();
         candidates.extend(Builtin::ALL.iter().map(|(n, _)| *n));
@@ -578,7 +602,11 @@ impl Compiler<'_> {
         Some(StepKind::Pause(PauseSpec::Var(slot)))
     }
 
-    fn duration(&mut self, value: &Spanned<String>, path: &str) -> Option<std::time::Duration> {
+    pub(super) fn duration(
+        &mut self,
+        value: &Spanned<String>,
+        path: &str,
+    ) -> Option<std::time::Duration> {
         match parse_duration(&value.value) {
             Ok(d) => Some(d),
             Err(e) => {
@@ -820,6 +848,19 @@ fn action_keys(st: &StepDef) -> Vec<&'static str> {
         ("goto", st.goto.is_some()),
         ("capture", st.capture.is_some() && st.recv.is_none()),
         ("assert", st.assert.is_some()),
+        ("play", st.play.is_some()),
+        ("play_pcap", st.play_pcap.is_some()),
+        (
+            "silence",
+            st.silence.is_some() || st.bare.as_deref() == Some("silence"),
+        ),
+        (
+            "stop_media",
+            st.stop_media.is_some() || st.bare.as_deref() == Some("stop_media"),
+        ),
+        ("dtmf", st.dtmf.is_some()),
+        ("expect_media", st.expect_media.is_some()),
+        ("expect_dtmf", st.expect_dtmf.is_some()),
     ] {
         if present {
             keys.push(key);
@@ -845,10 +886,17 @@ fn modifier_keys(st: &StepDef) -> Vec<(&'static str, Pos)> {
         add("capture", st.capture.as_ref().map(pos_of));
     }
     add("if", st.when.as_ref().map(pos_of));
+    add("loop", st.looped.as_ref().map(pos_of));
+    add("until", st.until.as_ref().map(pos_of));
+    add("stream", st.stream.as_ref().map(pos_of));
+    add("duration", st.duration.as_ref().map(pos_of));
+    add("gap", st.gap.as_ref().map(pos_of));
+    add("volume", st.volume.as_ref().map(pos_of));
+    add("mode", st.mode.as_ref().map(pos_of));
     keys
 }
 
-fn infer_role(steps: &[Spanned<StepDef>]) -> Role {
+fn infer_role(steps: &[Spanned<StepEntry>]) -> Role {
     for step in steps {
         if step.value.send.is_some() {
             return Role::Uac;
@@ -1023,6 +1071,8 @@ fn yaml_diagnostic(file: &str, text: &str, err: &serde_saphyr::Error) -> Diagnos
     }
 }
 
+const BARE_STEP_MESSAGE: &str = "a step must be a mapping such as `send: ...` or `recv: 200` (the bare-word steps are `silence` and `stop_media`)";
+
 /// serde-saphyr names parser events ("mapping start"); say it in YAML terms.
 fn unexpected_message(expected: &str, path: &str) -> Option<String> {
     Some(match expected {
@@ -1030,7 +1080,7 @@ fn unexpected_message(expected: &str, path: &str) -> Option<String> {
             "a scenario must be a mapping with at least a `steps:` list".to_string()
         }
         "mapping start" if path.starts_with("steps[") && path.ends_with(']') => {
-            "a step must be a mapping such as `send: ...` or `recv: 200`".to_string()
+            BARE_STEP_MESSAGE.to_string()
         }
         "mapping start" => "expected a mapping of `key: value` entries".to_string(),
         "sequence start" => "expected a list (`- item` lines or `[a, b]`)".to_string(),
@@ -1445,7 +1495,7 @@ mod tests {
                 5,
                 5,
                 "steps[1].sned".into(),
-                "unknown step `sned` (did you mean `send`?); expected one of send, recv, pause, label, goto, capture, assert".into()
+                "unknown step `sned` (did you mean `send`?); expected one of send, recv, pause, label, goto, capture, assert, play, play_pcap, silence, stop_media, dtmf, expect_media, expect_dtmf".into()
             )
         );
     }
@@ -1469,7 +1519,7 @@ mod tests {
         assert_eq!((line, col, path.as_str()), (1, 1, "stepz"));
         assert_eq!(
             message,
-            "unknown key `stepz` (did you mean `steps`?); expected one of name, description, role, vars, timeout, steps"
+            "unknown key `stepz` (did you mean `steps`?); expected one of name, description, role, vars, timeout, peer, media, steps"
         );
         let (line, col, path, message) =
             one_err("steps:\n  - recv: 200\n    capture:\n      - header: X\n        regx: a\n");
@@ -1483,10 +1533,7 @@ mod tests {
         assert_eq!(message, "invalid boolean; expected true or false");
         let (line, col, path, message) = one_err("steps:\n  - send\n");
         assert_eq!((line, col, path.as_str()), (2, 5, "steps[0]"));
-        assert_eq!(
-            message,
-            "a step must be a mapping such as `send: ...` or `recv: 200`"
-        );
+        assert_eq!(message, BARE_STEP_MESSAGE);
         let (.., path, message) = one_err("steps:\n  - pause: 1s\n    if: {var: x, equal: y}\n");
         assert_eq!(path, "steps[0].if.equal");
         assert!(message.starts_with("unknown key `equal` (did you mean `equals`?)"));
@@ -1661,7 +1708,7 @@ mod tests {
                 (
                     10,
                     "steps[4]",
-                    "step has only modifiers (`raw`); add an action: send, recv, pause, label, goto, capture, assert"
+                    "step has only modifiers (`raw`); add an action: send, recv, pause, label, goto, capture, assert, play, play_pcap, silence, stop_media, dtmf, expect_media, expect_dtmf"
                 ),
             ]
         );

@@ -20,8 +20,66 @@ pub struct ScenarioDef {
     pub role: Option<Spanned<String>>,
     pub vars: Option<VarsDef>,
     pub timeout: Option<Spanned<String>>,
+    /// Built-in scenario `--loopback` runs against this one.
+    pub peer: Option<Spanned<String>>,
+    pub media: Option<Spanned<MediaDef>>,
     /// Optional here so a missing list is reported by the compiler with a hint.
-    pub steps: Option<Vec<Spanned<StepDef>>>,
+    pub steps: Option<Vec<Spanned<StepEntry>>>,
+}
+
+/// The `media:` block: codecs, telephone-event, ptime, direction, recording, echo.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaDef {
+    pub codecs: Option<Spanned<Vec<Spanned<String>>>>,
+    pub telephone_event: Option<Spanned<String>>,
+    pub ptime: Option<Spanned<String>>,
+    pub direction: Option<Spanned<String>>,
+    pub record: Option<Spanned<String>>,
+    pub echo: Option<Spanned<bool>>,
+    pub rtcp_mux: Option<Spanned<bool>>,
+}
+
+/// `expect_media:` thresholds.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectMediaDef {
+    pub min_packets: Option<Spanned<String>>,
+    pub max_loss_pct: Option<Spanned<String>>,
+    pub max_jitter_ms: Option<Spanned<String>>,
+}
+
+/// A step as written: a map of keys, or a bare word (`- silence`, `- stop_media`).
+#[derive(Debug)]
+pub struct StepEntry(pub StepDef);
+
+impl std::ops::Deref for StepEntry {
+    type Target = StepDef;
+    fn deref(&self) -> &StepDef {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for StepEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StepEntry;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a step (a map such as `send: ...`, or `silence` / `stop_media`)")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<StepEntry, E> {
+                Ok(StepEntry(StepDef {
+                    bare: Some(v.trim().to_string()),
+                    ..StepDef::default()
+                }))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<StepEntry, A::Error> {
+                StepDef::deserialize(de::value::MapAccessDeserializer::new(map)).map(StepEntry)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// `vars:` in file order (slot numbers follow it, which keeps plans reproducible).
@@ -50,9 +108,12 @@ impl<'de> Deserialize<'de> for VarsDef {
 
 /// One step: exactly one action key plus the modifiers that action accepts. All keys
 /// live in one struct because the action is only known once the whole map is read.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepDef {
+    /// A bare-word step (`- silence`); not a YAML key.
+    #[serde(skip)]
+    pub bare: Option<String>,
     pub send: Option<Spanned<String>>,
     pub recv: Option<Spanned<String>>,
     pub pause: Option<Spanned<String>>,
@@ -69,11 +130,44 @@ pub struct StepDef {
     pub rtd: Option<Spanned<String>>,
     #[serde(rename = "if")]
     pub when: Option<Spanned<ConditionDef>>,
+
+    pub play: Option<Spanned<String>>,
+    pub play_pcap: Option<Spanned<String>>,
+    pub silence: Option<Spanned<String>>,
+    pub stop_media: Option<Spanned<String>>,
+    pub dtmf: Option<Spanned<String>>,
+    pub expect_media: Option<Spanned<ExpectMediaDef>>,
+    pub expect_dtmf: Option<Spanned<String>>,
+    /// `play`: repeat the file.
+    #[serde(rename = "loop")]
+    pub looped: Option<Spanned<bool>>,
+    /// `play`: `bye` or a duration.
+    pub until: Option<Spanned<String>>,
+    /// `play_pcap`: `SSRC` (decimal or 0x hex) or `IP:PORT`.
+    pub stream: Option<Spanned<String>>,
+    /// `dtmf`: tone length, pause between tones, volume (−dBm0), `rfc4733` or `info`.
+    pub duration: Option<Spanned<String>>,
+    pub gap: Option<Spanned<String>>,
+    pub volume: Option<Spanned<String>>,
+    pub mode: Option<Spanned<String>>,
 }
 
 /// Action keys, in the order error messages list them.
 pub const STEP_ACTIONS: &[&str] = &[
-    "send", "recv", "pause", "label", "goto", "capture", "assert",
+    "send",
+    "recv",
+    "pause",
+    "label",
+    "goto",
+    "capture",
+    "assert",
+    "play",
+    "play_pcap",
+    "silence",
+    "stop_media",
+    "dtmf",
+    "expect_media",
+    "expect_dtmf",
 ];
 
 /// Modifiers each action accepts.
@@ -82,6 +176,10 @@ pub fn step_modifiers(action: &str) -> &'static [&'static str] {
         "send" => &["raw"],
         "recv" => &["optional", "timeout", "in_reply_to", "rtd", "capture"],
         "goto" => &["if"],
+        "play" => &["loop", "until"],
+        "play_pcap" => &["loop", "until", "stream"],
+        "dtmf" => &["duration", "gap", "volume", "mode"],
+        "expect_dtmf" => &["timeout"],
         _ => &[],
     }
 }

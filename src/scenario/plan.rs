@@ -1,9 +1,12 @@
 //! The compiled scenario: labels resolved to step indices, variables resolved to
 //! slots, regexes and templates compiled. Shared read-only by all calls (`Arc`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use regex::Regex;
+
+use crate::media::config::{DtmfSpec, MediaConfig, MediaExpectation, PlaySpec};
 
 use super::template::Template;
 
@@ -32,6 +35,11 @@ pub struct Plan {
     /// before another `recv` replaces it (see [`last_liveness`]). An established call
     /// waiting for its BYE then holds no copy of the ACK.
     pub last_needed_after: Vec<bool>,
+    /// Media settings when the scenario has media (a `media:` block, a media step or
+    /// `{{ sdp }}`); None: signalling only, no ports are opened.
+    pub media: Option<Arc<MediaConfig>>,
+    /// The built-in scenario `--loopback` runs against this one (`peer:`).
+    pub peer: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -124,6 +132,23 @@ pub enum StepKind {
     /// Capture from the last received message.
     Capture(Vec<Capture>),
     Assert(Condition),
+    Media(MediaStep),
+}
+
+#[derive(Debug)]
+pub enum MediaStep {
+    Play(PlaySpec),
+    Silence,
+    Stop,
+    /// Send digits; the step lasts until the last one has gone.
+    Dtmf(DtmfSpec),
+    /// Check the figures received so far.
+    Expect(MediaExpectation),
+    /// Wait until these digits have arrived (RFC 4733 or INFO), at most `timeout`.
+    ExpectDtmf {
+        digits: String,
+        timeout: Option<Duration>,
+    },
 }
 
 #[derive(Debug)]

@@ -36,13 +36,15 @@ pub enum Builtin {
     CallNumber,
     MediaIp,
     MediaPort,
+    /// This call's SDP offer or answer (opens the call's media ports).
+    Sdp,
     /// Length of the rendered body (what `Content-Length` is computed from).
     /// Rendered by the template itself: [`RenderContext::builtin`] never sees it.
     Len,
 }
 
 impl Builtin {
-    pub const ALL: [(&'static str, Builtin); 16] = [
+    pub const ALL: [(&'static str, Builtin); 17] = [
         ("call_id", Builtin::CallId),
         ("branch", Builtin::Branch),
         ("local_ip", Builtin::LocalIp),
@@ -58,6 +60,7 @@ impl Builtin {
         ("call_number", Builtin::CallNumber),
         ("media_ip", Builtin::MediaIp),
         ("media_port", Builtin::MediaPort),
+        ("sdp", Builtin::Sdp),
         ("len", Builtin::Len),
     ];
 
@@ -333,6 +336,11 @@ impl Template {
     /// True when rendering reads the last received message (`last.*`).
     pub fn uses_last(&self) -> bool {
         self.segs.iter().any(|s| matches!(s, Seg::Last(_)))
+    }
+
+    /// True when rendering writes this built-in.
+    pub fn uses_builtin(&self, b: Builtin) -> bool {
+        self.segs.iter().any(|s| *s == Seg::Builtin(b))
     }
 
     /// True for `raw: true` templates (sent byte-exact, no Content-Length handling).

@@ -87,6 +87,28 @@ pub fn cancel(invite: &Message<'_>, out: &mut Vec<u8>) {
     build("CANCEL", invite, invite.header(HeaderName::To), out);
 }
 
+/// A response to an in-dialog request answered by the call core itself (an INFO
+/// carrying a DTMF digit): every Via, From, To, Call-ID and CSeq copied as received,
+/// `Content-Length: 0`. Appends nothing when `req` is not a request.
+pub fn response(req: &Message<'_>, code: u16, reason: &str, out: &mut Vec<u8>) {
+    if req.method().is_none() {
+        return;
+    }
+    out.extend_from_slice(b"SIP/2.0 ");
+    super::write_dec(out, u64::from(code));
+    out.push(b' ');
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for via in req.headers_of(HeaderName::Via) {
+        line(out, "Via", via.raw_value);
+    }
+    copy(out, req, HeaderName::From);
+    copy(out, req, HeaderName::To);
+    copy(out, req, HeaderName::CallId);
+    copy(out, req, HeaderName::CSeq);
+    out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,5 +231,21 @@ Content-Length: 0\r\n\
         cancel(&invite, &mut out);
         assert!(out.windows(5).any(|w| w == b"\"\xe9\" <"));
         assert!(out.ends_with(b"CSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n"));
+    }
+
+    #[test]
+    fn response_copies_the_transaction_headers() {
+        let req = parse(INVITE).unwrap();
+        let mut out = Vec::new();
+        response(&req, 200, "OK", &mut out);
+        let r = parse(&out).unwrap();
+        assert_eq!(r.status(), Some(200));
+        assert_eq!(r.headers_of(HeaderName::Via).count(), 2);
+        assert_eq!(r.cseq().map(|c| c.seq), Some(2));
+        assert_eq!(r.call_id(), Some("3848276298220188511@atlanta.example.com"));
+        assert!(r.body.is_empty());
+        let mut none = Vec::new();
+        response(&r, 200, "OK", &mut none);
+        assert!(none.is_empty());
     }
 }
