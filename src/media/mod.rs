@@ -17,4 +17,4 @@ pub mod stream;
 
 /// The sample the built-in media scenarios play (`media/sample.wav`), inside the
 /// binary so they work from any directory.
-pub const SAMPLE_WAV: &[u8] = &[];
+pub const SAMPLE_WAV: &[u8] = include_bytes!("../../media/sample.wav");
