@@ -221,7 +221,13 @@ fn scan(bytes: &[u8]) -> Result<(Format, &[u8]), String> {
     let mut format = None;
     let mut pos = 12usize;
     loop {
-        let (Some(id), Some(size)) = (bytes.get(pos..pos + 4), le32(bytes, pos + 4)) else {
+        // `pos` may be past the end (a chunk size running off the file): `get` is
+        // then `None`, and the additions cannot overflow since `pos` saturates below.
+        let header = pos.checked_add(8).and_then(|end| bytes.get(pos..end));
+        let (Some(id), Some(size)) = (
+            header.and_then(|h| h.get(..4)),
+            header.and_then(|h| le32(h, 4)),
+        ) else {
             return Err(format!(
                 "no data chunk: the file is cut short or holds no audio; {ACCEPTED}"
             ));
