@@ -23,7 +23,6 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Cursor;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -222,7 +221,13 @@ fn scan(bytes: &[u8]) -> Result<(Format, &[u8]), String> {
     let mut format = None;
     let mut pos = 12usize;
     loop {
-        let (Some(id), Some(size)) = (bytes.get(pos..pos + 4), le32(bytes, pos + 4)) else {
+        // `pos` may be past the end (a chunk size running off the file): `get` is
+        // then `None`, and the additions cannot overflow since `pos` saturates below.
+        let header = pos.checked_add(8).and_then(|end| bytes.get(pos..end));
+        let (Some(id), Some(size)) = (
+            header.and_then(|h| h.get(..4)),
+            header.and_then(|h| le32(h, 4)),
+        ) else {
             return Err(format!(
                 "no data chunk: the file is cut short or holds no audio; {ACCEPTED}"
             ));
@@ -297,7 +302,7 @@ fn read_wav(bytes: &[u8]) -> Result<Vec<i16>, String> {
         ));
     }
     let mono = match f.tag {
-        TAG_PCM | TAG_FLOAT => mono_from_hound(bytes, f)?,
+        TAG_PCM | TAG_FLOAT => mono_from_hound(data, f)?,
         _ => mono_from_g711(data, f)?,
     };
     if mono.is_empty() {
@@ -344,14 +349,51 @@ fn hound_why(e: hound::Error) -> String {
     }
 }
 
-fn mono_from_hound(bytes: &[u8], f: Format) -> Result<Vec<f32>, String> {
-    let mut reader = hound::WavReader::new(Cursor::new(bytes)).map_err(hound_why)?;
-    let spec = reader.spec();
-    let channels = usize::from(spec.channels.max(1));
-    // hound's length comes from the header; the scan checked the data is there, and
-    // the capacity is bounded by the file anyway (never trust a header for memory).
-    let frames = (reader.len() as usize / channels).min(bytes.len());
-    let mut mono = Vec::with_capacity(frames);
+/// Integer PCM or float through `hound`. `hound` is given a canonical header built
+/// from the checked format, followed by the data chunk's bytes (chained, not copied):
+/// it then never sees what it reads differently from other tools (odd-length chunks
+/// without their pad byte, EXTENSIBLE variants, a wrong byte rate), and the bits it
+/// decodes are the container's, which is right for left-justified samples (20 bits in
+/// 24, 24 in 32).
+fn mono_from_hound(data: &[u8], f: Format) -> Result<Vec<f32>, String> {
+    let channels = usize::from(f.channels);
+    let container = usize::from(f.block_align) / channels;
+    let float = f.tag == TAG_FLOAT;
+    let supported = if float {
+        container == 4
+    } else {
+        (1..=4).contains(&container)
+    };
+    let fits = usize::from(f.bits) <= container * 8;
+    if !supported || !fits || container * channels != usize::from(f.block_align) {
+        return Err(format!(
+            "{} {}-bit samples in {}-byte frames for {} channels are not supported; {ACCEPTED}",
+            if float { "float" } else { "integer" },
+            f.bits,
+            f.block_align,
+            f.channels
+        ));
+    }
+    // A partial frame at the end is left out (hound refuses it).
+    let len = data.len() / usize::from(f.block_align) * usize::from(f.block_align);
+    let data = data.get(..len).unwrap_or(&[]);
+    let bits = (container * 8) as u16;
+    let mut header = Vec::with_capacity(44);
+    header.extend_from_slice(b"RIFF");
+    header.extend_from_slice(&(36u32.saturating_add(len as u32)).to_le_bytes());
+    header.extend_from_slice(b"WAVEfmt \x10\0\0\0");
+    header.extend_from_slice(&(if float { TAG_FLOAT } else { TAG_PCM }).to_le_bytes());
+    header.extend_from_slice(&f.channels.to_le_bytes());
+    header.extend_from_slice(&f.rate.to_le_bytes());
+    header.extend_from_slice(&(f.rate.saturating_mul(u32::from(f.block_align))).to_le_bytes());
+    header.extend_from_slice(&f.block_align.to_le_bytes());
+    header.extend_from_slice(&bits.to_le_bytes());
+    header.extend_from_slice(b"data");
+    header.extend_from_slice(&(len as u32).to_le_bytes());
+    let mut reader =
+        hound::WavReader::new(std::io::Read::chain(&header[..], data)).map_err(hound_why)?;
+    // One mono sample per frame: bounded by the data, not by a header field.
+    let mut mono = Vec::with_capacity(len / usize::from(f.block_align));
     let scale = 1.0 / channels as f32;
     let mut acc = 0f32;
     let mut n = 0usize;
@@ -364,29 +406,16 @@ fn mono_from_hound(bytes: &[u8], f: Format) -> Result<Vec<f32>, String> {
             n = 0;
         }
     };
-    match (spec.sample_format, spec.bits_per_sample) {
-        (hound::SampleFormat::Float, 32) => {
-            for s in reader.samples::<f32>() {
-                let s = s.map_err(hound_why)?;
-                // NaN and out-of-range values are clipped rather than refused.
-                push(if s.is_nan() { 0.0 } else { s.clamp(-1.0, 1.0) });
-            }
+    if float {
+        for s in reader.samples::<f32>() {
+            let s = s.map_err(hound_why)?;
+            // NaN and out-of-range values are clipped rather than refused.
+            push(if s.is_nan() { 0.0 } else { s.clamp(-1.0, 1.0) });
         }
-        (hound::SampleFormat::Int, bits @ (8 | 16 | 24 | 32)) => {
-            let full = (1u64 << (bits - 1)) as f32;
-            for s in reader.samples::<i32>() {
-                push(s.map_err(hound_why)? as f32 / full);
-            }
-        }
-        (format, bits) => {
-            return Err(format!(
-                "{bits}-bit {} samples are not supported; {ACCEPTED}",
-                if format == hound::SampleFormat::Float {
-                    "float"
-                } else {
-                    "integer"
-                }
-            ));
+    } else {
+        let full = (1u64 << (bits - 1)) as f32;
+        for s in reader.samples::<i32>() {
+            push(s.map_err(hound_why)? as f32 / full);
         }
     }
     Ok(mono)
@@ -665,7 +694,7 @@ impl PcapClip {
         let damage_note = damage
             .map(|d| format!(" (reading stopped early: {d})"))
             .unwrap_or_default();
-        if !flows.iter().any(|f| f.consecutive) && stream.is_none() {
+        if flows.is_empty() || (stream.is_none() && !flows.iter().any(|f| f.consecutive)) {
             return Err(pcap_error(format!(
                 "holds no RTP stream (no UDP flow with consecutive RTP sequence numbers){damage_note}"
             )));
@@ -684,7 +713,7 @@ impl PcapClip {
             .or_else(|| flows.iter().find(|f| stream.is_some() && matches(f)));
         let Some(chosen) = chosen else {
             return Err(pcap_error(format!(
-                "{} not found{damage_note}; {}",
+                "{} is not in the capture{damage_note}; {}",
                 describe_selector(stream),
                 list_streams(&flows)
             )));
@@ -750,9 +779,9 @@ impl PcapClip {
 
 fn describe_selector(stream: Option<StreamSelector>) -> String {
     match stream {
-        Some(StreamSelector::Ssrc(ssrc)) => format!("no RTP stream with SSRC {ssrc:#010x}"),
-        Some(StreamSelector::Destination(dst)) => format!("no RTP stream sent to {dst}"),
-        None => "no RTP stream".to_string(),
+        Some(StreamSelector::Ssrc(ssrc)) => format!("the RTP stream with SSRC {ssrc:#010x}"),
+        Some(StreamSelector::Destination(dst)) => format!("an RTP stream sent to {dst}"),
+        None => "an RTP stream".to_string(),
     }
 }
 
@@ -762,7 +791,7 @@ fn list_streams(flows: &[Flow]) -> String {
         return "the capture holds no RTP stream".to_string();
     }
     let mut order: Vec<&Flow> = flows.iter().collect();
-    order.sort_by(|a, b| b.packets.cmp(&a.packets));
+    order.sort_by_key(|f| std::cmp::Reverse(f.packets));
     let mut s = String::from("streams found:");
     for (i, f) in order.iter().take(5).enumerate() {
         if i > 0 {
@@ -777,4 +806,645 @@ fn list_streams(flows: &[Flow]) -> String {
         s.push_str(&format!(" and {} more", order.len() - 5));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::g711::{alaw_to_linear, ulaw_to_linear};
+    use crate::report::pcap::{write_global_header, write_udp_record};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    fn temp(name: &str) -> PathBuf {
+        static N: AtomicU32 = AtomicU32::new(0);
+        std::env::temp_dir().join(format!(
+            "sipwright-source-{}-{}-{name}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ))
+    }
+
+    fn manifest(rel: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+    }
+
+    /// A WAV written by hound: `frames` frames of `f(frame, channel)` in [-1, 1].
+    fn hound_wav(
+        rate: u32,
+        channels: u16,
+        bits: u16,
+        float: bool,
+        frames: usize,
+        f: impl Fn(usize, u16) -> f64,
+    ) -> PathBuf {
+        let path = temp(&format!("{rate}-{channels}-{bits}.wav"));
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate: rate,
+            bits_per_sample: bits,
+            sample_format: if float {
+                hound::SampleFormat::Float
+            } else {
+                hound::SampleFormat::Int
+            },
+        };
+        let mut w = hound::WavWriter::create(&path, spec).unwrap();
+        let full = (1i64 << (bits - 1)) as f64;
+        for n in 0..frames {
+            for c in 0..channels {
+                let v = f(n, c);
+                if float {
+                    w.write_sample(v as f32).unwrap();
+                } else {
+                    let s = (v * full).round().clamp(-full, full - 1.0) as i32;
+                    w.write_sample(s).unwrap();
+                }
+            }
+        }
+        w.finalize().unwrap();
+        path
+    }
+
+    fn tone(freq: f64, rate: u32, amplitude: f64) -> impl Fn(usize, u16) -> f64 {
+        move |n, _| amplitude * (2.0 * std::f64::consts::PI * freq * n as f64 / rate as f64).sin()
+    }
+
+    fn load(path: &Path) -> AudioClip {
+        let clip = AudioClip::from_wav_file(path).unwrap();
+        std::fs::remove_file(path).unwrap();
+        clip
+    }
+
+    fn load_err(path: &Path) -> String {
+        let e = AudioClip::from_wav_file(path).unwrap_err();
+        std::fs::remove_file(path).unwrap();
+        assert!(matches!(e, SourceError::Wav { .. }), "{e:?}");
+        let msg = e.to_string();
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
+        msg
+    }
+
+    /// Sign changes, counted between samples `range`.
+    fn zero_crossings(s: &[i16]) -> usize {
+        s.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count()
+    }
+
+    fn rms(s: &[i16]) -> f64 {
+        (s.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / s.len() as f64).sqrt()
+    }
+
+    #[test]
+    fn rates_and_channels_give_8khz_of_the_right_length() {
+        for rate in [8000, 16000, 44100, 48000, 11025, 22050] {
+            for channels in [1u16, 2] {
+                // 0.5 s plus one odd frame, so the length rounding is exercised.
+                let frames = rate as usize / 2 + 1;
+                let path = hound_wav(rate, channels, 16, false, frames, tone(440.0, rate, 0.5));
+                let clip = load(&path);
+                let expected = (frames as u64 * 8000).div_ceil(u64::from(rate)) as usize;
+                assert_eq!(clip.samples().len(), expected, "{rate} Hz × {channels}");
+                assert_eq!(clip.encoded(Law::Ulaw).len(), expected);
+                assert_eq!(clip.encoded(Law::Alaw).len(), expected);
+                // Amplitude kept: a 0.5 sine has an RMS of 0.354 full scale.
+                let r = rms(&clip.samples()[200..expected - 200]) / 32768.0;
+                assert!((r - 0.3536).abs() < 0.01, "{rate} Hz × {channels}: rms {r}");
+            }
+        }
+    }
+
+    #[test]
+    fn eight_khz_mono_16_bit_is_taken_as_is() {
+        let path = hound_wav(8000, 1, 16, false, 800, |n, _| (n as f64 / 400.0) - 1.0);
+        let expected: Vec<i16> = (0..800)
+            .map(|n| {
+                (((n as f64 / 400.0) - 1.0) * 32768.0)
+                    .round()
+                    .clamp(-32768.0, 32767.0) as i16
+            })
+            .collect();
+        let clip = load(&path);
+        assert_eq!(clip.samples(), &expected[..]);
+        assert_eq!(clip.duration(), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn a_1khz_tone_keeps_its_frequency() {
+        for rate in [11025, 16000, 22050, 44100, 48000, 96000, 6000] {
+            let path = hound_wav(rate, 1, 16, false, rate as usize, tone(1000.0, rate, 0.8));
+            let clip = load(&path);
+            assert_eq!(clip.samples().len(), 8000);
+            // 1000 cycles in a second: 2 crossings each; 7200 samples = 0.9 s.
+            let z = zero_crossings(&clip.samples()[400..7600]);
+            assert!((1798..=1802).contains(&z), "{rate} Hz: {z} crossings");
+        }
+    }
+
+    #[test]
+    fn content_above_4khz_is_filtered_not_aliased() {
+        // 6 kHz would alias to 2 kHz without the low-pass.
+        for rate in [16000, 44100, 48000] {
+            let path = hound_wav(
+                rate,
+                1,
+                16,
+                false,
+                rate as usize / 2,
+                tone(6000.0, rate, 0.8),
+            );
+            let clip = load(&path);
+            let r = rms(&clip.samples()[100..3900]) / 32768.0;
+            assert!(r < 0.002, "{rate} Hz: 6 kHz left at rms {r}");
+        }
+    }
+
+    #[test]
+    fn channels_are_averaged() {
+        // Left a tone, right its opposite: the mix is silence; a third channel at 0.3
+        // makes it 0.1.
+        let path = hound_wav(16000, 3, 16, false, 1600, |n, c| match c {
+            0 => 0.5 * (n as f64 / 10.0).sin(),
+            1 => -0.5 * (n as f64 / 10.0).sin(),
+            _ => 0.3,
+        });
+        let clip = load(&path);
+        assert_eq!(clip.samples().len(), 800);
+        for &s in &clip.samples()[50..750] {
+            assert!((i32::from(s) - 3277).abs() <= 3, "{s}");
+        }
+    }
+
+    #[test]
+    fn other_sample_widths_and_float() {
+        for (bits, float) in [(8, false), (24, false), (32, false), (32, true)] {
+            let path = hound_wav(8000, 1, bits, float, 400, tone(500.0, 8000, 0.5));
+            let clip = load(&path);
+            assert_eq!(clip.samples().len(), 400);
+            let r = rms(clip.samples()) / 32768.0;
+            assert!((r - 0.3536).abs() < 0.01, "{bits} bits float {float}: {r}");
+            let z = zero_crossings(clip.samples());
+            // 400 samples of 500 Hz: 25 cycles.
+            assert!((49..=51).contains(&z), "{bits} bits: {z}");
+        }
+    }
+
+    /// A WAV written by hand: `fmt ` with the given fields, then `data`.
+    fn raw_wav(tag: u16, channels: u16, rate: u32, bits: u16, data: &[u8]) -> Vec<u8> {
+        let block_align = channels * bits.div_ceil(8);
+        let mut fmt = Vec::new();
+        fmt.extend_from_slice(&tag.to_le_bytes());
+        fmt.extend_from_slice(&channels.to_le_bytes());
+        fmt.extend_from_slice(&rate.to_le_bytes());
+        fmt.extend_from_slice(&(rate * u32::from(block_align)).to_le_bytes());
+        fmt.extend_from_slice(&block_align.to_le_bytes());
+        fmt.extend_from_slice(&bits.to_le_bytes());
+        fmt.extend_from_slice(&0u16.to_le_bytes()); // cbSize
+        let mut w = b"RIFF".to_vec();
+        w.extend_from_slice(&((4 + 8 + fmt.len() + 8 + data.len()) as u32).to_le_bytes());
+        w.extend_from_slice(b"WAVE");
+        // An unknown chunk of odd length first: it must be skipped with its pad byte.
+        w.extend_from_slice(b"LIST\x03\x00\x00\x00abc\x00");
+        w.extend_from_slice(b"fmt ");
+        w.extend_from_slice(&(fmt.len() as u32).to_le_bytes());
+        w.extend_from_slice(&fmt);
+        w.extend_from_slice(b"data");
+        w.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        w.extend_from_slice(data);
+        w
+    }
+
+    #[test]
+    fn g711_wav_is_decoded() {
+        let codes: Vec<u8> = (0..=255).collect();
+        let name = Path::new("x.wav");
+        let u = AudioClip::from_wav_bytes(&raw_wav(TAG_ULAW, 1, 8000, 8, &codes), name).unwrap();
+        let a = AudioClip::from_wav_bytes(&raw_wav(TAG_ALAW, 1, 8000, 8, &codes), name).unwrap();
+        let du: Vec<i16> = codes.iter().map(|&c| ulaw_to_linear(c)).collect();
+        let da: Vec<i16> = codes.iter().map(|&c| alaw_to_linear(c)).collect();
+        assert_eq!(u.samples(), &du[..]);
+        assert_eq!(a.samples(), &da[..]);
+        // Re-encoding gives the codes back (µ-law 0x7F is "-0", which encodes as 0xFF).
+        for (i, (&c, &e)) in codes.iter().zip(u.encoded(Law::Ulaw)).enumerate() {
+            assert_eq!(e, if c == 0x7f { 0xff } else { c }, "µ-law code {i}");
+        }
+        assert_eq!(a.encoded(Law::Alaw), &codes[..]);
+        // Stereo µ-law at 16 kHz: mixed down and resampled like PCM.
+        let stereo: Vec<u8> = std::iter::repeat_n([0x80u8, 0x80], 1600)
+            .flatten()
+            .collect();
+        let s = AudioClip::from_wav_bytes(&raw_wav(TAG_ULAW, 2, 16000, 8, &stereo), name).unwrap();
+        assert_eq!(s.samples().len(), 800);
+        assert!(s.samples().iter().all(|&x| x == 32124));
+    }
+
+    #[test]
+    fn extensible_and_odd_chunks() {
+        // WAVE_FORMAT_EXTENSIBLE, PCM sub-format, 24 valid bits in 32-bit containers
+        // (left-justified), stereo, after an odd-length chunk with its pad byte.
+        let samples: [i32; 4] = [0x40_0000, 0x40_0000, -0x20_0000, 0];
+        let mut data = Vec::new();
+        for s in samples {
+            data.extend_from_slice(&(s << 8).to_le_bytes());
+        }
+        let mut fmt = Vec::new();
+        fmt.extend_from_slice(&TAG_EXTENSIBLE.to_le_bytes());
+        fmt.extend_from_slice(&2u16.to_le_bytes());
+        fmt.extend_from_slice(&8000u32.to_le_bytes());
+        fmt.extend_from_slice(&64000u32.to_le_bytes());
+        fmt.extend_from_slice(&8u16.to_le_bytes());
+        fmt.extend_from_slice(&32u16.to_le_bytes());
+        fmt.extend_from_slice(&22u16.to_le_bytes());
+        fmt.extend_from_slice(&24u16.to_le_bytes()); // valid bits
+        fmt.extend_from_slice(&3u32.to_le_bytes()); // channel mask
+        fmt.extend_from_slice(&[
+            1, 0, 0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xaa, 0, 0x38, 0x9b, 0x71,
+        ]);
+        let mut w = b"RIFF\0\0\0\0WAVEJUNK\x01\0\0\0x\0fmt ".to_vec();
+        w.extend_from_slice(&(fmt.len() as u32).to_le_bytes());
+        w.extend_from_slice(&fmt);
+        w.extend_from_slice(b"data");
+        w.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        w.extend_from_slice(&data);
+        let clip = AudioClip::from_wav_bytes(&w, Path::new("ext.wav")).unwrap();
+        // (0.5 + 0.5) / 2 and (-0.25 + 0) / 2.
+        assert_eq!(clip.samples(), &[16384, -4096]);
+        // The same samples as plain 16-bit PCM behind an odd chunk (`raw_wav` puts one
+        // first): hound alone would not skip its pad byte.
+        let pcm: Vec<u8> = [1000i16, -2000, 3000]
+            .iter()
+            .flat_map(|s| s.to_le_bytes())
+            .collect();
+        let clip =
+            AudioClip::from_wav_bytes(&raw_wav(TAG_PCM, 1, 8000, 16, &pcm), Path::new("p.wav"))
+                .unwrap();
+        assert_eq!(clip.samples(), &[1000, -2000, 3000]);
+    }
+
+    #[test]
+    fn encoders_invert_the_decoders() {
+        for c in 0..=255u8 {
+            assert_eq!(linear_to_alaw(alaw_to_linear(c)), c, "A-law {c:#x}");
+            if c != 0x7f {
+                assert_eq!(linear_to_ulaw(ulaw_to_linear(c)), c, "µ-law {c:#x}");
+            }
+        }
+        // Every sample lands on a neighbouring step: the error stays within the
+        // segment's step size (at most 1/16 of the value, plus the smallest step).
+        for s in (i16::MIN..=i16::MAX).step_by(7) {
+            let x = i32::from(s);
+            for (back, name) in [
+                (i32::from(ulaw_to_linear(linear_to_ulaw(s))), "µ"),
+                (i32::from(alaw_to_linear(linear_to_alaw(s))), "A"),
+            ] {
+                assert!(
+                    (back - x).abs() <= x.abs() / 16 + 1100.min(16 + x.abs() / 16),
+                    "{name} {s} → {back}"
+                );
+            }
+        }
+        assert_eq!(linear_to_ulaw(0), 0xff);
+        assert_eq!(linear_to_alaw(0), 0xd5);
+        assert_eq!(linear_to_ulaw(i16::MIN), 0x00);
+        assert_eq!(linear_to_ulaw(i16::MAX), 0x80);
+        assert_eq!(linear_to_alaw(i16::MAX), 0xaa);
+        assert_eq!(linear_to_alaw(i16::MIN), 0x2a);
+    }
+
+    #[test]
+    fn refusals_name_the_file_and_what_is_accepted() {
+        // 16 bits per sample in 1-byte frames: the block align field is at 12 + 12
+        // (LIST chunk) + 8 + 12.
+        let mut bits_over_block = raw_wav(TAG_PCM, 1, 8000, 16, &[0; 10]);
+        bits_over_block[44..46].copy_from_slice(&1u16.to_le_bytes());
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            ("adpcm", raw_wav(2, 1, 8000, 4, &[0; 100]), "ADPCM"),
+            ("gsm", raw_wav(0x31, 1, 8000, 0, &[0; 65]), "GSM"),
+            ("empty", Vec::new(), "empty"),
+            ("no-audio", raw_wav(TAG_PCM, 1, 8000, 16, &[]), "no audio"),
+            (
+                "zero-channels",
+                raw_wav(TAG_ULAW, 0, 8000, 8, &[0; 10]),
+                "0 channels",
+            ),
+            ("rate", raw_wav(TAG_PCM, 1, 100, 16, &[0; 10]), "100 Hz"),
+            (
+                "text",
+                b"hello, this is not a WAV file".to_vec(),
+                "not a WAV",
+            ),
+            (
+                "float64",
+                raw_wav(TAG_FLOAT, 1, 8000, 64, &[0; 16]),
+                "64-bit",
+            ),
+            ("int40", raw_wav(TAG_PCM, 1, 8000, 40, &[0; 10]), "40-bit"),
+            ("bits>block", bits_over_block, "16-bit samples in 1-byte"),
+            (
+                "g711-16",
+                raw_wav(TAG_ULAW, 1, 8000, 16, &[0; 10]),
+                "8 bits",
+            ),
+        ];
+        for (name, bytes, needle) in cases {
+            let path = temp(&format!("{name}.wav"));
+            std::fs::write(&path, &bytes).unwrap();
+            let msg = load_err(&path);
+            assert!(msg.contains(needle), "{name}: {msg}");
+            assert!(msg.contains("accepted: PCM WAV"), "{name}: {msg}");
+        }
+    }
+
+    #[test]
+    fn truncated_files_are_refused() {
+        let good =
+            std::fs::read(hound_wav(8000, 1, 16, false, 100, tone(300.0, 8000, 0.3))).unwrap();
+        assert!(AudioClip::from_wav_bytes(&good, Path::new("g.wav")).is_ok());
+        // Cut in the data, in the fmt chunk, in the RIFF header.
+        for cut in [good.len() - 1, good.len() - 50, 30, 20, 10, 3] {
+            let e = AudioClip::from_wav_bytes(&good[..cut], Path::new("cut.wav")).unwrap_err();
+            let msg = e.to_string();
+            assert!(msg.starts_with("cut.wav: "), "{msg}");
+            assert!(
+                msg.contains("truncated") || msg.contains("cut short") || msg.contains("not a WAV"),
+                "cut at {cut}: {msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_file_is_io() {
+        let path = temp("missing.wav");
+        let e = AudioClip::from_wav_file(&path).unwrap_err();
+        assert!(
+            matches!(e, SourceError::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+        );
+    }
+
+    #[test]
+    fn damaged_wavs_never_panic() {
+        use rand::rngs::SmallRng;
+        use rand::{Rng, SeedableRng};
+        let seeds = [
+            std::fs::read(hound_wav(44100, 2, 16, false, 300, tone(300.0, 44100, 0.3))).unwrap(),
+            raw_wav(TAG_ULAW, 2, 8000, 8, &[0x55; 64]),
+            std::fs::read(hound_wav(8000, 1, 32, true, 50, tone(300.0, 8000, 0.3))).unwrap(),
+        ];
+        let mut rng = SmallRng::seed_from_u64(0x3a7);
+        for round in 0..2000 {
+            let mut bytes = seeds[round % seeds.len()].clone();
+            for _ in 0..rng.random_range(1..6) {
+                let i = rng.random_range(0..bytes.len());
+                bytes[i] = rng.random();
+            }
+            if round % 4 == 0 {
+                let keep = rng.random_range(0..bytes.len());
+                bytes.truncate(keep);
+            }
+            let _ = AudioClip::from_wav_bytes(&bytes, Path::new("fuzz.wav"));
+        }
+    }
+
+    #[test]
+    fn shipped_sample_wav() {
+        let clip = AudioClip::from_wav_file(&manifest("media/sample.wav")).unwrap();
+        let reader = hound::WavReader::open(manifest("media/sample.wav")).unwrap();
+        assert_eq!(reader.spec().sample_rate, 8000);
+        assert_eq!(clip.samples().len(), reader.len() as usize);
+        let d = clip.duration();
+        assert!(
+            d >= Duration::from_secs(2) && d <= Duration::from_secs(3),
+            "{d:?}"
+        );
+        // Speech, not silence.
+        assert!(rms(clip.samples()) > 500.0);
+    }
+
+    // --- pcap ---
+
+    fn rtp(pt: u8, marker: bool, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x80, pt | if marker { 0x80 } else { 0 }];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&ts.to_be_bytes());
+        p.extend_from_slice(&ssrc.to_be_bytes());
+        p.extend_from_slice(payload);
+        p
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    /// Writes a raw-IP pcap of `(ms since start, src, dst, UDP payload)`.
+    fn pcap_file(name: &str, packets: &[(u64, &str, &str, Vec<u8>)]) -> PathBuf {
+        let mut out = Vec::new();
+        write_global_header(&mut out);
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        for (ms, src, dst, payload) in packets {
+            let ts: SystemTime = t0 + Duration::from_millis(*ms);
+            write_udp_record(&mut out, ts, addr(src), addr(dst), payload);
+        }
+        let path = temp(name);
+        std::fs::write(&path, out).unwrap();
+        path
+    }
+
+    const A: &str = "10.0.0.1:4000";
+    const B: &str = "10.0.0.2:5000";
+    const SIP_A: &str = "10.0.0.1:5060";
+    const SIP_B: &str = "10.0.0.2:5060";
+
+    /// SIP, a stray UDP packet that looks like RTP, then two interleaved streams:
+    /// A→B SSRC 0xaaaa (PT 0, sequence wrapping) and B→A SSRC 0xbbbb (PT 8, one lost).
+    fn two_streams() -> PathBuf {
+        let mut p: Vec<(u64, &str, &str, Vec<u8>)> = vec![
+            (
+                0,
+                SIP_A,
+                SIP_B,
+                b"INVITE sip:b@10.0.0.2 SIP/2.0\r\n\r\n".to_vec(),
+            ),
+            (1, "10.0.0.9:9", B, rtp(0, false, 7, 7, 0x1234, &[1; 10])),
+        ];
+        for k in 0..5u16 {
+            let ms = 100 + 20 * u64::from(k);
+            let payload_a = vec![k as u8; 160];
+            let seq_a = 65534u16.wrapping_add(k);
+            p.push((
+                ms,
+                A,
+                B,
+                rtp(
+                    0,
+                    k == 0,
+                    seq_a,
+                    1000 + 160 * u32::from(k),
+                    0xaaaa,
+                    &payload_a,
+                ),
+            ));
+            if k != 2 {
+                let payload_b = vec![0x80 | k as u8; 80];
+                p.push((
+                    ms + 5,
+                    B,
+                    A,
+                    rtp(8, false, 10 + k, 80 * u32::from(k), 0xbbbb, &payload_b),
+                ));
+            }
+        }
+        pcap_file("two.pcap", &p)
+    }
+
+    #[test]
+    fn first_stream_skips_stray_udp() {
+        let path = two_streams();
+        let clip = PcapClip::from_file(&path, None).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(clip.packets().len(), 5);
+        for (k, p) in clip.packets().iter().enumerate() {
+            assert_eq!(p.offset, Duration::from_millis(20 * k as u64));
+            assert_eq!(p.timestamp, 160 * k as u32);
+            assert_eq!(p.sequence, k as u16, "wrapping relative sequence");
+            assert_eq!(p.payload_type, 0);
+            assert_eq!(p.marker, k == 0);
+            assert_eq!(clip.payload(p), &vec![k as u8; 160][..]);
+        }
+        assert_eq!(clip.duration(), Duration::from_millis(80));
+    }
+
+    #[test]
+    fn selectors_pick_the_stream() {
+        let path = two_streams();
+        let by_ssrc = PcapClip::from_file(&path, Some(StreamSelector::Ssrc(0xbbbb))).unwrap();
+        let by_dst =
+            PcapClip::from_file(&path, Some(StreamSelector::Destination(addr(A)))).unwrap();
+        assert_eq!(by_ssrc.packets(), by_dst.packets());
+        let seqs: Vec<u16> = by_ssrc.packets().iter().map(|p| p.sequence).collect();
+        assert_eq!(seqs, vec![0, 1, 3, 4], "the loss stays a gap");
+        let p3 = &by_ssrc.packets()[2];
+        assert_eq!(p3.offset, Duration::from_millis(60));
+        assert_eq!(p3.timestamp, 240);
+        assert_eq!(p3.payload_type, 8);
+        assert_eq!(by_ssrc.payload(p3), &[0x83; 80][..]);
+        // An explicit selector may name a flow that is not a "stream" (one packet).
+        let stray = PcapClip::from_file(&path, Some(StreamSelector::Ssrc(0x1234))).unwrap();
+        assert_eq!(stray.packets().len(), 1);
+        assert_eq!(stray.duration(), Duration::ZERO);
+
+        let e = PcapClip::from_file(&path, Some(StreamSelector::Ssrc(0xcccc))).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, SourceError::Pcap { .. }));
+        assert!(
+            msg.contains(
+                "the RTP stream with SSRC 0x0000cccc is not in the capture; streams found:"
+            ),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("SSRC 0x0000aaaa to 10.0.0.2:5000 (5 packets)"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("SSRC 0x0000bbbb to 10.0.0.1:4000 (4 packets)"),
+            "{msg}"
+        );
+        let e = PcapClip::from_file(&path, Some(StreamSelector::Destination(addr("10.0.0.3:1"))))
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("an RTP stream sent to 10.0.0.3:1 is not in the capture"),
+            "{e}"
+        );
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn captures_without_rtp_are_refused() {
+        let sip = pcap_file(
+            "sip.pcap",
+            &[
+                (
+                    0,
+                    SIP_A,
+                    SIP_B,
+                    b"INVITE sip:b@10.0.0.2 SIP/2.0\r\n\r\n".to_vec(),
+                ),
+                (5, SIP_B, SIP_A, b"SIP/2.0 100 Trying\r\n\r\n".to_vec()),
+                // RTCP (SR, PT 200) and a lone RTP-looking packet are no stream either.
+                (
+                    6,
+                    A,
+                    B,
+                    vec![0x80, 200, 0, 6, 0, 0, 0xaa, 0xaa, 0, 0, 0, 0, 0, 0, 0, 0],
+                ),
+                (7, A, B, rtp(0, false, 1, 0, 1, &[0; 20])),
+            ],
+        );
+        let e = PcapClip::from_file(&sip, None).unwrap_err();
+        std::fs::remove_file(&sip).unwrap();
+        assert!(e.to_string().contains("holds no RTP stream"), "{e}");
+
+        let text = temp("text.pcap");
+        std::fs::write(&text, b"not a capture at all").unwrap();
+        let e = PcapClip::from_file(&text, None).unwrap_err();
+        std::fs::remove_file(&text).unwrap();
+        assert!(matches!(e, SourceError::Pcap { .. }), "{e:?}");
+        assert!(e.to_string().contains("not a pcap"), "{e}");
+
+        let missing = temp("missing.pcap");
+        let e = PcapClip::from_file(&missing, None).unwrap_err();
+        assert!(matches!(e, SourceError::Io { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn rtp_parsing_is_bounded() {
+        // CSRC, extension and padding inside the datagram.
+        let mut p = vec![0xb1, 0x00, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3];
+        p.extend_from_slice(&[9, 9, 9, 9]); // one CSRC
+        p.extend_from_slice(&[0xbe, 0xde, 0, 1, 1, 2, 3, 4]); // extension, one word
+        p.extend_from_slice(&[7, 7, 7]);
+        p.extend_from_slice(&[0, 0, 3]); // padding of 3
+        let r = parse_rtp(&p).unwrap();
+        assert_eq!(r.payload, &[7, 7, 7]);
+        assert_eq!((r.sequence, r.timestamp, r.ssrc), (1, 2, 3));
+        // Every cut of it is refused or shorter, never a panic.
+        for cut in 0..p.len() {
+            let _ = parse_rtp(&p[..cut]);
+        }
+        assert!(
+            parse_rtp(&[0x80, 201, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).is_none(),
+            "RTCP RR"
+        );
+        assert!(parse_rtp(&[0x40; 20]).is_none(), "version 1");
+        assert!(
+            parse_rtp(&[0xa0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).is_none(),
+            "padding 0"
+        );
+    }
+
+    #[test]
+    fn shipped_sample_pcap_is_the_wav_in_ulaw() {
+        let wav = AudioClip::from_wav_file(&manifest("media/sample.wav")).unwrap();
+        let clip = PcapClip::from_file(&manifest("media/sample.pcap"), None).unwrap();
+        let encoded = wav.encoded(Law::Ulaw);
+        let expected_packets = encoded.len().div_ceil(160);
+        assert_eq!(clip.packets().len(), expected_packets);
+        let mut all = Vec::new();
+        for (k, p) in clip.packets().iter().enumerate() {
+            assert_eq!(p.offset, Duration::from_millis(20 * k as u64));
+            assert_eq!(p.timestamp, 160 * k as u32);
+            assert_eq!(p.sequence, k as u16);
+            assert_eq!(p.payload_type, 0);
+            assert_eq!(p.marker, k == 0);
+            assert_eq!(clip.payload(p).len(), 160);
+            all.extend_from_slice(clip.payload(p));
+        }
+        // The script pads the last packet with µ-law silence.
+        assert_eq!(&all[..encoded.len()], encoded);
+        assert!(all[encoded.len()..].iter().all(|&c| c == 0xff));
+        assert_eq!(
+            clip.duration(),
+            Duration::from_millis(20 * (expected_packets as u64 - 1))
+        );
+    }
 }
