@@ -41,7 +41,7 @@ impl Uas {
             .args(extra)
             .spawn()
             .expect("start our uas");
-        let uas = Uas {
+        let mut uas = Uas {
             child: Some(child),
             report,
             trace,
@@ -54,6 +54,10 @@ impl Uas {
             let o = sipwright(&["options", &probe, "--timeout", "300ms"]);
             if o.status.success() {
                 return uas;
+            }
+            // A UAS that refused its arguments will not come up: say so now.
+            if let Ok(Some(status)) = uas.child.as_mut().unwrap().try_wait() {
+                panic!("our uas ({scenario}) exited before taking calls: {status}");
             }
             assert!(
                 Instant::now() < end,
