@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod rtpengine;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
