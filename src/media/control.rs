@@ -47,17 +47,19 @@ impl MediaControl for NoMedia {
 }
 
 /// Sessions without sockets: what the interpreter's unit tests drive. Ports are
-/// numbered from 40000 on 127.0.0.1.
+/// numbered from `base_port` on 127.0.0.1.
 pub struct SessionTable {
     pub config: MediaConfig,
+    pub base_port: u16,
     pub sessions: Vec<Option<MediaSession>>,
     pub closed: Vec<MediaHandle>,
 }
 
 impl SessionTable {
-    pub fn new(config: MediaConfig) -> SessionTable {
+    pub fn new(config: MediaConfig, base_port: u16) -> SessionTable {
         SessionTable {
             config,
+            base_port,
             sessions: Vec::new(),
             closed: Vec::new(),
         }
@@ -68,7 +70,7 @@ impl MediaControl for SessionTable {
     fn open(&mut self, call: u64, now: Instant) -> Result<MediaHandle, MediaError> {
         let index = self.sessions.len() as u32;
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        let port = 40_000 + 2 * index as u16;
+        let port = self.base_port + 2 * index as u16;
         let rtp = SocketAddr::new(ip, port);
         let rtcp = SocketAddr::new(ip, port + 1);
         let stream = MediaStream::new(call, self.config.echo, (now, 0));

@@ -806,3 +806,200 @@ fn round_up(d: Duration, slot: Duration) -> Duration {
     let n = d.as_nanos().div_ceil(slot.as_nanos());
     slot * n as u32
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::source::AudioClip;
+
+    fn setup(te: Option<u8>) -> StreamSetup {
+        StreamSetup {
+            payload_type: 0,
+            law: Some(Law::Ulaw),
+            telephone_event: te,
+            ptime: Duration::from_millis(20),
+            send: true,
+            receive: true,
+            remote_rtp: "127.0.0.1:4000".parse().unwrap(),
+            remote_rtcp: "127.0.0.1:4001".parse().unwrap(),
+            rtcp_mux: false,
+        }
+    }
+
+    fn clip() -> PlaySpec {
+        let samples: Vec<i16> = (0..800).map(|i| ((i % 50) * 100) as i16).collect();
+        PlaySpec {
+            source: PlaySource::Audio(Arc::new(AudioClip::from_samples(samples))),
+            looped: true,
+            until: Until::Bye,
+        }
+    }
+
+    /// Every RTP packet due up to `until`, polled every `step`, with the time it left.
+    fn run(
+        s: &mut MediaStream,
+        t0: Instant,
+        until: Duration,
+        step: Duration,
+    ) -> Vec<(Duration, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        let mut t = Duration::ZERO;
+        while t <= until {
+            while let Some(tx) = s.poll_transmit(t0 + t, &mut buf) {
+                if tx.channel == Channel::Rtp && !rtp::is_rtcp(&buf) {
+                    out.push((t, buf.clone()));
+                }
+            }
+            t += step;
+        }
+        out
+    }
+
+    #[test]
+    fn audio_is_paced_on_absolute_deadlines() {
+        let t0 = Instant::now();
+        let mut s = MediaStream::new(7, false, (t0, 0));
+        s.configure(setup(Some(101)), t0);
+        s.play(&clip(), t0);
+        // Polled every 3 ms: each packet leaves at the first poll at or after its
+        // deadline, and lateness never accumulates.
+        let sent = run(
+            &mut s,
+            t0,
+            Duration::from_millis(1000),
+            Duration::from_millis(3),
+        );
+        assert_eq!(sent.len(), 51);
+        let first = Packet::parse(&sent[0].1).unwrap().header;
+        assert!(first.marker);
+        for (n, (at, bytes)) in sent.iter().enumerate() {
+            let p = Packet::parse(bytes).unwrap();
+            assert_eq!(p.header.sequence, first.sequence.wrapping_add(n as u16));
+            assert_eq!(
+                p.header.timestamp,
+                first.timestamp.wrapping_add(160 * n as u32)
+            );
+            assert_eq!(p.payload.len(), 160);
+            assert_eq!(p.header.marker, n == 0);
+            let due = Duration::from_millis(20 * n as u64);
+            assert!(
+                *at >= due && *at < due + Duration::from_millis(3),
+                "packet {n} at {at:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn digits_replace_audio_in_the_same_sequence_space() {
+        let t0 = Instant::now();
+        let mut s = MediaStream::new(9, false, (t0, 0));
+        s.configure(setup(Some(101)), t0);
+        s.play(&clip(), t0);
+        let timing = DtmfTiming {
+            duration: Duration::from_millis(100),
+            gap: Duration::from_millis(100),
+            volume: 10,
+        };
+        let done = s.dtmf("12", timing, t0);
+        assert!(done >= t0 + Duration::from_millis(400));
+        let sent = run(
+            &mut s,
+            t0,
+            Duration::from_millis(600),
+            Duration::from_millis(20),
+        );
+        let mut seq = None;
+        let mut events = Vec::new();
+        for (_, b) in &sent {
+            let p = Packet::parse(b).unwrap();
+            if let Some(prev) = seq {
+                assert_eq!(p.header.sequence, u16::wrapping_add(prev, 1));
+            }
+            seq = Some(p.header.sequence);
+            if p.header.payload_type == 101 {
+                events.push((p.header.timestamp, p.header.marker, p.payload.to_vec()));
+            }
+        }
+        // '1': 5 packets, the last (E bit) three times; then '2' likewise.
+        assert_eq!(events.len(), 14, "{events:?}");
+        assert!(events[0].1 && !events[1].1);
+        assert_eq!(events[0].2[0], 1);
+        assert!(
+            events[4..7]
+                .iter()
+                .all(|e| e.2[1] & 0x80 != 0 && e.0 == events[0].0)
+        );
+        assert_eq!(events[7].2[0], 2);
+        assert!(events[7].1);
+        assert_ne!(events[7].0, events[0].0);
+        assert_eq!(s.figures().digits_sent, 2);
+    }
+
+    #[test]
+    fn echo_sends_back_with_our_ssrc_and_receive_figures_count() {
+        let t0 = Instant::now();
+        let mut tx = MediaStream::new(1, false, (t0, 0));
+        let mut rx = MediaStream::new(2, true, (t0, 0));
+        tx.configure(setup(Some(101)), t0);
+        rx.configure(setup(Some(101)), t0);
+        tx.play(&clip(), t0);
+        let sent = run(
+            &mut tx,
+            t0,
+            Duration::from_millis(200),
+            Duration::from_millis(20),
+        );
+        let mut echo = Vec::new();
+        for (i, (at, b)) in sent.iter().enumerate() {
+            if i == 3 {
+                continue; // lost
+            }
+            let got = rx.on_rtp(b, t0 + *at, &mut echo);
+            let to = got.echo.unwrap();
+            assert_eq!(to, setup(None).remote_rtp);
+            let p = Packet::parse(&echo).unwrap();
+            assert_eq!(p.header.ssrc, rx.ssrc());
+            assert_eq!(p.payload, Packet::parse(b).unwrap().payload);
+        }
+        let f = rx.figures();
+        assert_eq!(f.packets_received, sent.len() as u64 - 1);
+        assert_eq!(f.lost, 1);
+        assert_eq!(f.jitter, Duration::ZERO);
+    }
+
+    #[test]
+    fn rtcp_reports_and_a_bye_at_close() {
+        let t0 = Instant::now();
+        let mut s = MediaStream::new(3, false, (t0, 1 << 32));
+        s.configure(setup(None), t0);
+        s.silence(t0);
+        let mut buf = Vec::new();
+        let mut rtcp = 0;
+        let mut t = t0;
+        while t < t0 + Duration::from_secs(20) {
+            while let Some(tx) = s.poll_transmit(t, &mut buf) {
+                if tx.channel == Channel::Rtcp {
+                    rtcp += 1;
+                    assert_eq!(tx.to, setup(None).remote_rtcp);
+                    let kinds: Vec<_> = rtcp::parse_compound(&buf).collect();
+                    assert!(
+                        matches!(kinds[0], Ok(Rtcp::SenderReport { .. })),
+                        "{kinds:?}"
+                    );
+                }
+            }
+            t += Duration::from_millis(20);
+        }
+        // One report every 2.5–7.5 s.
+        assert!((2..=8).contains(&rtcp), "{rtcp}");
+        s.close();
+        let tx = s.poll_transmit(t, &mut buf).unwrap();
+        assert_eq!(tx.channel, Channel::Rtcp);
+        assert!(rtcp::parse_compound(&buf).any(|p| matches!(p, Ok(Rtcp::Bye { .. }))));
+        assert!(
+            s.poll_transmit(t + Duration::from_secs(10), &mut buf)
+                .is_none()
+        );
+    }
+}

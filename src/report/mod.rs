@@ -87,6 +87,9 @@ pub fn summary_text(data: &ReportData<'_>) -> String {
             }
         }
     }
+    if let Some(line) = text::media_line(data.main.counters) {
+        out.push_str(&format!("  {line}\n"));
+    }
     let setup = data
         .main
         .counters

@@ -86,6 +86,22 @@ pub fn status_line(t: &Tick<'_>, planned: Option<Duration>) -> String {
             setup.p50, setup.p99
         ));
     }
+    let media = &t.cumulative.media;
+    if media.streams > 0 {
+        // Loss is known per stream when it closes: this is the closed streams' total.
+        let expected = media.packets_received + media.lost;
+        let loss = if expected > 0 {
+            media.lost as f64 * 100.0 / expected as f64
+        } else {
+            0.0
+        };
+        line.push_str(&format!(
+            " | rtp {} streams, {} pkt/s in, loss {:.2} %",
+            media.streams_active,
+            (t.interval.media.packets_received as f64 / secs).round(),
+            loss
+        ));
+    }
     if t.interval.messages_retransmitted > 0 {
         line.push_str(&format!(
             " | {} retransmitted",

@@ -811,6 +811,15 @@ impl Call {
             if !msg.body.is_empty()
                 && let Err(why) = self.on_peer_sdp(env, msg, now, media)
             {
+                if msg.method() == Some("INVITE") {
+                    // RFC 3261 §13.3.1.1: an offer we cannot take is refused with 488.
+                    let resp = out.build(|b| build::response(msg, 488, "Not Acceptable Here", b));
+                    if let Some(tx) = self.servers.last_mut() {
+                        out.push(tx.dest(), &resp);
+                        tx.on_send_response(488, resp, now);
+                        ctr.messages_sent += 1;
+                    }
+                }
                 let at = self.position(env);
                 self.fail(FailureReason::Media, format!("{at}: {why}"));
                 return;

@@ -245,3 +245,209 @@ fn check_figures(f: &StreamFigures, exp: &MediaExpectation) -> Result<(), String
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    //! uac-media against uas-media, both interpreters and both streams driven in
+    //! virtual time: SIP and RTP handed from one side to the other by hand.
+
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::media::control::SessionTable;
+    use crate::media::session::MediaSession;
+    use crate::scenario::builtin;
+    use crate::scenario::call::Outcome;
+    use crate::scenario::compile_str;
+    use crate::scenario::plan::Role;
+    use crate::sip::message;
+    use crate::sip::transaction::Timers;
+
+    const UAC: &str = "127.0.0.1:5070";
+    const UAS: &str = "127.0.0.1:5080";
+
+    struct Side {
+        env: CallEnv,
+        call: Call,
+        out: Outbox,
+        ctr: Counters,
+        media: SessionTable,
+    }
+
+    fn side(name: &str, overrides: &[(&str, &str)], base_port: u16) -> Side {
+        let ov: Vec<(String, String)> = overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let plan = compile_str(name, builtin::get(name).unwrap().text, &ov).unwrap();
+        let (local, remote) = if plan.role == Role::Uac {
+            (UAC, UAS)
+        } else {
+            (UAS, UAC)
+        };
+        let local: SocketAddr = local.parse().unwrap();
+        let config = (**plan.media.as_ref().unwrap()).clone();
+        let env = CallEnv {
+            plan: Arc::new(plan),
+            local_ip: local.ip().to_string(),
+            local_port: local.port(),
+            transport: "UDP",
+            timers: Timers::default(),
+            remote: remote.parse().unwrap(),
+            remote_ip_text: "127.0.0.1".into(),
+            target_uri: format!("sip:{remote}"),
+            run_id: 0x1234,
+            media_ip: local.ip().to_string(),
+            media_port_base: 10_000,
+            keep_last: false,
+        };
+        let call = if env.plan.role == Role::Uac {
+            Call::new_uac(&env, 1, Instant::now())
+        } else {
+            Call::new_uas(&env, 1, "pending", remote.parse().unwrap(), Instant::now())
+        };
+        Side {
+            env,
+            call,
+            out: Outbox::default(),
+            ctr: Counters::default(),
+            media: SessionTable::new(config, base_port),
+        }
+    }
+
+    fn session(s: &Side) -> Option<&MediaSession> {
+        s.media.sessions.first().and_then(|x| x.as_ref())
+    }
+
+    /// Deliver every datagram `from` queued to `to`.
+    fn shuttle_sip(from: &mut Side, to: &mut Side, now: Instant) {
+        let msgs: Vec<Vec<u8>> = from.out.iter().map(|(_, b)| b.to_vec()).collect();
+        from.out.clear();
+        let src: SocketAddr = from
+            .env
+            .local_ip
+            .parse::<std::net::IpAddr>()
+            .map(|ip| SocketAddr::new(ip, from.env.local_port))
+            .unwrap();
+        for m in msgs {
+            let msg = message::parse(&m).unwrap();
+            to.call.on_message(
+                &to.env,
+                &msg,
+                src,
+                now,
+                &mut to.out,
+                &mut to.ctr,
+                &mut to.media,
+            );
+        }
+    }
+
+    /// Hand what one side's stream has due to the other's; returns the packets moved.
+    fn shuttle_rtp(from: &mut Side, to: &mut Side, now: Instant) -> usize {
+        let mut buf = Vec::new();
+        let mut packets = Vec::new();
+        if let Some(Some(s)) = from.media.sessions.first_mut() {
+            while let Some(t) = s.stream.poll_transmit(now, &mut buf) {
+                packets.push((t, buf.clone()));
+            }
+        }
+        let n = packets.len();
+        let mut echo = Vec::new();
+        let mut digit = false;
+        if let Some(Some(s)) = to.media.sessions.first_mut() {
+            for (t, p) in packets {
+                if t.channel == crate::media::stream::Channel::Rtcp {
+                    s.stream.on_rtcp(&p, now);
+                    continue;
+                }
+                let got = s.stream.on_rtp(&p, now, &mut echo);
+                digit |= got.digit;
+            }
+        }
+        if digit {
+            to.call
+                .on_media_event(&to.env, now, &mut to.out, &mut to.ctr, &mut to.media);
+        }
+        n
+    }
+
+    #[test]
+    fn uac_media_and_uas_media_agree_play_and_exchange_digits() {
+        let mut uac = side("uac-media", &[("call_duration", "1s")], 40_000);
+        let mut uas = side("uas-media", &[], 42_000);
+        let t0 = Instant::now();
+        uac.call
+            .start(&uac.env, t0, &mut uac.out, &mut uac.ctr, &mut uac.media);
+        let mut moved = 0;
+        let mut now = t0;
+        for _ in 0..400 {
+            shuttle_sip(&mut uac, &mut uas, now);
+            shuttle_sip(&mut uas, &mut uac, now);
+            moved += shuttle_rtp(&mut uac, &mut uas, now);
+            moved += shuttle_rtp(&mut uas, &mut uac, now);
+            for s in [&mut uac, &mut uas] {
+                if s.call.deadline().is_some_and(|d| d <= now) {
+                    s.call
+                        .on_timeout(&s.env, now, &mut s.out, &mut s.ctr, &mut s.media);
+                }
+            }
+            now += Duration::from_millis(10);
+        }
+        assert_eq!(
+            uac.call.take_outcome(),
+            Some(Outcome::Success),
+            "{:?}",
+            uac.call.failure_detail()
+        );
+        assert_eq!(
+            uas.call.take_outcome(),
+            Some(Outcome::Success),
+            "{:?}",
+            uas.call.failure_detail()
+        );
+        let theirs = session(&uas).unwrap();
+        assert_eq!(theirs.stream.digits_received(), "1234");
+        let agreed = theirs.agreed().unwrap();
+        assert_eq!(agreed.codec.name, "PCMU");
+        assert_eq!(agreed.telephone_event, Some(101));
+        assert_eq!(agreed.remote_rtp.port(), 40_000);
+        let ours = session(&uac).unwrap();
+        assert_eq!(ours.agreed().unwrap().remote_rtp.port(), 42_000);
+        // About 2.8 s of audio each way (1 s, the digits, 1 s), echoed back.
+        let f = ours.stream.figures();
+        assert!(f.packets_sent > 100, "{f:?}");
+        assert!(f.packets_received > 100, "{f:?}");
+        assert_eq!(f.lost, 0, "{f:?}");
+        assert!(moved > 200);
+    }
+
+    #[test]
+    fn expect_media_thresholds() {
+        let f = StreamFigures {
+            packets_received: 90,
+            lost: 10,
+            jitter: Duration::from_millis(3),
+            ..StreamFigures::default()
+        };
+        let exp = |min, loss, jitter| MediaExpectation {
+            min_packets: min,
+            max_loss_pct: loss,
+            max_jitter_ms: jitter,
+        };
+        assert!(check_figures(&f, &exp(Some(90), None, None)).is_ok());
+        assert!(
+            check_figures(&f, &exp(Some(91), None, None))
+                .unwrap_err()
+                .contains("90 packets received")
+        );
+        assert!(check_figures(&f, &exp(None, Some(10.0), None)).is_ok());
+        assert!(
+            check_figures(&f, &exp(None, Some(5.0), None))
+                .unwrap_err()
+                .contains("10.00 % lost")
+        );
+        assert!(check_figures(&f, &exp(None, None, Some(2.0))).is_err());
+    }
+}
