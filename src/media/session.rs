@@ -32,6 +32,9 @@ pub struct MediaSession {
     sent_any: bool,
     remote: Option<RemoteMedia>,
     agreed: Option<Negotiated>,
+    /// The peer's offer, when we answer it: the answer repeats its other streams
+    /// as rejected, in their places (RFC 3264 §6).
+    offer: Option<Box<str>>,
     pub stream: MediaStream,
     /// Digits that arrived as SIP INFO (`application/dtmf-relay`).
     pub info_digits: String,
@@ -65,6 +68,7 @@ impl MediaSession {
             sent_any: false,
             remote: None,
             agreed: None,
+            offer: None,
             stream,
             info_digits: String::new(),
         }
@@ -81,8 +85,11 @@ impl MediaSession {
     /// Our SDP for the message being built: the answer when the peer's offer came
     /// first, otherwise an offer (again for a re-INVITE, with a new version).
     pub fn write_sdp(&self, out: &mut Vec<u8>) {
-        match (&self.agreed, self.sent_first) {
-            (Some(agreed), false) => negotiate::write_answer(&self.local, agreed, out),
+        match (&self.agreed, self.sent_first, &self.offer) {
+            (Some(agreed), false, Some(offer)) => {
+                negotiate::write_answer_to_offer(&self.local, agreed, offer, out)
+            }
+            (Some(agreed), false, None) => negotiate::write_answer(&self.local, agreed, out),
             _ => negotiate::write_offer(&self.local, out),
         }
     }
@@ -136,6 +143,9 @@ impl MediaSession {
         self.stream.configure(setup, now);
         self.remote = Some(remote);
         self.agreed = Some(agreed);
+        if !self.sent_first {
+            self.offer = Some(sdp.into());
+        }
         Ok(())
     }
 
