@@ -303,6 +303,10 @@ impl Driver {
                 self.abort_all("the run ended while the call was in progress");
                 break Ok(());
             }
+            if let Some(m) = self.media.as_mut() {
+                // Streams the calls touched in this pass (a play, a new peer address).
+                m.reschedule();
+            }
             let mut wake = self.timers.peek().map(|Reverse((t, _, _))| *t);
             let media_deadline = self.media.as_ref().and_then(|m| m.next_deadline());
             let media_active = self.media.as_ref().is_some_and(|m| m.active() > 0);
@@ -385,12 +389,7 @@ impl Driver {
         };
         engine.reschedule();
         engine.fire(now);
-        let ready: Vec<u64> = engine.poller().ready().collect();
-        for token in ready {
-            if token != SIP_TOKEN {
-                engine.on_ready(token);
-            }
-        }
+        engine.read_ready();
         engine.reschedule();
         let events = std::mem::take(&mut engine.events);
         for &(idx, generation) in &events {

@@ -56,6 +56,8 @@ pub struct MediaEngine {
     touched: Vec<u32>,
     /// Calls (slot, generation) with something new on their media.
     pub events: Vec<(usize, u32)>,
+    /// Tokens of the last wait, copied out of the poller (reused: no allocation).
+    ready: Vec<u64>,
     /// Totals not yet handed to the driver's counters.
     pub counters: MediaCounters,
     /// Jitter of each stream that closed, for the run's histogram.
@@ -91,6 +93,7 @@ impl MediaEngine {
             buf: Vec::with_capacity(1500),
             touched: Vec::new(),
             events: Vec::new(),
+            ready: Vec::new(),
             counters: MediaCounters::default(),
             jitter_samples: Vec::new(),
             ntp_origin: (Instant::now(), ntp_from_unix(unix)),
@@ -165,8 +168,19 @@ impl MediaEngine {
         }
     }
 
-    /// A media socket is readable: read it dry.
-    pub fn on_ready(&mut self, token: u64) {
+    /// Read every media socket the last wait found readable.
+    pub fn read_ready(&mut self) {
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.clear();
+        ready.extend(self.poller.ready().filter(|t| *t != SIP_TOKEN));
+        for &token in &ready {
+            self.on_ready(token);
+        }
+        self.ready = ready;
+    }
+
+    /// A media socket is readable: read it dry (edge-triggered).
+    fn on_ready(&mut self, token: u64) {
         if token < 2 {
             return;
         }
