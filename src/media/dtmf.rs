@@ -112,7 +112,12 @@ impl DtmfSender {
     /// The packet for the slot whose audio RTP timestamp is `timestamp`, with
     /// `samples` timestamp units per slot (ptime × clock rate) and `clock_rate` units
     /// per second; None: send audio in this slot.
-    pub fn on_slot(&mut self, _timestamp: u32, _samples: u32, _clock_rate: u32) -> Option<EventPacket> {
+    pub fn on_slot(
+        &mut self,
+        _timestamp: u32,
+        _samples: u32,
+        _clock_rate: u32,
+    ) -> Option<EventPacket> {
         todo!()
     }
     /// Digits whose final packet has been produced.
