@@ -216,4 +216,34 @@ mod tests {
         Law::Alaw.encode(&[8], &mut out);
         assert_eq!(out, vec![1, 0xFF, 0xFE, 0xD5]);
     }
+
+    #[test]
+    fn encoders_invert_the_decoders() {
+        for c in 0..=255u8 {
+            assert_eq!(linear_to_alaw(alaw_to_linear(c)), c, "A-law {c:#x}");
+            if c != 0x7f {
+                assert_eq!(linear_to_ulaw(ulaw_to_linear(c)), c, "µ-law {c:#x}");
+            }
+        }
+        // Every sample lands on a neighbouring step: the error stays within the
+        // segment's step size (at most 1/16 of the value, plus the smallest step).
+        for s in (i16::MIN..=i16::MAX).step_by(7) {
+            let x = i32::from(s);
+            for (back, name) in [
+                (i32::from(ulaw_to_linear(linear_to_ulaw(s))), "µ"),
+                (i32::from(alaw_to_linear(linear_to_alaw(s))), "A"),
+            ] {
+                assert!(
+                    (back - x).abs() <= x.abs() / 16 + 1100.min(16 + x.abs() / 16),
+                    "{name} {s} → {back}"
+                );
+            }
+        }
+        assert_eq!(linear_to_ulaw(0), 0xff);
+        assert_eq!(linear_to_alaw(0), 0xd5);
+        assert_eq!(linear_to_ulaw(i16::MIN), 0x00);
+        assert_eq!(linear_to_ulaw(i16::MAX), 0x80);
+        assert_eq!(linear_to_alaw(i16::MAX), 0xaa);
+        assert_eq!(linear_to_alaw(i16::MIN), 0x2a);
+    }
 }

@@ -96,8 +96,8 @@ impl AudioClip {
     pub fn from_samples(samples: Vec<i16>) -> AudioClip {
         let mut ulaw = Vec::with_capacity(samples.len());
         let mut alaw = Vec::with_capacity(samples.len());
-        encode(Law::Ulaw, &samples, &mut ulaw);
-        encode(Law::Alaw, &samples, &mut alaw);
+        Law::Ulaw.encode(&samples, &mut ulaw);
+        Law::Alaw.encode(&samples, &mut alaw);
         AudioClip {
             samples,
             ulaw,
@@ -120,55 +120,6 @@ impl AudioClip {
     pub fn duration(&self) -> Duration {
         Duration::from_nanos(self.samples.len() as u64 * 1_000_000_000 / u64::from(RATE))
     }
-}
-
-// ---------------------------------------------------------------------------------
-// G.711 encoding. `Law::encode` is being written on another branch; until it lands
-// these private encoders (ITU-T G.711, the classic segment search) stand in for it.
-// At merge, `encode` becomes `law.encode(samples, out)`.
-
-fn encode(law: Law, samples: &[i16], out: &mut Vec<u8>) {
-    match law {
-        Law::Ulaw => out.extend(samples.iter().map(|&s| linear_to_ulaw(s))),
-        Law::Alaw => out.extend(samples.iter().map(|&s| linear_to_alaw(s))),
-    }
-}
-
-/// µ-law: bias 0x84 so every segment starts on a power of two, clip at 32635 so the
-/// biased value fits 15 bits, all bits inverted on the wire.
-fn linear_to_ulaw(sample: i16) -> u8 {
-    let mut x = i32::from(sample);
-    let sign = if x < 0 {
-        x = -x;
-        0x80
-    } else {
-        0
-    };
-    x = x.min(32635) + 0x84;
-    // x >> 7 is 1..=255: the segment is the position of its highest bit.
-    let exponent = 7 - ((x >> 7) as u8).leading_zeros() as i32;
-    let mantissa = (x >> (exponent + 3)) & 0x0f;
-    !(sign | (exponent << 4) as u8 | mantissa as u8)
-}
-
-/// A-law on the 13-bit magnitude: segment 0 and 1 share a step, even bits inverted on
-/// the wire (XOR 0x55), sign bit set for positive samples.
-fn linear_to_alaw(sample: i16) -> u8 {
-    let v = i32::from(sample) >> 3;
-    let (mask, m) = if v >= 0 {
-        (0xd5u8, v)
-    } else {
-        (0x55u8, -v - 1)
-    };
-    // m is 0..=4095 (12 bits): segment = bit length above 5, at most 7.
-    let bits = 32 - m.leading_zeros() as i32;
-    let segment = (bits - 5).max(0);
-    let mantissa = if segment < 2 {
-        (m >> 1) & 0x0f
-    } else {
-        (m >> segment) & 0x0f
-    };
-    ((segment << 4) as u8 | mantissa as u8) ^ mask
 }
 
 // ---------------------------------------------------------------------------------
@@ -566,42 +517,22 @@ struct Rtp<'a> {
     payload: &'a [u8],
 }
 
-/// An RTP packet (RFC 3550 §5.1) that is not RTCP: version 2, payload type outside
-/// 72–95 (RTCP 200–204 with the marker bit read as part of the type), CSRC list,
-/// extension and padding inside the datagram. Anything else is `None`: most UDP is
-/// not RTP and is skipped silently.
+/// An RTP packet (RFC 3550 §5.1) that is not RTCP: the shared parser, and a payload
+/// type outside 72–95 (RTCP 200–204 with the marker bit read as part of the type).
+/// Anything else is `None`: most UDP is not RTP and is skipped silently.
 fn parse_rtp(buf: &[u8]) -> Option<Rtp<'_>> {
-    let b0 = *buf.first()?;
-    let b1 = *buf.get(1)?;
-    if b0 >> 6 != 2 || buf.len() < 12 {
+    let p = super::rtp::Packet::parse(buf).ok()?;
+    let h = p.header;
+    if (72..=95).contains(&h.payload_type) {
         return None;
-    }
-    let payload_type = b1 & 0x7f;
-    if (72..=95).contains(&payload_type) {
-        return None;
-    }
-    let mut start = 12 + 4 * usize::from(b0 & 0x0f);
-    if b0 & 0x10 != 0 {
-        let words = usize::from(u16::from_be_bytes(
-            buf.get(start + 2..start + 4)?.try_into().ok()?,
-        ));
-        start += 4 + 4 * words;
-    }
-    let mut end = buf.len();
-    if b0 & 0x20 != 0 {
-        let padding = usize::from(*buf.last()?);
-        if padding == 0 {
-            return None;
-        }
-        end = end.checked_sub(padding)?;
     }
     Some(Rtp {
-        marker: b1 & 0x80 != 0,
-        payload_type,
-        sequence: u16::from_be_bytes(buf.get(2..4)?.try_into().ok()?),
-        timestamp: u32::from_be_bytes(buf.get(4..8)?.try_into().ok()?),
-        ssrc: u32::from_be_bytes(buf.get(8..12)?.try_into().ok()?),
-        payload: buf.get(start..end)?,
+        marker: h.marker,
+        payload_type: h.payload_type,
+        sequence: h.sequence,
+        timestamp: h.timestamp,
+        ssrc: h.ssrc,
+        payload: p.payload,
     })
 }
 
@@ -1078,36 +1009,6 @@ mod tests {
             AudioClip::from_wav_bytes(&raw_wav(TAG_PCM, 1, 8000, 16, &pcm), Path::new("p.wav"))
                 .unwrap();
         assert_eq!(clip.samples(), &[1000, -2000, 3000]);
-    }
-
-    #[test]
-    fn encoders_invert_the_decoders() {
-        for c in 0..=255u8 {
-            assert_eq!(linear_to_alaw(alaw_to_linear(c)), c, "A-law {c:#x}");
-            if c != 0x7f {
-                assert_eq!(linear_to_ulaw(ulaw_to_linear(c)), c, "µ-law {c:#x}");
-            }
-        }
-        // Every sample lands on a neighbouring step: the error stays within the
-        // segment's step size (at most 1/16 of the value, plus the smallest step).
-        for s in (i16::MIN..=i16::MAX).step_by(7) {
-            let x = i32::from(s);
-            for (back, name) in [
-                (i32::from(ulaw_to_linear(linear_to_ulaw(s))), "µ"),
-                (i32::from(alaw_to_linear(linear_to_alaw(s))), "A"),
-            ] {
-                assert!(
-                    (back - x).abs() <= x.abs() / 16 + 1100.min(16 + x.abs() / 16),
-                    "{name} {s} → {back}"
-                );
-            }
-        }
-        assert_eq!(linear_to_ulaw(0), 0xff);
-        assert_eq!(linear_to_alaw(0), 0xd5);
-        assert_eq!(linear_to_ulaw(i16::MIN), 0x00);
-        assert_eq!(linear_to_ulaw(i16::MAX), 0x80);
-        assert_eq!(linear_to_alaw(i16::MAX), 0xaa);
-        assert_eq!(linear_to_alaw(i16::MIN), 0x2a);
     }
 
     #[test]

@@ -870,7 +870,7 @@ mod tests {
             Duration::from_millis(1000),
             Duration::from_millis(3),
         );
-        assert_eq!(sent.len(), 51);
+        assert_eq!(sent.len(), 50);
         let first = Packet::parse(&sent[0].1).unwrap().header;
         assert!(first.marker);
         for (n, (at, bytes)) in sent.iter().enumerate() {

@@ -355,6 +355,7 @@ mod tests {
         }
         let n = packets.len();
         let mut echo = Vec::new();
+        let mut echoes = Vec::new();
         let mut digit = false;
         if let Some(Some(s)) = to.media.sessions.first_mut() {
             for (t, p) in packets {
@@ -364,6 +365,14 @@ mod tests {
                 }
                 let got = s.stream.on_rtp(&p, now, &mut echo);
                 digit |= got.digit;
+                if got.echo.is_some() {
+                    echoes.push(echo.clone());
+                }
+            }
+        }
+        if let Some(Some(s)) = from.media.sessions.first_mut() {
+            for e in echoes {
+                s.stream.on_rtp(&e, now, &mut echo);
             }
         }
         if digit {
