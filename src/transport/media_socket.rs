@@ -14,6 +14,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use super::udp::{MAX_BATCH, SendChunk, sockaddr_to_std};
 
+#[derive(Debug)]
 pub struct MediaSocket {
     socket: Socket,
 }
