@@ -2,9 +2,10 @@
 //! dropped (the single most common cause of false failures in SIP load tests).
 
 use std::io;
+use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -150,7 +151,7 @@ pub struct RecvBatch {
 /// Largest datagram we accept.
 const DATAGRAM_MAX: usize = 65_535;
 /// Most datagrams one recvmmsg/sendmmsg call handles.
-const MAX_BATCH: usize = 64;
+pub(crate) const MAX_BATCH: usize = 64;
 
 impl RecvBatch {
     pub fn new(slots: usize) -> RecvBatch {
@@ -169,6 +170,7 @@ impl RecvBatch {
             .collect();
         let msgs = (0..n)
             .map(|i| {
+                // SAFETY: mmsghdr is a plain C struct; all-zero is a valid value.
                 let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
                 m.msg_hdr.msg_name = &mut addrs[i] as *mut libc::sockaddr_storage as *mut _;
                 m.msg_hdr.msg_iov = &mut iovs[i];
@@ -224,7 +226,7 @@ impl RecvBatch {
     }
 }
 
-fn sockaddr_to_std(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
+pub(crate) fn sockaddr_to_std(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
     // SAFETY: the kernel filled `ss` with a sockaddr of family ss_family; the casts
     // read the matching struct which fits inside sockaddr_storage.
     unsafe {
@@ -245,7 +247,7 @@ fn sockaddr_to_std(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
 }
 
 /// Writes `addr` as a C socket address into `out`; returns its length.
-fn write_sockaddr(
+pub(crate) fn write_sockaddr(
     addr: SocketAddr,
     out: &mut MaybeUninit<libc::sockaddr_storage>,
 ) -> libc::socklen_t {
@@ -280,6 +282,94 @@ fn write_sockaddr(
     }
 }
 
+/// Headers for one `sendmmsg` call, on the caller's stack: only the entries used
+/// are written, so preparing a chunk costs what its packets need and nothing is
+/// allocated.
+/// The iovecs point at the packets' bytes: `'a` keeps those borrowed for as long
+/// as the chunk lives.
+pub(crate) struct SendChunk<'a> {
+    names: [MaybeUninit<libc::sockaddr_storage>; MAX_BATCH],
+    iovs: [MaybeUninit<libc::iovec>; MAX_BATCH],
+    msgs: [MaybeUninit<libc::mmsghdr>; MAX_BATCH],
+    len: usize,
+    _bytes: PhantomData<&'a [u8]>,
+}
+
+impl<'a> SendChunk<'a> {
+    pub(crate) fn new() -> SendChunk<'a> {
+        SendChunk {
+            names: [const { MaybeUninit::uninit() }; MAX_BATCH],
+            iovs: [const { MaybeUninit::uninit() }; MAX_BATCH],
+            msgs: [const { MaybeUninit::uninit() }; MAX_BATCH],
+            len: 0,
+            _bytes: PhantomData,
+        }
+    }
+
+    /// Take up to [`MAX_BATCH`] packets from `packets` (0 when it is empty).
+    pub(crate) fn fill(
+        &mut self,
+        packets: &mut impl Iterator<Item = (SocketAddr, &'a [u8])>,
+    ) -> usize {
+        let mut n = 0;
+        for (to, data) in packets.take(MAX_BATCH) {
+            let namelen = write_sockaddr(to, &mut self.names[n]);
+            self.iovs[n].write(libc::iovec {
+                iov_base: data.as_ptr() as *mut libc::c_void,
+                iov_len: data.len(),
+            });
+            // SAFETY: mmsghdr is a plain C struct; all-zero is valid (no control data).
+            let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            // The pointers into `self` are set by `send_from`, just before the call,
+            // in case the chunk moved in between.
+            m.msg_hdr.msg_namelen = namelen;
+            m.msg_hdr.msg_iovlen = 1;
+            self.msgs[n].write(m);
+            n += 1;
+        }
+        self.len = n;
+        n
+    }
+
+    /// `sendmmsg` of the filled entries from `from` on: the count sent, or the error
+    /// of the first unsent one (entry `from`).
+    pub(crate) fn send_from(
+        &mut self,
+        fd: RawFd,
+        from: usize,
+        flags: libc::c_int,
+    ) -> io::Result<usize> {
+        if from >= self.len {
+            return Ok(0);
+        }
+        for i in from..self.len {
+            let name = self.names[i].as_mut_ptr().cast();
+            let iov = self.iovs[i].as_mut_ptr();
+            // SAFETY: entries below `len` were written by `fill`.
+            let m = unsafe { self.msgs[i].assume_init_mut() };
+            m.msg_hdr.msg_name = name;
+            m.msg_hdr.msg_iov = iov;
+        }
+        // SAFETY: msgs[from..len] were written by `fill` and point (as set just
+        // above) into `self.names` and `self.iovs`, which point at the packets'
+        // bytes, borrowed for `'a` and so alive for the call.
+        let sent = unsafe {
+            libc::sendmmsg(
+                fd,
+                self.msgs[from..self.len]
+                    .as_mut_ptr()
+                    .cast::<libc::mmsghdr>(),
+                (self.len - from) as libc::c_uint,
+                flags,
+            )
+        };
+        if sent < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(sent as usize)
+    }
+}
+
 /// Send datagrams with as few `sendmmsg` calls as possible (blocking when the socket
 /// buffer is full: back-pressure, not loss). Returns the packets that failed. The
 /// headers live on the stack and only the entries used are written: nothing is
@@ -289,53 +379,28 @@ pub fn send_batch<'a>(
     packets: impl Iterator<Item = (SocketAddr, &'a [u8])>,
 ) -> Vec<(usize, io::Error)> {
     let mut failed = Vec::new();
-    let mut packets = packets.peekable();
+    let mut packets = packets;
     let mut base = 0;
-    let mut names = [const { MaybeUninit::<libc::sockaddr_storage>::uninit() }; MAX_BATCH];
-    let mut iovs = [const { MaybeUninit::<libc::iovec>::uninit() }; MAX_BATCH];
-    let mut msgs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; MAX_BATCH];
-    while packets.peek().is_some() {
-        let mut n = 0;
-        for (to, data) in packets.by_ref().take(MAX_BATCH) {
-            let namelen = write_sockaddr(to, &mut names[n]);
-            let iov = iovs[n].write(libc::iovec {
-                iov_base: data.as_ptr() as *mut libc::c_void,
-                iov_len: data.len(),
-            });
-            // SAFETY: mmsghdr is a plain C struct; all-zero is valid (no control data).
-            let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-            m.msg_hdr.msg_name = names[n].as_mut_ptr().cast();
-            m.msg_hdr.msg_namelen = namelen;
-            m.msg_hdr.msg_iov = iov;
-            m.msg_hdr.msg_iovlen = 1;
-            msgs[n].write(m);
-            n += 1;
+    let mut chunk = SendChunk::new();
+    loop {
+        let n = chunk.fill(&mut packets);
+        if n == 0 {
+            break;
         }
         let mut done = 0;
         while done < n {
-            // SAFETY: msgs[done..n] were written above and point into `names`,
-            // `iovs` and the packets' bytes, all alive for the call.
-            let sent = unsafe {
-                libc::sendmmsg(
-                    socket.as_raw_fd(),
-                    msgs[done..n].as_mut_ptr().cast::<libc::mmsghdr>(),
-                    (n - done) as libc::c_uint,
-                    0,
-                )
-            };
-            if sent < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
+            match chunk.send_from(socket.as_raw_fd(), done, 0) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // The first unsent packet failed: record it and go on with the rest.
-                failed.push((base + done, e));
-                done += 1;
-            } else if sent == 0 {
-                failed.push((base + done, io::Error::other("sendmmsg sent nothing")));
-                done += 1;
-            } else {
-                done += sent as usize;
+                Err(e) => {
+                    failed.push((base + done, e));
+                    done += 1;
+                }
+                Ok(0) => {
+                    failed.push((base + done, io::Error::other("sendmmsg sent nothing")));
+                    done += 1;
+                }
+                Ok(sent) => done += sent,
             }
         }
         base += n;
