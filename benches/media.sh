@@ -36,7 +36,7 @@ else
   WINDOW=${WINDOW:-60}; SIPP_RATE=${SIPP_RATE:-200}; SW_RATE=${SW_RATE:-500}
   SETTLE=${SETTLE:-3}; MARGIN=${MARGIN:-3}
 fi
-SIPP_STREAMS=${SIPP_STREAMS:-"1000 2000 4000"}
+SIPP_STREAMS=${SIPP_STREAMS-"1000 2000 4000"}  # may be set empty to skip SIPp
 C_STREAMS=${C_STREAMS:-5000}
 SW_STREAMS=${SW_STREAMS:-5000}
 # Out of the way of sipwright's RTP ports (SW_RTP_PORTS) and of each other.
