@@ -57,8 +57,10 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 WORK=$(mktemp -d)
 # Every background process is started with setsid, so it leads its own process
-# group and the trap can end it and its children (sipp's threads under
-# /usr/bin/time and timeout) by that id, and nothing else.
+# group and the trap can end it and its children by that id, and nothing else.
+# `timeout` goes first in a chain: it makes a group of its own, so anything
+# before it would leave the rest out of ours; /usr/bin/time ignores the SIGINT
+# that timeout (or finish) sends, so its figures are still written.
 PGIDS=()
 cleanup() {
   local p
@@ -68,7 +70,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP
 # spawn OUTFILE CMD... → $spawned: a process-group leader running CMD (stdout to OUTFILE)
 spawn() {
   local out=$1; shift
@@ -169,8 +171,8 @@ run_sipp() { # N
   sipp_uas "$n" "$bound"
   receiver "$(( ramp + SETTLE ))" "$WINDOW" "$bound"
   # cwd = $WORK: rtp_stream opens silence.ulaw relative to it.
-  spawn "$WORK/uac.out" /usr/bin/time -f "%e %U %S %M" -o "$WORK/uac.time" \
-    timeout -s INT "$bound" sh -c 'cd "$1" && shift && exec "$@"' _ "$WORK" \
+  spawn "$WORK/uac.out" timeout -s INT "$bound" /usr/bin/time -f "%e %U %S %M" -o "$WORK/uac.time" \
+    sh -c 'cd "$1" && shift && exec "$@"' _ "$WORK" \
     sipp -sf "$PWD/benches/media/uac-rtp-stream.xml" 127.0.0.1:"$PORT_UAS" -i 127.0.0.1 \
     -p "$PORT_UAC" -mi 127.0.0.1 -mp "$SIPP_MEDIA_PORT" -buff_size 4194304 -nostdin \
     -r "$SIPP_RATE" -m "$n" -d "$(( hold * 1000 ))" -timeout "$bound"s \
@@ -206,8 +208,8 @@ run_sw() { # NAME N [extra args...]
   plan "$n" "$SW_RATE"
   sipp_uas "$n" "$bound"
   receiver "$(( ramp + SETTLE ))" "$WINDOW" "$bound"
-  spawn "$WORK/sw.out" /usr/bin/time -f "%e %U %S %M" -o "$WORK/sw.time" \
-    timeout -s INT "$bound" "$SW" run uac-media --target 127.0.0.1:"$PORT_UAS" --rate "$SW_RATE" \
+  spawn "$WORK/sw.out" timeout -s INT "$bound" /usr/bin/time -f "%e %U %S %M" -o "$WORK/sw.time" \
+    "$SW" run uac-media --target 127.0.0.1:"$PORT_UAS" --rate "$SW_RATE" \
     --concurrency "$n" --calls "$n" --call-duration "${hold}s" --rtp-ports "$SW_RTP_PORTS" \
     --quiet --report "$WORK/sw.json" "$@"
   local uac=$spawned
@@ -229,8 +231,8 @@ run_sw_signalling() { # N → $sig_rss
   local n=$1
   plan "$n" "$SW_RATE"
   sipp_uas "$n" "$bound"
-  /usr/bin/time -f "%e %U %S %M" -o "$WORK/sig.time" \
-    timeout -s INT "$bound" "$SW" run uac --target 127.0.0.1:"$PORT_UAS" --rate "$SW_RATE" \
+  timeout -s INT "$bound" /usr/bin/time -f "%e %U %S %M" -o "$WORK/sig.time" \
+    "$SW" run uac --target 127.0.0.1:"$PORT_UAS" --rate "$SW_RATE" \
     --concurrency "$n" --calls "$n" --call-duration "$(( ramp + 3 ))s" --quiet \
     >/dev/null 2>&1 </dev/null || true
   finish "$uas_pid" 5
