@@ -5,3 +5,4 @@ pub mod limits;
 pub mod media_socket;
 pub mod poller;
 pub mod ports;
+pub mod uring;
