@@ -41,6 +41,20 @@ const SLOT_START_BYTES: usize = 512;
 /// Submission queue size at most; a larger batch is submitted in chunks.
 const RING_ENTRIES_MAX: usize = 4096;
 
+/// How the ring is set up and which operation sends; [`UringSender::new`] takes the
+/// defaults. Variants exist so the bench can compare them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UringOptions {
+    /// IORING_OP_SENDMSG (a msghdr per packet, which the kernel copies and checks)
+    /// instead of IORING_OP_SEND with a destination address (Linux 6.0+; older
+    /// kernels fall back to SENDMSG on their own).
+    pub sendmsg: bool,
+    /// IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN (6.1+): less locking, but the
+    /// ring may then only be submitted to from the thread that created it (submits
+    /// from another fail with EEXIST), so create the sender on the driver's thread.
+    pub single_issuer: bool,
+}
+
 pub struct UringSender {
     // Declared first so it is dropped (closing the ring) before the slots it read
     // from. Nothing is in flight between calls anyway: `submit` waits for all.
@@ -51,6 +65,7 @@ pub struct UringSender {
     /// A failed `io_uring_enter` may leave entries in the ring whose completions we
     /// never saw; the sender is not used again after that.
     broken: bool,
+    sendmsg: bool,
 }
 
 impl UringSender {
@@ -58,17 +73,24 @@ impl UringSender {
     /// available (old kernel, seccomp, `kernel.io_uring_disabled`) or lacks SENDMSG:
     /// the caller falls back to one `sendto` per packet.
     pub fn new(capacity: usize) -> io::Result<UringSender> {
+        UringSender::with_options(capacity, UringOptions::default())
+    }
+
+    pub fn with_options(capacity: usize, options: UringOptions) -> io::Result<UringSender> {
         let capacity = capacity.max(1);
         let entries = capacity.min(RING_ENTRIES_MAX) as u32;
         // SUBMIT_ALL: an entry failing at submission (a closed fd) must not stop the
         // ones after it. COOP_TASKRUN: no interrupting IPIs, we are the only user.
         // Both are 5.18/5.19 features: without them, plain setup (still correct, see
         // `submit`'s loop).
-        let ring = IoUring::builder()
-            .setup_submit_all()
-            .setup_coop_taskrun()
-            .build(entries)
-            .or_else(|_| IoUring::new(entries))?;
+        let mut builder = IoUring::builder();
+        builder.setup_submit_all();
+        if options.single_issuer {
+            builder.setup_single_issuer().setup_defer_taskrun();
+        } else {
+            builder.setup_coop_taskrun();
+        }
+        let ring = builder.build(entries).or_else(|_| IoUring::new(entries))?;
         let mut probe = Probe::new();
         ring.submitter().register_probe(&mut probe)?;
         if !probe.is_supported(opcode::SendMsg::CODE) {
@@ -77,6 +99,9 @@ impl UringSender {
                 "io_uring without IORING_OP_SENDMSG",
             ));
         }
+        // SEND takes a destination address since 6.0, the release that added
+        // SEND_ZC: the probe cannot see the former, so it asks about the latter.
+        let sendmsg = options.sendmsg || !probe.is_supported(opcode::SendZc::CODE);
         let slots = (0..capacity)
             .map(|_| Slot {
                 fd: -1,
@@ -98,6 +123,7 @@ impl UringSender {
             queued: 0,
             results: Vec::with_capacity(capacity),
             broken: false,
+            sendmsg,
         })
     }
 
@@ -173,12 +199,22 @@ impl UringSender {
                 slot.msg.msg_iovlen = 1;
                 // MSG_DONTWAIT makes a full socket buffer complete with EAGAIN
                 // instead of parking the send until the socket is writable.
-                let entry = opcode::SendMsg::new(types::Fd(slot.fd), &slot.msg)
-                    .flags(libc::MSG_DONTWAIT as u32)
-                    .build()
-                    .user_data((base + i) as u64);
-                // SAFETY: the entry points at `slot.msg`, which points at the slot's
-                // address, iovec and buffer; the slots are neither moved, freed nor
+                let entry = if self.sendmsg {
+                    opcode::SendMsg::new(types::Fd(slot.fd), &slot.msg)
+                        .flags(libc::MSG_DONTWAIT as u32)
+                        .build()
+                } else {
+                    // Lengths beyond u32 fail in the kernel anyway (EMSGSIZE).
+                    let len = u32::try_from(slot.buf.len()).unwrap_or(u32::MAX);
+                    opcode::Send::new(types::Fd(slot.fd), slot.buf.as_ptr(), len)
+                        .dest_addr(slot.msg.msg_name.cast_const().cast())
+                        .dest_addr_len(slot.msg.msg_namelen)
+                        .flags(libc::MSG_DONTWAIT)
+                        .build()
+                }
+                .user_data((base + i) as u64);
+                // SAFETY: the entry points at `slot.msg` (or directly at the buffer
+                // and address), which points at the slot's address, iovec and buffer; the slots are neither moved, freed nor
                 // changed until every completion of this chunk has been reaped below.
                 if unsafe { sq.push(&entry) }.is_err() {
                     // Cannot happen: n ≤ the queue size and the queue is drained
@@ -228,7 +264,11 @@ mod tests {
     use std::time::Duration;
 
     fn sender(capacity: usize) -> Option<UringSender> {
-        match UringSender::new(capacity) {
+        sender_with(capacity, UringOptions::default())
+    }
+
+    fn sender_with(capacity: usize, options: UringOptions) -> Option<UringSender> {
+        match UringSender::with_options(capacity, options) {
             Ok(s) => Some(s),
             Err(e) => {
                 eprintln!("skipping: io_uring unavailable here ({e})");
@@ -241,7 +281,20 @@ mod tests {
     /// closed descriptor fails its own packet only.
     #[test]
     fn sends_from_many_sockets_at_once() {
-        let Some(mut uring) = sender(8) else { return };
+        for sendmsg in [false, true] {
+            for single_issuer in [false, true] {
+                let options = UringOptions {
+                    sendmsg,
+                    single_issuer,
+                };
+                if let Some(uring) = sender_with(8, options) {
+                    many_sockets_at_once(uring);
+                }
+            }
+        }
+    }
+
+    fn many_sockets_at_once(mut uring: UringSender) {
         let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
         rx.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         let to = rx.local_addr().unwrap();
