@@ -18,6 +18,12 @@
 //! Methods are interleaved per repetition and medians reported, as the machine is
 //! shared.
 //!
+//! On the 2-vCPU development VM (kernel 6.18, 2,000 streams, medians of 3 runs of
+//! 7 repetitions): (a) 1.44 µs CPU per packet, (b) 1.60 (1.10x: io_uring's
+//! per-entry work outweighs the syscalls it saves), (c) 1.22 (0.85x). The syscall
+//! itself is a small part of a UDP send; most is the IP/UDP path (and, on
+//! loopback, delivery into the sink).
+//!
 //! Usage: cargo bench --bench media_send -- [SOCKETS [ROUNDS [REPS]]]
 //! or MEDIA_SEND_SOCKETS / MEDIA_SEND_ROUNDS / MEDIA_SEND_REPS (defaults 2000, 100, 7).
 
