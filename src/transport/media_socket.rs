@@ -304,7 +304,10 @@ impl TimestampedBatch {
     fn timestamp_of(&self, i: usize) -> Option<Duration> {
         let hdr = &self.msgs[i].msg_hdr;
         let capacity = self.control_words * 8;
-        if hdr.msg_control.is_null() || (hdr.msg_controllen as usize) > capacity {
+        // msg_controllen is a u32 on some libcs (musl), usize on glibc.
+        #[allow(clippy::unnecessary_cast)]
+        let written = hdr.msg_controllen as usize;
+        if hdr.msg_control.is_null() || written > capacity {
             return None;
         }
         let want = std::mem::size_of::<libc::timespec>();

@@ -5,3 +5,4 @@ pub mod media_socket;
 pub mod poller;
 pub mod ports;
 pub mod udp;
+pub mod uring;

@@ -106,7 +106,7 @@ impl PortPool {
     /// handed out (and not yet released) is ignored.
     pub fn release(&mut self, rtp_port: u16) {
         let port = u32::from(rtp_port);
-        if port < self.first || (port - self.first) % 2 != 0 {
+        if port < self.first || !(port - self.first).is_multiple_of(2) {
             return;
         }
         let index = ((port - self.first) / 2) as usize;
