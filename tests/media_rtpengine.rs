@@ -281,7 +281,6 @@ fn our_calls_are_anchored_in_rtpengine() {
 /// The real goal: RTP and DTMF through rtpengine. 5 calls of 3 s, `uac-media`
 /// sending 4 RFC 4733 digits per call to `uas-media`; nothing lost on the way.
 #[test]
-#[ignore = "needs media (issue 9) — enabled when uac-media lands"]
 fn media_through_rtpengine() {
     let uas_port = free_udp_port();
     let Some(relay) = MediaRelay::start("media", uas_port) else {

@@ -200,10 +200,8 @@ impl MediaEngine {
                 (true, None) => return,
                 (false, _) => &e.rtp,
             };
-            let n = match self.batch.recv(sock) {
-                Ok(n) => n,
-                Err(_) => 0,
-            };
+            // An error (ICMP from an earlier send) ends this read; the stream goes on.
+            let n = self.batch.recv(sock).unwrap_or_default();
             if n == 0 {
                 break;
             }

@@ -126,6 +126,39 @@ fn side_section(t: &mut String, c: &Counters, ind: &str) {
     }
 }
 
+/// `rtp: 40 streams, 9,800 sent, 9,790 received, 0 lost, jitter mean 0.12 ms (max 0.90), dtmf 80 sent, 80 received`;
+/// None for a run without media.
+pub fn media_line(c: &Counters) -> Option<String> {
+    let m = &c.media;
+    if m.streams == 0 && m.dtmf_digits_sent == 0 && m.dtmf_digits_received == 0 {
+        return None;
+    }
+    let j = c.latency.summary(super::latency::Metric::RtpJitter);
+    let mut line = format!(
+        "rtp: {} streams, {} sent, {} received, {} lost, {} duplicates, {} out of order, jitter mean {:.2} ms (max {:.2}), max gap {:.1} ms",
+        m.streams,
+        m.packets_sent,
+        m.packets_received,
+        m.lost,
+        m.duplicates,
+        m.out_of_order,
+        j.mean,
+        m.max_jitter_us as f64 / 1000.0,
+        m.max_gap_us as f64 / 1000.0,
+    );
+    if m.send_dropped > 0 {
+        line.push_str(&format!(
+            ", {} not sent (socket buffer full)",
+            m.send_dropped
+        ));
+    }
+    line.push_str(&format!(
+        "; dtmf: {} sent, {} received, {} mismatched",
+        m.dtmf_digits_sent, m.dtmf_digits_received, m.dtmf_mismatches
+    ));
+    Some(line)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,37 +255,4 @@ mod tests {
             assert!(!r.contains(absent), "{absent} in\n{r}");
         }
     }
-}
-
-/// `rtp: 40 streams, 9,800 sent, 9,790 received, 0 lost, jitter mean 0.12 ms (max 0.90), dtmf 80 sent, 80 received`;
-/// None for a run without media.
-pub fn media_line(c: &Counters) -> Option<String> {
-    let m = &c.media;
-    if m.streams == 0 && m.dtmf_digits_sent == 0 && m.dtmf_digits_received == 0 {
-        return None;
-    }
-    let j = c.latency.summary(super::latency::Metric::RtpJitter);
-    let mut line = format!(
-        "rtp: {} streams, {} sent, {} received, {} lost, {} duplicates, {} out of order, jitter mean {:.2} ms (max {:.2}), max gap {:.1} ms",
-        m.streams,
-        m.packets_sent,
-        m.packets_received,
-        m.lost,
-        m.duplicates,
-        m.out_of_order,
-        j.mean,
-        m.max_jitter_us as f64 / 1000.0,
-        m.max_gap_us as f64 / 1000.0,
-    );
-    if m.send_dropped > 0 {
-        line.push_str(&format!(
-            ", {} not sent (socket buffer full)",
-            m.send_dropped
-        ));
-    }
-    line.push_str(&format!(
-        "; dtmf: {} sent, {} received, {} mismatched",
-        m.dtmf_digits_sent, m.dtmf_digits_received, m.dtmf_mismatches
-    ));
-    Some(line)
 }

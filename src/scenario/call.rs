@@ -552,6 +552,7 @@ impl Call {
     }
 
     /// A message for this call (the driver routed it here by Call-ID).
+    #[allow(clippy::too_many_arguments)]
     pub fn on_message(
         &mut self,
         env: &CallEnv,
@@ -699,6 +700,7 @@ impl Call {
         self.set_dialog(dialog);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_request(
         &mut self,
         env: &CallEnv,
@@ -1176,6 +1178,7 @@ impl Call {
         eval_test(&cond.test, text.as_deref())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn send(
         &mut self,
         env: &CallEnv,
@@ -1265,6 +1268,7 @@ impl Call {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn send_template(
         &mut self,
         env: &CallEnv,

@@ -103,10 +103,10 @@ impl Compiler<'_> {
                 }
             };
         }
-        if let Some(r) = &d.record {
-            if let Some(path) = self.whole_value(r, "media.record") {
-                cfg.record = Some(PathBuf::from(path));
-            }
+        if let Some(r) = &d.record
+            && let Some(path) = self.whole_value(r, "media.record")
+        {
+            cfg.record = Some(PathBuf::from(path));
         }
         cfg.echo = d.echo.as_ref().is_some_and(|e| e.value);
         cfg.rtcp_mux = d.rtcp_mux.as_ref().is_some_and(|e| e.value);

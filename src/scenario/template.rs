@@ -340,7 +340,7 @@ impl Template {
 
     /// True when rendering writes this built-in.
     pub fn uses_builtin(&self, b: Builtin) -> bool {
-        self.segs.iter().any(|s| *s == Seg::Builtin(b))
+        self.segs.contains(&Seg::Builtin(b))
     }
 
     /// True for `raw: true` templates (sent byte-exact, no Content-Length handling).
