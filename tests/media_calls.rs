@@ -527,3 +527,36 @@ fn no_common_codec_is_a_counted_media_failure() {
     assert_eq!(j["failure_status_codes"]["488"], 1, "{j}");
     assert_eq!(j["peer"]["failures"]["media"], 1, "{j}");
 }
+
+/// `--rtp-shared`: one socket pair per worker on both sides; streams found by the
+/// SSRC their SDP announced. The same calls succeed with the same figures.
+#[test]
+fn shared_media_sockets_carry_every_call() {
+    let r = scratch("media-shared.json");
+    let o = sipwright(&[
+        "run",
+        "uac-media",
+        "--loopback",
+        "--calls",
+        "6",
+        "--rate",
+        "3",
+        "--call-duration",
+        "2s",
+        "--rtp-shared",
+        "--rtp-ports",
+        &ports(31_100, 20),
+        "--report",
+        r.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let j = report(&r);
+    let peer = &j["peer"];
+    for side in [&j, peer] {
+        assert_eq!(side["calls"]["succeeded"], 6, "{side}");
+        assert_eq!(side["rtp"]["streams"], 6, "{side}");
+        assert_eq!(side["rtp"]["lost"], 0, "{side}");
+        assert_eq!(side["rtp"]["invalid"], 0, "{side}");
+    }
+    assert_eq!(peer["dtmf"]["digits_received"], 24);
+}

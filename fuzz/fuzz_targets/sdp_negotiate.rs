@@ -33,6 +33,7 @@ fn local() -> LocalMedia {
         telephone_event: Some(101),
         ptime: Duration::from_millis(20),
         direction: Direction::SendRecv,
+        ssrc: Some(1),
         session_id: 1,
         session_version: 1,
     }

@@ -185,6 +185,12 @@ pub struct RunArgs {
     /// port and the odd one above for RTCP; a port is reused only after its call ended.
     #[arg(long, value_name = "LOW-HIGH", default_value = "10000-49999", value_parser = port_range_arg)]
     pub rtp_ports: (u16, u16),
+    /// One RTP/RTCP socket pair per worker for all its calls (every SDP advertises
+    /// it; streams are told apart by the peer's address) instead of a pair per call:
+    /// batched sends, fewer descriptors. For peers that send from the address they
+    /// advertise; SBCs that expect a port per call need the default.
+    #[arg(long)]
+    pub rtp_shared: bool,
 }
 
 #[derive(Debug, Args)]

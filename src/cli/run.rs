@@ -201,7 +201,7 @@ fn check_media_limits(a: &RunArgs, ports: &Arc<Mutex<PortPool>>) -> anyhow::Resu
     let pairs = ports.lock().map(|p| p.capacity()).unwrap_or(0);
     // Two sockets per call (RTP, RTCP); a loopback run holds both sides' calls.
     let sides = if a.loopback { 2 } else { 1 };
-    if let Some(c) = a.concurrency {
+    if let Some(c) = a.concurrency.filter(|_| !a.rtp_shared) {
         let need = (c as u64) * 2 * sides + 64;
         if need > soft {
             return Err(UsageError(format!(
@@ -307,6 +307,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
             // The first side built is the main side: it writes the traces.
             traces: main_traces.take().unwrap_or_default(),
             rtp_ports: rtp_ports.clone(),
+            rtp_shared: a.rtp_shared,
         };
 
     let (main, peer) = if a.loopback {

@@ -390,6 +390,7 @@ impl Driver {
         engine.reschedule();
         engine.fire(now);
         engine.read_ready();
+        engine.read_shared();
         engine.reschedule();
         let events = std::mem::take(&mut engine.events);
         for &(idx, generation) in &events {

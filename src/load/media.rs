@@ -6,8 +6,10 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::collections::HashMap;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,7 +20,9 @@ use crate::media::rtp;
 use crate::media::session::{MediaError, MediaSession};
 use crate::media::stream::{Channel, MediaStream, ntp_from_unix};
 use crate::report::MediaCounters;
-use crate::transport::media_socket::{MediaSocket, TimestampedBatch, realtime_now};
+use crate::transport::media_socket::{
+    MediaSocket, TimestampedBatch, realtime_now, send_batch_nowait,
+};
 use crate::transport::poller::Poller;
 use crate::transport::ports::PortPool;
 
@@ -34,10 +38,62 @@ struct Entry {
     /// The call's driver slot and generation.
     owner: (usize, u32),
     session: MediaSession,
-    rtp: MediaSocket,
-    rtcp: Option<MediaSocket>,
+    /// The call's own RTP (and RTCP) socket; None with `--rtp-shared`.
+    own: Option<(MediaSocket, Option<MediaSocket>)>,
+    /// With `--rtp-shared`: the peer addresses and SSRC this stream is found by.
+    mapped: Option<(SocketAddr, SocketAddr)>,
+    mapped_ssrc: Option<u32>,
     /// Earliest heap entry for this stream (others are stale).
     scheduled: Option<Instant>,
+}
+
+/// `--rtp-shared`: one RTP and one RTCP socket for all of a driver's calls (every
+/// SDP advertises them), streams told apart by the peer's source address. Sends
+/// are queued and leave with one `sendmmsg` per 64; the sockets are read every
+/// driver pass instead of through the poller: a socket in an epoll set pays a
+/// wake-up callback for every datagram it sends, which at 250,000 packets/s costs
+/// more than reading two sockets a thousand times a second.
+struct Shared {
+    rtp: MediaSocket,
+    rtcp: MediaSocket,
+    by_source: HashMap<SocketAddr, u32>,
+    /// Peers that announced their SSRC (`a=ssrc`): what tells streams apart when
+    /// many come from one address (another shared socket, a media relay).
+    by_ssrc: HashMap<u32, u32>,
+    queue_rtp: Queue,
+    queue_rtcp: Queue,
+}
+
+/// Datagrams waiting for `sendmmsg`, in one reused buffer.
+#[derive(Default)]
+struct Queue {
+    buf: Vec<u8>,
+    packets: Vec<(SocketAddr, Range<usize>)>,
+}
+
+impl Queue {
+    fn push(&mut self, to: SocketAddr, data: &[u8]) {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(data);
+        self.packets.push((to, start..self.buf.len()));
+    }
+
+    /// Send everything; returns (sent, dropped).
+    fn flush(&mut self, socket: &MediaSocket) -> (usize, usize) {
+        if self.packets.is_empty() {
+            return (0, 0);
+        }
+        let buf = &self.buf;
+        let r = send_batch_nowait(
+            socket,
+            self.packets
+                .iter()
+                .map(|(to, range)| (*to, &buf[range.clone()])),
+        );
+        self.buf.clear();
+        self.packets.clear();
+        r
+    }
 }
 
 pub struct MediaEngine {
@@ -68,15 +124,35 @@ pub struct MediaEngine {
     /// Call currently handed this engine as its `MediaControl`.
     owner: (usize, u32),
     active: usize,
+    shared: Option<Shared>,
 }
 
 impl MediaEngine {
+    /// `shared`: one socket pair for all calls (`--rtp-shared`), bound here.
     pub fn new(
         config: Arc<MediaConfig>,
         ip: IpAddr,
         ports: Arc<Mutex<PortPool>>,
         seed: u64,
+        shared: bool,
     ) -> io::Result<MediaEngine> {
+        let shared = if shared {
+            let mut pool = ports
+                .lock()
+                .map_err(|_| io::Error::other("port pool poisoned"))?;
+            let (rtp, rtcp) = pool.bind_pair(ip, true)?;
+            let rtcp = rtcp.ok_or_else(|| io::Error::other("no RTCP socket"))?;
+            Some(Shared {
+                rtp,
+                rtcp,
+                by_source: HashMap::new(),
+                by_ssrc: HashMap::new(),
+                queue_rtp: Queue::default(),
+                queue_rtcp: Queue::default(),
+            })
+        } else {
+            None
+        };
         let unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
@@ -100,6 +176,7 @@ impl MediaEngine {
             seed,
             owner: (usize::MAX, 0),
             active: 0,
+            shared,
         })
     }
 
@@ -137,6 +214,9 @@ impl MediaEngine {
         else {
             return;
         };
+        if let Some(shared) = self.shared.as_mut() {
+            map_peer(shared, e, index);
+        }
         if let Some(d) = e.session.stream.deadline()
             && e.scheduled.is_none_or(|s| d < s)
         {
@@ -163,9 +243,91 @@ impl MediaEngine {
                 continue;
             }
             e.scheduled = None;
-            flush_stream(e, now, &mut self.buf, &mut self.counters);
+            flush_stream(
+                e,
+                now,
+                &mut self.buf,
+                &mut self.counters,
+                self.shared.as_mut(),
+            );
             self.schedule(index);
         }
+        self.flush_shared();
+    }
+
+    /// With `--rtp-shared`: send what the streams queued.
+    fn flush_shared(&mut self) {
+        let Some(sh) = self.shared.as_mut() else {
+            return;
+        };
+        let (_, dropped_rtp) = sh.queue_rtp.flush(&sh.rtp);
+        let (_, dropped_rtcp) = sh.queue_rtcp.flush(&sh.rtcp);
+        self.counters.send_dropped += (dropped_rtp + dropped_rtcp) as u64;
+    }
+
+    /// With `--rtp-shared`: read both shared sockets dry and hand each datagram to
+    /// the stream whose peer sent it.
+    pub fn read_shared(&mut self) {
+        for rtcp_socket in [false, true] {
+            loop {
+                let Some(sh) = self.shared.as_ref() else {
+                    return;
+                };
+                let sock = if rtcp_socket { &sh.rtcp } else { &sh.rtp };
+                let n = self.batch.recv(sock).unwrap_or_default();
+                if n == 0 {
+                    break;
+                }
+                let now = Instant::now();
+                let now_rt = realtime_now();
+                for i in 0..n {
+                    let (data, from, ts) = self.batch.get(i);
+                    let arrival = arrival_of(ts, now, now_rt);
+                    // The sender's SSRC: bytes 8–11 of RTP, 4–7 of RTCP.
+                    let at = if rtcp_socket || rtp::is_rtcp(data) {
+                        4
+                    } else {
+                        8
+                    };
+                    let ssrc = data
+                        .get(at..at + 4)
+                        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                    let index = self.shared.as_ref().and_then(|sh| {
+                        ssrc.and_then(|x| sh.by_ssrc.get(&x))
+                            .or_else(|| sh.by_source.get(&from))
+                            .copied()
+                    });
+                    let Some(index) = index else {
+                        // Nobody we talk to: count it, as a per-call port would
+                        // have refused it.
+                        self.counters.invalid += 1;
+                        continue;
+                    };
+                    let (data, _, _) = self.batch.get(i);
+                    if let Some(e) = self
+                        .entries
+                        .get_mut(index as usize)
+                        .and_then(|e| e.as_mut())
+                        && deliver(
+                            e,
+                            data,
+                            arrival,
+                            rtcp_socket,
+                            &mut self.buf,
+                            &mut self.counters,
+                            self.shared.as_mut(),
+                        )
+                    {
+                        self.events.push(e.owner);
+                    }
+                    self.touched.push(index);
+                }
+                if n < RECV_SLOTS {
+                    break;
+                }
+            }
+        }
+        self.flush_shared();
     }
 
     /// Read every media socket the last wait found readable.
@@ -195,10 +357,11 @@ impl MediaEngine {
         };
         let mut digit = false;
         loop {
-            let sock = match (rtcp_socket, &e.rtcp) {
+            let Some((rtp, rtcp)) = &e.own else { return };
+            let sock = match (rtcp_socket, rtcp) {
                 (true, Some(s)) => s,
                 (true, None) => return,
-                (false, _) => &e.rtp,
+                (false, _) => rtp,
             };
             // An error (ICMP from an earlier send) ends this read; the stream goes on.
             let n = self.batch.recv(sock).unwrap_or_default();
@@ -211,31 +374,16 @@ impl MediaEngine {
             let now_rt = realtime_now();
             for i in 0..n {
                 let (data, _from, ts) = self.batch.get(i);
-                let arrival = match ts {
-                    Some(ts) => now.checked_sub(now_rt.saturating_sub(ts)).unwrap_or(now),
-                    None => now,
-                };
-                if rtcp_socket {
-                    self.counters.rtcp_received += 1;
-                    e.session.stream.on_rtcp(data, arrival);
-                    continue;
-                }
-                if rtp::is_rtcp(data) {
-                    self.counters.rtcp_received += 1;
-                } else {
-                    self.counters.packets_received += 1;
-                }
-                let got = e.session.stream.on_rtp(data, arrival, &mut self.buf);
-                if got.invalid {
-                    self.counters.invalid += 1;
-                }
-                if got.digit {
-                    self.counters.dtmf_digits_received += 1;
-                    digit = true;
-                }
-                if let Some(to) = got.echo {
-                    send(e, Channel::Rtp, to, &self.buf, &mut self.counters);
-                }
+                let arrival = arrival_of(ts, now, now_rt);
+                digit |= deliver(
+                    e,
+                    data,
+                    arrival,
+                    rtcp_socket,
+                    &mut self.buf,
+                    &mut self.counters,
+                    None,
+                );
             }
             if n < RECV_SLOTS {
                 break;
@@ -255,27 +403,114 @@ impl MediaEngine {
     }
 }
 
+/// `--rtp-shared`: note the addresses (and the SSRC, when its SDP said) a stream's
+/// peer sends from, so the shared sockets find the stream.
+fn map_peer(shared: &mut Shared, e: &mut Entry, index: u32) {
+    if let Some(setup) = e.session.stream.setup()
+        && e.mapped != Some((setup.remote_rtp, setup.remote_rtcp))
+    {
+        if let Some((rtp, rtcp)) = e.mapped.take() {
+            shared.by_source.remove(&rtp);
+            shared.by_source.remove(&rtcp);
+        }
+        shared.by_source.insert(setup.remote_rtp, index);
+        shared.by_source.insert(setup.remote_rtcp, index);
+        e.mapped = Some((setup.remote_rtp, setup.remote_rtcp));
+    }
+    if let Some(ssrc) = e.session.agreed().and_then(|a| a.remote_ssrc)
+        && e.mapped_ssrc != Some(ssrc)
+    {
+        if let Some(old) = e.mapped_ssrc.replace(ssrc) {
+            shared.by_ssrc.remove(&old);
+        }
+        shared.by_ssrc.insert(ssrc, index);
+    }
+}
+
+/// The arrival `Instant` of a datagram the kernel stamped `ts` (CLOCK_REALTIME),
+/// given a pair of clock reads taken together.
+fn arrival_of(ts: Option<Duration>, now: Instant, now_rt: Duration) -> Instant {
+    match ts {
+        Some(ts) => now.checked_sub(now_rt.saturating_sub(ts)).unwrap_or(now),
+        None => now,
+    }
+}
+
+/// One received datagram to its stream; an echo goes straight back. Returns true
+/// when a digit completed.
+fn deliver(
+    e: &mut Entry,
+    data: &[u8],
+    arrival: Instant,
+    rtcp_socket: bool,
+    buf: &mut Vec<u8>,
+    ctr: &mut MediaCounters,
+    shared: Option<&mut Shared>,
+) -> bool {
+    if rtcp_socket || rtp::is_rtcp(data) {
+        ctr.rtcp_received += 1;
+        e.session.stream.on_rtcp(data, arrival);
+        return false;
+    }
+    ctr.packets_received += 1;
+    let got = e.session.stream.on_rtp(data, arrival, buf);
+    if got.invalid {
+        ctr.invalid += 1;
+    }
+    if got.digit {
+        ctr.dtmf_digits_received += 1;
+    }
+    if let Some(to) = got.echo {
+        send(e, Channel::Rtp, to, buf, ctr, shared);
+    }
+    got.digit
+}
+
 /// Send everything the stream has due.
-fn flush_stream(e: &mut Entry, now: Instant, buf: &mut Vec<u8>, ctr: &mut MediaCounters) {
+fn flush_stream(
+    e: &mut Entry,
+    now: Instant,
+    buf: &mut Vec<u8>,
+    ctr: &mut MediaCounters,
+    mut shared: Option<&mut Shared>,
+) {
     while let Some(t) = e.session.stream.poll_transmit(now, buf) {
-        send(e, t.channel, t.to, buf, ctr);
+        send(e, t.channel, t.to, buf, ctr, shared.as_deref_mut());
     }
 }
 
 fn send(
     e: &mut Entry,
     channel: Channel,
-    to: std::net::SocketAddr,
+    to: SocketAddr,
     data: &[u8],
     ctr: &mut MediaCounters,
+    shared: Option<&mut Shared>,
 ) {
-    let sock = match (channel, &e.rtcp) {
-        (Channel::Rtcp, Some(s)) => s,
-        _ => &e.rtp,
+    let is_rtcp = channel == Channel::Rtcp || rtp::is_rtcp(data);
+    let sent = match (&e.own, shared) {
+        (Some((rtp, rtcp)), _) => {
+            let sock = match (channel, rtcp) {
+                (Channel::Rtcp, Some(s)) => s,
+                _ => rtp,
+            };
+            sock.send_to(data, to)
+        }
+        // Counted as sent now; what `sendmmsg` refuses is counted as dropped then.
+        (None, Some(sh)) => {
+            let q = if channel == Channel::Rtcp {
+                &mut sh.queue_rtcp
+            } else {
+                &mut sh.queue_rtp
+            };
+            q.push(to, data);
+            Ok(true)
+        }
+        (None, None) => Ok(false),
     };
-    match sock.send_to(data, to) {
+    match sent {
         Ok(true) => {
-            if channel == Channel::Rtcp || rtp::is_rtcp(data) {
+            if is_rtcp {
                 ctr.rtcp_sent += 1;
             } else {
                 ctr.packets_sent += 1;
@@ -293,19 +528,7 @@ fn send(
 
 impl MediaControl for MediaEngine {
     fn open(&mut self, call: u64, now: Instant) -> Result<MediaHandle, MediaError> {
-        let want_rtcp_socket = !self.config.rtcp_mux;
-        let (rtp_sock, rtcp_sock) = {
-            let mut pool = self
-                .ports
-                .lock()
-                .map_err(|_| MediaError::Ports("port pool poisoned".into()))?;
-            pool.bind_pair(self.ip, want_rtcp_socket)
-                .map_err(|e| MediaError::Ports(e.to_string()))?
-        };
-        let rtp_addr = rtp_sock
-            .local_addr()
-            .map_err(|e| MediaError::Ports(e.to_string()))?;
-        let rtcp_addr = rtcp_sock.as_ref().and_then(|s| s.local_addr().ok());
+        let ports_err = |e: io::Error| MediaError::Ports(e.to_string());
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -313,47 +536,54 @@ impl MediaControl for MediaEngine {
                 (self.entries.len() - 1) as u32
             }
         };
-        let token = 2 + u64::from(index) * 2;
-        let registered = self
-            .poller
-            .register(rtp_sock.as_raw_fd(), token)
-            .and_then(|_| match &rtcp_sock {
-                Some(s) => self.poller.register(s.as_raw_fd(), token + 1),
-                None => Ok(()),
-            });
-        if let Err(e) = registered {
-            self.release(index, rtp_addr.port());
-            return Err(MediaError::Ports(format!(
-                "registering a media socket: {e}"
-            )));
-        }
+        let (own, rtp_addr, rtcp_addr) = match &self.shared {
+            Some(sh) => {
+                let rtp = sh.rtp.local_addr().map_err(ports_err);
+                let rtcp = sh.rtcp.local_addr().map_err(ports_err);
+                match (rtp, rtcp) {
+                    (Ok(rtp), Ok(rtcp)) => (None, rtp, Some(rtcp)),
+                    (Err(e), _) | (_, Err(e)) => {
+                        self.free.push(index);
+                        return Err(e);
+                    }
+                }
+            }
+            None => match self.bind_own(index) {
+                Ok((rtp, rtcp)) => {
+                    let rtp_addr = rtp.local_addr().map_err(ports_err)?;
+                    let rtcp_addr = rtcp.as_ref().and_then(|s| s.local_addr().ok());
+                    (Some((rtp, rtcp)), rtp_addr, rtcp_addr)
+                }
+                Err(e) => {
+                    self.free.push(index);
+                    return Err(e);
+                }
+            },
+        };
         self.generation = self.generation.wrapping_add(1);
         let stream = MediaStream::new(
             self.seed ^ call.rotate_left(17) ^ u64::from(self.generation),
             self.config.echo,
             self.ntp_origin,
         );
-        let mut session =
-            MediaSession::new(&self.config, self.ip, rtp_addr, rtcp_addr, call, stream);
-        if let Some(dir) = self.config.record.clone()
-            && let Err(e) = session.record_to(&dir, call)
-        {
-            let _ = self.poller.deregister(rtp_sock.as_raw_fd());
-            if let Some(s) = &rtcp_sock {
-                let _ = self.poller.deregister(s.as_raw_fd());
-            }
-            self.release(index, rtp_addr.port());
-            return Err(MediaError::Other(format!("record: {}: {e}", dir.display())));
-        }
-        let _ = now;
-        self.entries[index as usize] = Some(Entry {
+        let session = MediaSession::new(&self.config, self.ip, rtp_addr, rtcp_addr, call, stream);
+        let mut entry = Entry {
             generation: self.generation,
             owner: self.owner,
             session,
-            rtp: rtp_sock,
-            rtcp: rtcp_sock,
+            own,
+            mapped: None,
+            mapped_ssrc: None,
             scheduled: None,
-        });
+        };
+        if let Some(dir) = self.config.record.clone()
+            && let Err(e) = entry.session.record_to(&dir, call)
+        {
+            self.forget(index, entry);
+            return Err(MediaError::Other(format!("record: {}: {e}", dir.display())));
+        }
+        let _ = now;
+        self.entries[index as usize] = Some(entry);
         self.active += 1;
         self.counters.streams += 1;
         Ok(MediaHandle {
@@ -383,7 +613,14 @@ impl MediaControl for MediaEngine {
             return;
         };
         e.session.stream.close();
-        flush_stream(&mut e, now, &mut self.buf, &mut self.counters);
+        flush_stream(
+            &mut e,
+            now,
+            &mut self.buf,
+            &mut self.counters,
+            self.shared.as_mut(),
+        );
+        self.flush_shared();
         let _ = e.session.stream.finish_recordings();
         let f = e.session.stream.figures();
         self.counters.lost += f.lost;
@@ -398,24 +635,73 @@ impl MediaControl for MediaEngine {
         if f.packets_received > 0 {
             self.jitter_samples.push(f.jitter);
         }
-        let _ = self.poller.deregister(e.rtp.as_raw_fd());
-        if let Some(s) = &e.rtcp {
-            let _ = self.poller.deregister(s.as_raw_fd());
-        }
-        let port = e.rtp.local_addr().map(|a| a.port()).unwrap_or(0);
-        drop(e);
-        self.release(h.index, port);
+        self.forget(h.index, e);
         self.active = self.active.saturating_sub(1);
     }
 }
 
 impl MediaEngine {
-    fn release(&mut self, index: u32, port: u16) {
+    /// A call's own RTP/RTCP pair, registered with the poller under `index`.
+    fn bind_own(&mut self, index: u32) -> Result<(MediaSocket, Option<MediaSocket>), MediaError> {
+        let (rtp, rtcp) = {
+            let mut pool = self
+                .ports
+                .lock()
+                .map_err(|_| MediaError::Ports("port pool poisoned".into()))?;
+            pool.bind_pair(self.ip, !self.config.rtcp_mux)
+                .map_err(|e| MediaError::Ports(e.to_string()))?
+        };
+        let token = 2 + u64::from(index) * 2;
+        let registered = self
+            .poller
+            .register(rtp.as_raw_fd(), token)
+            .and_then(|_| match &rtcp {
+                Some(s) => self.poller.register(s.as_raw_fd(), token + 1),
+                None => Ok(()),
+            });
+        if let Err(e) = registered {
+            let _ = self.poller.deregister(rtp.as_raw_fd());
+            self.release_port(&rtp);
+            return Err(MediaError::Ports(format!(
+                "registering a media socket: {e}"
+            )));
+        }
+        Ok((rtp, rtcp))
+    }
+
+    /// Drop an entry's sockets (its ports go back to the pool) or its shared-mode
+    /// addresses, and free its slot.
+    fn forget(&mut self, index: u32, e: Entry) {
+        if let Some((rtp, rtcp)) = &e.own {
+            let _ = self.poller.deregister(rtp.as_raw_fd());
+            if let Some(s) = rtcp {
+                let _ = self.poller.deregister(s.as_raw_fd());
+            }
+            self.release_port(rtp);
+        }
+        if let Some(sh) = self.shared.as_mut() {
+            if let Some((rtp, rtcp)) = e.mapped {
+                for a in [rtp, rtcp] {
+                    if sh.by_source.get(&a) == Some(&index) {
+                        sh.by_source.remove(&a);
+                    }
+                }
+            }
+            if let Some(x) = e.mapped_ssrc
+                && sh.by_ssrc.get(&x) == Some(&index)
+            {
+                sh.by_ssrc.remove(&x);
+            }
+        }
+        drop(e);
         self.free.push(index);
-        if port != 0
+    }
+
+    fn release_port(&self, rtp: &MediaSocket) {
+        if let Ok(a) = rtp.local_addr()
             && let Ok(mut pool) = self.ports.lock()
         {
-            pool.release(port);
+            pool.release(a.port());
         }
     }
 }

@@ -48,6 +48,8 @@ pub struct SideSpec {
     pub traces: Vec<TraceSpec>,
     /// RTP/RTCP ports for calls with media (shared by every side of the process).
     pub rtp_ports: Arc<Mutex<PortPool>>,
+    /// `--rtp-shared`: one media socket pair per driver instead of per call.
+    pub rtp_shared: bool,
 }
 
 pub struct TraceSpec {
@@ -166,6 +168,7 @@ pub fn spawn_side(
                 spec.local_ip,
                 spec.rtp_ports.clone(),
                 rand::random(),
+                spec.rtp_shared,
             )?;
             driver.set_media(engine)?;
         }

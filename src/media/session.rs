@@ -59,6 +59,7 @@ impl MediaSession {
             telephone_event: cfg.telephone_event,
             ptime: cfg.ptime,
             direction: cfg.direction,
+            ssrc: Some(stream.ssrc()),
             session_id,
             session_version: 1,
         };

@@ -68,6 +68,9 @@ pub struct LocalMedia {
     pub telephone_event: Option<u8>,
     pub ptime: Duration,
     pub direction: Direction,
+    /// Our RTP SSRC, announced as `a=ssrc:N cname:sipwright` (RFC 5576) so a peer
+    /// that receives many streams on one port can tell them apart.
+    pub ssrc: Option<u32>,
     /// o= session id and version.
     pub session_id: u64,
     pub session_version: u64,
@@ -90,6 +93,8 @@ pub struct RemoteMedia {
     /// As the peer wrote it (its point of view), except that `c=0.0.0.0` hold removes
     /// the peer's receiving.
     pub direction: Direction,
+    /// The first `a=ssrc` of the stream (RFC 5576), when given.
+    pub ssrc: Option<u32>,
 }
 
 /// What both sides agreed on, from our point of view.
@@ -106,6 +111,8 @@ pub struct Negotiated {
     pub rtcp_mux: bool,
     pub remote_rtp: SocketAddr,
     pub remote_rtcp: SocketAddr,
+    /// The peer's SSRC from its SDP, when it said.
+    pub remote_ssrc: Option<u32>,
 }
 
 /// RFC 3551 table 4: audio payload types with a fixed meaning, used when the peer lists
@@ -253,6 +260,7 @@ pub fn remote_media(sdp: &str) -> Result<RemoteMedia, NegotiateError> {
         telephone_event,
         ptime: media_ptime(sdp, index),
         direction,
+        ssrc: media_ssrc(sdp, index),
     })
 }
 
@@ -310,6 +318,7 @@ pub fn negotiate(
         rtcp_mux,
         remote_rtp: remote.rtp,
         remote_rtcp: if rtcp_mux { remote.rtp } else { remote.rtcp },
+        remote_ssrc: remote.ssrc,
     })
 }
 
@@ -318,6 +327,27 @@ fn audio_index(sdp: &Sdp) -> Option<usize> {
     sdp.media
         .iter()
         .position(|m: &Media| m.kind.eq_ignore_ascii_case("audio") && m.port != 0)
+}
+
+/// The first `a=ssrc:N ...` of the `index`-th media section.
+fn media_ssrc(text: &str, index: usize) -> Option<u32> {
+    let mut section: Option<usize> = None;
+    for raw in text.split('\n') {
+        let Some((kind, value)) = raw.trim().split_once('=') else {
+            continue;
+        };
+        match kind {
+            "m" => section = Some(section.map_or(0, |s| s + 1)),
+            "a" if section == Some(index) => {
+                if let Some(rest) = value.strip_prefix("ssrc:") {
+                    let id = rest.split_whitespace().next()?;
+                    return id.parse().ok();
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// `a=ptime` of the `index`-th media section, else a session-level one (not allowed
@@ -474,6 +504,9 @@ fn write_media_tail(
     if mux {
         line(out, format_args!("a=rtcp-mux"));
     }
+    if let Some(ssrc) = local.ssrc {
+        line(out, format_args!("a=ssrc:{ssrc} cname:sipwright"));
+    }
     line(out, format_args!("a={}", direction_name(direction)));
 }
 
@@ -514,9 +547,39 @@ mod tests {
             telephone_event: Some(101),
             ptime: Duration::from_millis(20),
             direction: Direction::SendRecv,
+            ssrc: None,
             session_id: 42,
             session_version: 7,
         }
+    }
+
+    #[test]
+    fn ssrc_is_announced_and_read_back() {
+        let mut out = Vec::new();
+        write_offer(
+            &LocalMedia {
+                ssrc: Some(0xdead_beef),
+                ..local()
+            },
+            &mut out,
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("a=ssrc:3735928559 cname:sipwright\r\n"),
+            "{text}"
+        );
+        let r = remote_media(&text).unwrap();
+        assert_eq!(r.ssrc, Some(0xdead_beef));
+        assert_eq!(
+            negotiate(&local(), &r, false).unwrap().remote_ssrc,
+            Some(0xdead_beef)
+        );
+        assert_eq!(
+            remote_media("v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 1 RTP/AVP 0\r\n")
+                .unwrap()
+                .ssrc,
+            None
+        );
     }
 
     fn text(f: impl FnOnce(&mut Vec<u8>)) -> String {
