@@ -1814,7 +1814,7 @@ mod tests {
         env_of(name, builtin::get(name).unwrap().text, overrides)
     }
 
-    fn env_of(name: &str, text: &str, overrides: &[(&str, &str)]) -> CallEnv {
+    pub(super) fn env_of(name: &str, text: &str, overrides: &[(&str, &str)]) -> CallEnv {
         let ov: Vec<(String, String)> = overrides
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -257,23 +257,8 @@ impl TimestampedBatch {
         // SAFETY: every header points into `self.addrs`, `self._iovs` (→ `self.bufs`)
         // and `self.control`, allocated in `new` and never resized, with the lengths
         // set above within those allocations.
-        let got = unsafe {
-            libc::recvmmsg(
-                socket.as_raw_fd(),
-                self.msgs.as_mut_ptr(),
-                self.msgs.len() as libc::c_uint,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
-        };
-        if got < 0 {
-            let e = io::Error::last_os_error();
-            return match e.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
-                _ => Err(e),
-            };
-        }
-        let got = (got as usize).min(self.msgs.len());
+        let got = unsafe { super::udp::recvmmsg_nowait(socket.as_raw_fd(), &mut self.msgs)? };
+        let got = got.min(self.msgs.len());
         for i in 0..got {
             self.lens[i] = (self.msgs[i].msg_len as usize).min(SLOT_BYTES);
             self.stamps[i] = self.timestamp_of(i);

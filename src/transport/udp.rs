@@ -196,26 +196,11 @@ impl RecvBatch {
         }
         // SAFETY: every header points into `self.addrs`, `self._iovs` and
         // `self.bufs`, allocated in `new` and never resized, so the pointers are valid.
-        let got = unsafe {
-            libc::recvmmsg(
-                socket.as_raw_fd(),
-                self.msgs.as_mut_ptr(),
-                self.msgs.len() as libc::c_uint,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
-        };
-        if got < 0 {
-            let e = io::Error::last_os_error();
-            return match e.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
-                _ => Err(e),
-            };
-        }
-        for (len, m) in self.lens.iter_mut().zip(&self.msgs).take(got as usize) {
+        let got = unsafe { recvmmsg_nowait(socket.as_raw_fd(), &mut self.msgs)? };
+        for (len, m) in self.lens.iter_mut().zip(&self.msgs).take(got) {
             *len = (m.msg_len as usize).min(DATAGRAM_MAX);
         }
-        Ok(got as usize)
+        Ok(got)
     }
 
     /// Datagram `i` of the last `recv` and its source.
@@ -224,6 +209,36 @@ impl RecvBatch {
             sockaddr_to_std(&self.addrs[i]).unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         (&self.bufs[i][..self.lens[i]], from)
     }
+}
+
+/// recvmmsg without blocking: how many datagrams arrived (0 when none was queued or
+/// a signal came first).
+///
+/// # Safety
+/// Every header in `msgs` must point at buffers (name, iovecs, control) that are
+/// valid for writes of the lengths the header gives.
+pub(crate) unsafe fn recvmmsg_nowait(
+    fd: libc::c_int,
+    msgs: &mut [libc::mmsghdr],
+) -> io::Result<usize> {
+    // SAFETY: the caller vouches for the headers; `msgs` is a live slice of them.
+    let got = unsafe {
+        libc::recvmmsg(
+            fd,
+            msgs.as_mut_ptr(),
+            msgs.len() as libc::c_uint,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    if got < 0 {
+        let e = io::Error::last_os_error();
+        return match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
+            _ => Err(e),
+        };
+    }
+    Ok(got as usize)
 }
 
 pub(crate) fn sockaddr_to_std(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {

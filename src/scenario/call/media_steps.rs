@@ -252,20 +252,14 @@ mod tests {
     //! virtual time: SIP and RTP handed from one side to the other by hand.
 
     use std::net::SocketAddr;
-    use std::sync::Arc;
 
     use super::*;
     use crate::media::control::SessionTable;
     use crate::media::session::MediaSession;
     use crate::scenario::builtin;
     use crate::scenario::call::Outcome;
-    use crate::scenario::compile_str;
     use crate::scenario::plan::Role;
     use crate::sip::message;
-    use crate::sip::transaction::Timers;
-
-    const UAC: &str = "127.0.0.1:5070";
-    const UAS: &str = "127.0.0.1:5080";
 
     struct Side {
         env: CallEnv,
@@ -276,36 +270,13 @@ mod tests {
     }
 
     fn side(name: &str, overrides: &[(&str, &str)], base_port: u16) -> Side {
-        let ov: Vec<(String, String)> = overrides
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let plan = compile_str(name, builtin::get(name).unwrap().text, &ov).unwrap();
-        let (local, remote) = if plan.role == Role::Uac {
-            (UAC, UAS)
-        } else {
-            (UAS, UAC)
-        };
-        let local: SocketAddr = local.parse().unwrap();
-        let config = (**plan.media.as_ref().unwrap()).clone();
-        let env = CallEnv {
-            plan: Arc::new(plan),
-            local_ip: local.ip().to_string(),
-            local_port: local.port(),
-            transport: "UDP",
-            timers: Timers::default(),
-            remote: remote.parse().unwrap(),
-            remote_ip_text: "127.0.0.1".into(),
-            target_uri: format!("sip:{remote}"),
-            run_id: 0x1234,
-            media_ip: local.ip().to_string(),
-            media_port_base: 10_000,
-            keep_last: false,
-        };
+        let env =
+            crate::scenario::call::tests::env_of(name, builtin::get(name).unwrap().text, overrides);
+        let config = (**env.plan.media.as_ref().unwrap()).clone();
         let call = if env.plan.role == Role::Uac {
             Call::new_uac(&env, 1, Instant::now())
         } else {
-            Call::new_uas(&env, 1, "pending", remote.parse().unwrap(), Instant::now())
+            Call::new_uas(&env, 1, "pending", env.remote, Instant::now())
         };
         Side {
             env,
