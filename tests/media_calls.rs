@@ -526,6 +526,12 @@ fn no_common_codec_is_a_counted_media_failure() {
     assert_eq!(j["failures"]["unexpected_message"], 1, "{j}");
     assert_eq!(j["failure_status_codes"]["488"], 1, "{j}");
     assert_eq!(j["peer"]["failures"]["media"], 1, "{j}");
+    // The failure sample carries the call's media figures.
+    let detail = j["failure_samples"][0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("488") && detail.contains("[rtp: "),
+        "{detail}"
+    );
 }
 
 /// `--rtp-shared`: one socket pair per worker on both sides; streams found by the

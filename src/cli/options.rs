@@ -63,7 +63,7 @@ pub fn options(a: OptionsArgs) -> anyhow::Result<i32> {
     let result: Arc<Mutex<Option<Answer>>> = Arc::default();
     let mut driver = Driver::new(socket, env, cfg, Arc::new(RunShared::default()));
     let r = result.clone();
-    driver.set_observer(Box::new(move |call, outcome, rtt| {
+    driver.set_observer(Box::new(move |call, outcome, rtt, _| {
         let detail = call.failure_detail().unwrap_or("").to_string();
         *r.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((outcome.clone(), rtt, call.last_message().to_vec(), detail));

@@ -186,15 +186,28 @@ pub fn spawn_side(
                 .collect(),
         );
         let samples = failures.clone();
-        driver.set_observer(Box::new(move |call, outcome, _| {
+        driver.set_observer(Box::new(move |call, outcome, _, media| {
             if let Outcome::Failed(reason) = outcome {
                 let mut list = samples.lock().unwrap_or_else(|e| e.into_inner());
                 if list.len() < FAILURE_SAMPLES {
+                    let mut detail = call.failure_detail().unwrap_or("").to_string();
+                    if let Some(f) = media {
+                        detail.push_str(&format!(
+                            " [rtp: {} sent, {} received, {} lost, jitter {:.2} ms, max gap {:.1} ms; dtmf {} sent, {} received]",
+                            f.packets_sent,
+                            f.packets_received,
+                            f.lost,
+                            f.jitter.as_secs_f64() * 1000.0,
+                            f.max_gap.as_secs_f64() * 1000.0,
+                            f.digits_sent,
+                            f.digits_received
+                        ));
+                    }
                     list.push(FailureSample {
                         call_number: call.number(),
                         call_id: call.call_id().to_string(),
                         reason: *reason,
-                        detail: call.failure_detail().unwrap_or("").to_string(),
+                        detail,
                     });
                 }
             }

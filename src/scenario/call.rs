@@ -366,6 +366,11 @@ impl Call {
         Some(std::mem::take(&mut self.servers))
     }
 
+    /// The call's media session, if it opened one.
+    pub fn media_handle(&self) -> Option<MediaHandle> {
+        self.media
+    }
+
     /// The media session, handed to the driver to close once the call has ended.
     pub fn take_media(&mut self) -> Option<MediaHandle> {
         self.media.take()
