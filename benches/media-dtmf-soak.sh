@@ -41,10 +41,19 @@ fi
   --rtp-ports "$PORTS" --quiet --report "$WORK/dtmf.json" || true
 if [ -n "${TSHARK:-}" ]; then
   sleep 1; kill -INT "$TSHARK"; wait "$TSHARK" 2>/dev/null || true; TSHARK=
+  # Ports in the range that tshark gives to another dissector (e.g. 32000 and
+  # 32512 are `uaudp`) would hide those streams from the RTP heuristic: decode
+  # them as RTP explicitly.
+  decode=()
+  for p in $(tshark -G decodes 2>/dev/null | awk -F'\t' -v lo="$low" -v hi="$high" \
+      '$1 == "udp.port" && $2 >= lo && $2 <= hi { print $2 }'); do
+    decode+=(-d "udp.port==$p,rtp")
+  done
   # One digit per event: the first end packet (E bit) of each (SSRC, timestamp).
-  decoded=$(tshark -r "$WORK/dtmf.pcap" -o rtp.heuristic_rtp:TRUE -Y 'rtpevent.end_of_event == 1' \
-      -T fields -e rtp.ssrc -e rtp.timestamp -e rtpevent.event_id 2>/dev/null | sort -u | wc -l)
-  streams=$(tshark -r "$WORK/dtmf.pcap" -o rtp.heuristic_rtp:TRUE -Y 'rtpevent' \
+  decoded=$(tshark -r "$WORK/dtmf.pcap" -o rtp.heuristic_rtp:TRUE "${decode[@]}" \
+      -Y 'rtpevent.end_of_event == 1' -T fields -e rtp.ssrc -e rtp.timestamp -e rtpevent.event_id \
+      2>/dev/null | sort -u | wc -l)
+  streams=$(tshark -r "$WORK/dtmf.pcap" -o rtp.heuristic_rtp:TRUE "${decode[@]}" -Y 'rtpevent' \
       -T fields -e rtp.ssrc 2>/dev/null | sort -u | wc -l)
   echo "tshark: $decoded digits decoded from $streams streams; expected $(( CALLS * 4 )) from $CALLS"
 else
@@ -66,8 +75,10 @@ rate=$(( SOAK_CONCURRENCY / 10 ))
   --quiet --report "$WORK/uas.json" >/dev/null 2>&1 &
 uas=$!
 sleep 0.5
+# Calls still up when --duration ends get --drain-timeout to finish (a call lasts
+# about 10 s: 1 s, the digits, 8 s).
 "$SW" run uac-media --target 127.0.0.1:"$PORT_UAS" --rate "$rate" --duration "${SOAK}s" \
-  --call-duration 8s --rtp-ports "$(( (low + high) / 2 + 1 ))-$high" --quiet \
+  --drain-timeout 15s --call-duration 8s --rtp-ports "$(( (low + high) / 2 + 1 ))-$high" --quiet \
   --report "$WORK/uac.json" >/dev/null 2>&1 &
 uac=$!
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
