@@ -566,3 +566,23 @@ fn shared_media_sockets_carry_every_call() {
     }
     assert_eq!(peer["dtmf"]["digits_received"], 24);
 }
+
+/// A `--concurrency` the open-file limit cannot hold (two sockets per call) is
+/// refused before any call starts, with what to change.
+#[test]
+fn a_concurrency_beyond_the_open_file_limit_is_refused() {
+    let o = sipwright(&[
+        "run",
+        "uac-media",
+        "--target",
+        "127.0.0.1:9",
+        "--calls",
+        "1",
+        "--concurrency",
+        "100000000",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--concurrency 100000000 needs about"), "{err}");
+    assert!(err.contains("open files"), "{err}");
+}

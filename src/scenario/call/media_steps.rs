@@ -270,8 +270,11 @@ mod tests {
     }
 
     fn side(name: &str, overrides: &[(&str, &str)], base_port: u16) -> Side {
-        let env =
-            crate::scenario::call::tests::env_of(name, builtin::get(name).unwrap().text, overrides);
+        side_of(name, builtin::get(name).unwrap().text, overrides, base_port)
+    }
+
+    fn side_of(name: &str, text: &str, overrides: &[(&str, &str)], base_port: u16) -> Side {
+        let env = crate::scenario::call::tests::env_of(name, text, overrides);
         let config = (**env.plan.media.as_ref().unwrap()).clone();
         let call = if env.plan.role == Role::Uac {
             Call::new_uac(&env, 1, Instant::now())
@@ -353,21 +356,19 @@ mod tests {
         n
     }
 
-    #[test]
-    fn uac_media_and_uas_media_agree_play_and_exchange_digits() {
-        let mut uac = side("uac-media", &[("call_duration", "1s")], 40_000);
-        let mut uas = side("uas-media", &[], 42_000);
+    /// Run both calls in virtual time (4 s in 10 ms steps); returns RTP packets moved.
+    fn run_pair(uac: &mut Side, uas: &mut Side) -> usize {
         let t0 = Instant::now();
         uac.call
             .start(&uac.env, t0, &mut uac.out, &mut uac.ctr, &mut uac.media);
         let mut moved = 0;
         let mut now = t0;
         for _ in 0..400 {
-            shuttle_sip(&mut uac, &mut uas, now);
-            shuttle_sip(&mut uas, &mut uac, now);
-            moved += shuttle_rtp(&mut uac, &mut uas, now);
-            moved += shuttle_rtp(&mut uas, &mut uac, now);
-            for s in [&mut uac, &mut uas] {
+            shuttle_sip(uac, uas, now);
+            shuttle_sip(uas, uac, now);
+            moved += shuttle_rtp(uac, uas, now);
+            moved += shuttle_rtp(uas, uac, now);
+            for s in [&mut *uac, &mut *uas] {
                 if s.call.deadline().is_some_and(|d| d <= now) {
                     s.call
                         .on_timeout(&s.env, now, &mut s.out, &mut s.ctr, &mut s.media);
@@ -375,6 +376,43 @@ mod tests {
             }
             now += Duration::from_millis(10);
         }
+        moved
+    }
+
+    /// `mode: info`: one INFO per digit, each after the previous one's 200; the
+    /// peer answers them itself and its expect_dtmf counts them.
+    #[test]
+    fn digits_by_info_are_answered_and_expected() {
+        let text = builtin::get("uac-media").unwrap().text.replace(
+            "  - dtmf: \"1234\"\n",
+            "  - dtmf: \"1234\"\n    mode: info\n",
+        );
+        let mut uac = side_of("uac-info", &text, &[("call_duration", "1s")], 40_000);
+        let mut uas = side("uas-media", &[], 42_000);
+        run_pair(&mut uac, &mut uas);
+        assert_eq!(
+            uac.call.take_outcome(),
+            Some(Outcome::Success),
+            "{:?}",
+            uac.call.failure_detail()
+        );
+        assert_eq!(
+            uas.call.take_outcome(),
+            Some(Outcome::Success),
+            "{:?}",
+            uas.call.failure_detail()
+        );
+        assert_eq!(session(&uas).unwrap().info_digits, "1234");
+        assert_eq!(session(&uas).unwrap().stream.digits_received(), "");
+        assert_eq!(uac.ctr.media.dtmf_digits_sent, 4);
+        assert_eq!(uas.ctr.media.dtmf_digits_received, 4);
+    }
+
+    #[test]
+    fn uac_media_and_uas_media_agree_play_and_exchange_digits() {
+        let mut uac = side("uac-media", &[("call_duration", "1s")], 40_000);
+        let mut uas = side("uas-media", &[], 42_000);
+        let moved = run_pair(&mut uac, &mut uas);
         assert_eq!(
             uac.call.take_outcome(),
             Some(Outcome::Success),
