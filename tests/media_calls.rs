@@ -82,26 +82,24 @@ fn write(name: &str, text: &str) -> PathBuf {
     p
 }
 
+/// `run uac-media --loopback ARGS --rtp-ports PORTS`, which must exit 0: its report.
+fn loopback_media(report_name: &str, args: &[&str], ports: &str) -> serde_json::Value {
+    let r = scratch(report_name);
+    let mut all = vec!["run", "uac-media", "--loopback", "--rtp-ports", ports];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--report", r.to_str().unwrap()]);
+    let o = sipwright(&all);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    report(&r)
+}
+
 #[test]
 fn loopback_media_calls_stream_and_exchange_digits() {
-    let r = scratch("media-loopback.json");
-    let o = sipwright(&[
-        "run",
-        "uac-media",
-        "--loopback",
-        "--calls",
-        "20",
-        "--rate",
-        "5",
-        "--call-duration",
-        "5s",
-        "--rtp-ports",
+    let j = loopback_media(
+        "media-loopback.json",
+        &["--calls", "20", "--rate", "5", "--call-duration", "5s"],
         &ports(30_000, 200),
-        "--report",
-        r.to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let j = report(&r);
+    );
     let peer = &j["peer"];
     assert_eq!(j["calls"]["succeeded"], 20);
     assert_eq!(peer["calls"]["succeeded"], 20);
@@ -538,25 +536,19 @@ fn no_common_codec_is_a_counted_media_failure() {
 /// SSRC their SDP announced. The same calls succeed with the same figures.
 #[test]
 fn shared_media_sockets_carry_every_call() {
-    let r = scratch("media-shared.json");
-    let o = sipwright(&[
-        "run",
-        "uac-media",
-        "--loopback",
-        "--calls",
-        "6",
-        "--rate",
-        "3",
-        "--call-duration",
-        "2s",
-        "--rtp-shared",
-        "--rtp-ports",
+    let j = loopback_media(
+        "media-shared.json",
+        &[
+            "--calls",
+            "6",
+            "--rate",
+            "3",
+            "--call-duration",
+            "2s",
+            "--rtp-shared",
+        ],
         &ports(31_100, 20),
-        "--report",
-        r.to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let j = report(&r);
+    );
     let peer = &j["peer"];
     for side in [&j, peer] {
         assert_eq!(side["calls"]["succeeded"], 6, "{side}");
