@@ -165,13 +165,9 @@ impl MediaStream {
     /// `seed` makes SSRC, initial sequence and timestamp (and the RTCP interval
     /// jitter) unique per stream; `ntp_origin` pairs an instant with its NTP time.
     pub fn new(seed: u64, echo: bool, ntp_origin: (Instant, u64)) -> MediaStream {
-        let mut rng = (seed as u32) ^ ((seed >> 32) as u32) ^ 0x9e37_79b9;
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 17;
-            rng ^= rng << 5;
-            rng
-        };
+        // Never zero: xorshift would stay at zero.
+        let mut rng = ((seed as u32) ^ ((seed >> 32) as u32) ^ 0x9e37_79b9) | 1;
+        let mut next = || xorshift(&mut rng);
         let ssrc = next();
         let seq = next() as u16 & 0x7fff;
         let ts_base = next();
@@ -252,11 +248,8 @@ impl MediaStream {
     }
 
     fn rtcp_interval(&mut self) -> Duration {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 17;
-        self.rng ^= self.rng << 5;
         // ×[0.5, 1.5)
-        let f = 0.5 + f64::from(self.rng % 1000) / 1000.0;
+        let f = 0.5 + f64::from(xorshift(&mut self.rng) % 1000) / 1000.0;
         RTCP_INTERVAL.mul_f64(f)
     }
 
@@ -361,6 +354,7 @@ impl MediaStream {
     /// When `poll_transmit` next has something to send.
     pub fn deadline(&self) -> Option<Instant> {
         if self.bye_pending || self.repeat.is_some() {
+            // Due at once: any instant already past will do, and this one is.
             return Some(self.ntp_origin.0);
         }
         let mut d = self.next_rtcp.filter(|_| !self.closed);
@@ -788,6 +782,15 @@ impl MediaStream {
         }
         f
     }
+}
+
+/// Xorshift32: identifiers and report spacing need to differ between streams, not
+/// to be unpredictable.
+fn xorshift(x: &mut u32) -> u32 {
+    *x ^= *x << 13;
+    *x ^= *x >> 17;
+    *x ^= *x << 5;
+    *x
 }
 
 fn min_opt(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
