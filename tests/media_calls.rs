@@ -578,3 +578,58 @@ fn a_concurrency_beyond_the_open_file_limit_is_refused() {
     assert!(err.contains("--concurrency 100000000 needs about"), "{err}");
     assert!(err.contains("open files"), "{err}");
 }
+
+/// Media over IPv6: `c=IN IP6`, sockets on ::1, digits through.
+#[test]
+fn media_over_ipv6() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("SKIPPED: no IPv6 loopback on this machine");
+        return;
+    }
+    let port = std::net::UdpSocket::bind("[::1]:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let u = scratch("media-v6-uas.json");
+    let uas = Background::start(&[
+        "run",
+        "uas-media",
+        "--bind",
+        &format!("[::1]:{port}"),
+        "--calls",
+        "2",
+        "--rtp-ports",
+        &ports(31_200, 20),
+        "--quiet",
+        "--report",
+        u.to_str().unwrap(),
+    ]);
+    let r = scratch("media-v6-uac.json");
+    let o = sipwright(&[
+        "run",
+        "uac-media",
+        "--bind",
+        "[::1]:0",
+        "--target",
+        &format!("[::1]:{port}"),
+        "--calls",
+        "2",
+        "--rate",
+        "2",
+        "--call-duration",
+        "2s",
+        "--rtp-ports",
+        &ports(31_220, 20),
+        "--report",
+        r.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let _ = uas.interrupt();
+    let j = report(&r);
+    assert_eq!(j["rtp"]["lost"], 0, "{j}");
+    assert!(j["rtp"]["packets_received"].as_u64().unwrap() > 100, "{j}");
+    let k = report(&u);
+    assert_eq!(k["calls"]["succeeded"], 2, "{k}");
+    assert_eq!(k["dtmf"]["digits_received"], 8, "{k}");
+}
