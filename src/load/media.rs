@@ -20,9 +20,7 @@ use crate::media::rtp;
 use crate::media::session::{MediaError, MediaSession};
 use crate::media::stream::{Channel, MediaStream, ntp_from_unix};
 use crate::report::MediaCounters;
-use crate::transport::media_socket::{
-    MediaSocket, TimestampedBatch, realtime_now, send_batch_nowait,
-};
+use crate::transport::media_socket::{MediaSocket, TimestampedBatch, send_batch_nowait};
 use crate::transport::poller::Poller;
 use crate::transport::ports::PortPool;
 
@@ -278,11 +276,9 @@ impl MediaEngine {
                 if n == 0 {
                     break;
                 }
-                let now = Instant::now();
-                let now_rt = realtime_now();
                 for i in 0..n {
-                    let (data, from, ts) = self.batch.get(i);
-                    let arrival = arrival_of(ts, now, now_rt);
+                    let (data, from, _) = self.batch.get(i);
+                    let arrival = self.batch.arrival(i);
                     // The sender's SSRC: bytes 8–11 of RTP, 4–7 of RTCP.
                     let at = if rtcp_socket || rtp::is_rtcp(data) {
                         4
@@ -368,13 +364,9 @@ impl MediaEngine {
             if n == 0 {
                 break;
             }
-            // Kernel receive times map onto Instants through one pair of clock
-            // reads per batch: jitter is measured at arrival, not at this wake-up.
-            let now = Instant::now();
-            let now_rt = realtime_now();
             for i in 0..n {
-                let (data, _from, ts) = self.batch.get(i);
-                let arrival = arrival_of(ts, now, now_rt);
+                let (data, _, _) = self.batch.get(i);
+                let arrival = self.batch.arrival(i);
                 digit |= deliver(
                     e,
                     data,
@@ -424,15 +416,6 @@ fn map_peer(shared: &mut Shared, e: &mut Entry, index: u32) {
             shared.by_ssrc.remove(&old);
         }
         shared.by_ssrc.insert(ssrc, index);
-    }
-}
-
-/// The arrival `Instant` of a datagram the kernel stamped `ts` (CLOCK_REALTIME),
-/// given a pair of clock reads taken together.
-fn arrival_of(ts: Option<Duration>, now: Instant, now_rt: Duration) -> Instant {
-    match ts {
-        Some(ts) => now.checked_sub(now_rt.saturating_sub(ts)).unwrap_or(now),
-        None => now,
     }
 }
 

@@ -8,7 +8,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
@@ -193,6 +193,9 @@ pub struct TimestampedBatch {
     lens: Vec<usize>,
     stamps: Vec<Option<Duration>>,
     got: usize,
+    /// `Instant::now()` and CLOCK_REALTIME read together after the last receive:
+    /// how kernel timestamps become `Instant`s.
+    clocks: (Instant, Duration),
 }
 
 /// Largest datagram a slot takes.
@@ -241,12 +244,14 @@ impl TimestampedBatch {
             lens: vec![0; n],
             stamps: vec![None; n],
             got: 0,
+            clocks: (Instant::now(), Duration::ZERO),
         }
     }
 
     /// Receive queued datagrams without blocking (recvmmsg); returns how many.
     pub fn recv(&mut self, socket: &MediaSocket) -> io::Result<usize> {
         self.got = 0;
+        self.clocks = (Instant::now(), realtime_now());
         let control_len = self.control_words * 8;
         for m in &mut self.msgs {
             // The kernel overwrites both with what it actually wrote.
@@ -282,6 +287,17 @@ impl TimestampedBatch {
             from,
             self.stamps[i],
         )
+    }
+
+    /// When datagram `i` arrived, as an `Instant` (the kernel's receive time mapped
+    /// through one pair of clock reads per batch; the receive call's time when the
+    /// kernel gave none): jitter is measured at arrival, not at the wake-up.
+    pub fn arrival(&self, i: usize) -> Instant {
+        let (now, now_rt) = self.clocks;
+        match self.stamps.get(i).copied().flatten() {
+            Some(ts) => now.checked_sub(now_rt.saturating_sub(ts)).unwrap_or(now),
+            None => now,
+        }
     }
 
     /// The SCM_TIMESTAMPNS of slot `i`, walking its control messages with the libc
