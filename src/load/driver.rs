@@ -15,7 +15,7 @@ use crate::media::control::{MediaControl, NoMedia};
 use crate::media::stream::StreamFigures;
 use crate::report::latency::Metric;
 use crate::report::{Counters, FailureReason};
-use crate::scenario::call::{Call, CallEnv, Outbox, Outcome};
+use crate::scenario::call::{Call, CallEnv, Effects, Outbox, Outcome};
 use crate::scenario::plan::{Role, StepKind};
 use crate::sip::message;
 use crate::transport::udp;
@@ -141,20 +141,24 @@ pub struct Driver {
     no_media: NoMedia,
 }
 
-/// The media control a call is handed: the engine (acting for that call) or none.
-fn control<'a>(
+/// What a call's input may touch: the driver's outbox and counters, and the media
+/// engine (acting for that call) or no media.
+fn effects<'a>(
+    out: &'a mut Outbox,
+    ctr: &'a mut Counters,
     media: &'a mut Option<MediaEngine>,
     no_media: &'a mut NoMedia,
     idx: usize,
     generation: u32,
-) -> &'a mut dyn MediaControl {
-    match media {
+) -> Effects<'a> {
+    let media: &'a mut dyn MediaControl = match media {
         Some(e) => {
             e.set_owner(idx, generation);
             e
         }
         None => no_media,
-    }
+    };
+    Effects { out, ctr, media }
 }
 
 impl Driver {
@@ -409,9 +413,15 @@ impl Driver {
             if slot.generation != generation {
                 continue;
             }
-            let ctl = control(&mut self.media, &mut self.no_media, idx, generation);
-            slot.call
-                .on_media_event(&self.env, now, &mut self.out, &mut self.counters, ctl);
+            let mut fx = effects(
+                &mut self.out,
+                &mut self.counters,
+                &mut self.media,
+                &mut self.no_media,
+                idx,
+                generation,
+            );
+            slot.call.on_media_event(&self.env, now, &mut fx);
             self.after_event(idx, now);
         }
         if let Some(engine) = self.media.as_mut() {
@@ -468,9 +478,15 @@ impl Driver {
                 .record(Metric::StartLag, now.saturating_duration_since(due));
             self.running += 1;
             if let Some(slot) = self.slots[idx].as_mut() {
-                let ctl = control(&mut self.media, &mut self.no_media, idx, slot.generation);
-                slot.call
-                    .start(&self.env, now, &mut self.out, &mut self.counters, ctl);
+                let mut fx = effects(
+                    &mut self.out,
+                    &mut self.counters,
+                    &mut self.media,
+                    &mut self.no_media,
+                    idx,
+                    slot.generation,
+                );
+                slot.call.start(&self.env, now, &mut fx);
             }
             self.after_event(idx, now);
         }
@@ -520,9 +536,15 @@ impl Driver {
             }
             slot.scheduled = None;
             if slot.call.deadline().is_some_and(|d| d <= now) {
-                let ctl = control(&mut self.media, &mut self.no_media, idx, generation);
-                slot.call
-                    .on_timeout(&self.env, now, &mut self.out, &mut self.counters, ctl);
+                let mut fx = effects(
+                    &mut self.out,
+                    &mut self.counters,
+                    &mut self.media,
+                    &mut self.no_media,
+                    idx,
+                    generation,
+                );
+                slot.call.on_timeout(&self.env, now, &mut fx);
             }
             self.after_event(idx, now);
         }
@@ -588,16 +610,15 @@ impl Driver {
         };
         self.trace(Some(idx), Direction::Received, from, data);
         if let Some(slot) = self.slots[idx].as_mut() {
-            let ctl = control(&mut self.media, &mut self.no_media, idx, slot.generation);
-            slot.call.on_message(
-                &self.env,
-                msg,
-                from,
-                now,
+            let mut fx = effects(
                 &mut self.out,
                 &mut self.counters,
-                ctl,
+                &mut self.media,
+                &mut self.no_media,
+                idx,
+                slot.generation,
             );
+            slot.call.on_message(&self.env, msg, from, now, &mut fx);
         }
         self.after_event(idx, now);
     }

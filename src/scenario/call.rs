@@ -132,6 +132,14 @@ impl Outbox {
     }
 }
 
+/// What handling one input may do besides changing the call: queue datagrams,
+/// count, and reach the call's media.
+pub struct Effects<'a> {
+    pub out: &'a mut Outbox,
+    pub ctr: &'a mut Counters,
+    pub media: &'a mut dyn MediaControl,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Success,
@@ -378,14 +386,7 @@ impl Call {
 
     /// Something happened on this call's media (a digit arrived): a step waiting for
     /// it looks again.
-    pub fn on_media_event(
-        &mut self,
-        env: &CallEnv,
-        now: Instant,
-        out: &mut Outbox,
-        ctr: &mut Counters,
-        media: &mut dyn MediaControl,
-    ) {
+    pub fn on_media_event(&mut self, env: &CallEnv, now: Instant, fx: &mut Effects<'_>) {
         let waiting = self.wait.is_some_and(|w| {
             matches!(
                 env.plan.steps.get(w.pc).map(|s| &s.kind),
@@ -393,7 +394,7 @@ impl Call {
             )
         });
         if self.state == State::Running && waiting {
-            self.run(env, now, out, ctr, media, None);
+            self.run(env, now, fx, None);
         }
     }
 
@@ -449,15 +450,8 @@ impl Call {
     }
 
     /// Run the scenario from its first step until it waits.
-    pub fn start(
-        &mut self,
-        env: &CallEnv,
-        now: Instant,
-        out: &mut Outbox,
-        ctr: &mut Counters,
-        media: &mut dyn MediaControl,
-    ) {
-        self.run(env, now, out, ctr, media, None);
+    pub fn start(&mut self, env: &CallEnv, now: Instant, fx: &mut Effects<'_>) {
+        self.run(env, now, fx, None);
     }
 
     /// End a running call from outside (run stopped): counted as aborted.
@@ -474,22 +468,15 @@ impl Call {
         }
     }
 
-    pub fn on_timeout(
-        &mut self,
-        env: &CallEnv,
-        now: Instant,
-        out: &mut Outbox,
-        ctr: &mut Counters,
-        media: &mut dyn MediaControl,
-    ) {
+    pub fn on_timeout(&mut self, env: &CallEnv, now: Instant, fx: &mut Effects<'_>) {
         let mut timed_out: Option<String> = None;
         self.clients.retain_mut(|tx| {
             if tx.deadline().is_some_and(|d| d <= now) {
                 match tx.on_timer(now) {
                     TimerAction::Retransmit => {
-                        out.push(tx.dest(), tx.request());
-                        ctr.messages_sent += 1;
-                        ctr.messages_retransmitted += 1;
+                        fx.out.push(tx.dest(), tx.request());
+                        fx.ctr.messages_sent += 1;
+                        fx.ctr.messages_retransmitted += 1;
                     }
                     TimerAction::Timeout => {
                         timed_out.get_or_insert_with(|| {
@@ -506,9 +493,9 @@ impl Call {
                 match tx.on_timer(now) {
                     TimerAction::Retransmit => {
                         if let Some(resp) = tx.last_response() {
-                            out.push(tx.dest(), resp);
-                            ctr.messages_sent += 1;
-                            ctr.messages_retransmitted += 1;
+                            fx.out.push(tx.dest(), resp);
+                            fx.ctr.messages_sent += 1;
+                            fx.ctr.messages_retransmitted += 1;
                         }
                     }
                     TimerAction::Timeout => {
@@ -541,9 +528,9 @@ impl Call {
             Some(StepKind::Pause(_)) => {
                 self.wait = None;
                 self.pc = wait.pc + 1;
-                self.run(env, now, out, ctr, media, None);
+                self.run(env, now, fx, None);
             }
-            Some(StepKind::Media(_)) => self.run(env, now, out, ctr, media, None),
+            Some(StepKind::Media(_)) => self.run(env, now, fx, None),
             Some(StepKind::Recv(_)) => {
                 let at = self.position(env);
                 let what = describe_expected(env, wait.pc);
@@ -557,21 +544,18 @@ impl Call {
     }
 
     /// A message for this call (the driver routed it here by Call-ID).
-    #[allow(clippy::too_many_arguments)]
     pub fn on_message(
         &mut self,
         env: &CallEnv,
         msg: &Message<'_>,
         from: SocketAddr,
         now: Instant,
-        out: &mut Outbox,
-        ctr: &mut Counters,
-        media: &mut dyn MediaControl,
+        fx: &mut Effects<'_>,
     ) {
         if msg.is_request() {
-            self.on_request(env, msg, from, now, out, ctr, media);
+            self.on_request(env, msg, from, now, fx);
         } else {
-            self.on_response(env, msg, now, out, ctr, media);
+            self.on_response(env, msg, now, fx);
         }
     }
 
@@ -580,14 +564,12 @@ impl Call {
         env: &CallEnv,
         msg: &Message<'_>,
         now: Instant,
-        out: &mut Outbox,
-        ctr: &mut Counters,
-        media: &mut dyn MediaControl,
+        fx: &mut Effects<'_>,
     ) {
         let code = msg.status().unwrap_or(0);
         let branch = msg.top_via_branch().unwrap_or("");
         let Some(cseq) = msg.cseq() else {
-            ctr.messages_stray += 1;
+            fx.ctr.messages_stray += 1;
             return;
         };
         let Some(idx) = self
@@ -598,14 +580,14 @@ impl Call {
             if cseq.method == "INVITE" && self.accepted_invite.as_deref() == Some(branch) {
                 // The INVITE transaction ended with its 2xx (RFC 3261 §17.1.1.2): the
                 // core absorbs what follows and ACKs a retransmitted 2xx (§13.2.2.4).
-                ctr.messages_absorbed += 1;
+                fx.ctr.messages_absorbed += 1;
                 if (200..300).contains(&code) {
-                    self.resend_ack(env, out, ctr);
+                    self.resend_ack(env, fx.out, fx.ctr);
                 }
                 return;
             }
             // Responses to transactions we no longer (or never) had: nothing to do.
-            ctr.messages_stray += 1;
+            fx.ctr.messages_stray += 1;
             return;
         };
         let tx = &mut self.clients[idx];
@@ -613,9 +595,9 @@ impl Call {
         match tx.on_response(code, now) {
             ResponseAction::Deliver { need_ack } => {
                 if need_ack && let Ok(invite) = message::parse(tx.request()) {
-                    let ack = out.build(|b| build::non2xx_ack(&invite, msg, b));
-                    out.push(tx.dest(), &ack);
-                    ctr.messages_sent += 1;
+                    let ack = fx.out.build(|b| build::non2xx_ack(&invite, msg, b));
+                    fx.out.push(tx.dest(), &ack);
+                    fx.ctr.messages_sent += 1;
                     tx.set_ack(ack);
                 }
                 if code >= 200 {
@@ -632,29 +614,29 @@ impl Call {
                     let since = now.saturating_duration_since(self.intended);
                     if code < 200 && !self.got_1xx {
                         self.got_1xx = true;
-                        ctr.latency.record(Metric::FirstProvisional, since);
+                        fx.ctr.latency.record(Metric::FirstProvisional, since);
                     } else if code >= 200 {
-                        ctr.latency.record(Metric::FinalResponse, since);
+                        fx.ctr.latency.record(Metric::FinalResponse, since);
                     }
                     self.on_invite_response(env, msg, code);
                 }
-                self.deliver(env, msg, now, out, ctr, media);
+                self.deliver(env, msg, now, fx);
             }
             ResponseAction::DuplicateProvisional | ResponseAction::LateProvisional => {
-                ctr.messages_absorbed += 1;
+                fx.ctr.messages_absorbed += 1;
             }
             ResponseAction::RetransmittedFinal { resend_ack } => {
-                ctr.messages_absorbed += 1;
+                fx.ctr.messages_absorbed += 1;
                 if resend_ack && let Some(ack) = tx.ack() {
-                    out.push(tx.dest(), ack);
-                    ctr.messages_sent += 1;
-                    ctr.messages_retransmitted += 1;
+                    fx.out.push(tx.dest(), ack);
+                    fx.ctr.messages_sent += 1;
+                    fx.ctr.messages_retransmitted += 1;
                 }
             }
             ResponseAction::Retransmitted2xx => {
-                ctr.messages_absorbed += 1;
+                fx.ctr.messages_absorbed += 1;
                 // The 2xx was retransmitted because our ACK was lost: ACK again (§13.2.2.4).
-                self.resend_ack(env, out, ctr);
+                self.resend_ack(env, fx.out, fx.ctr);
             }
         }
     }
@@ -705,16 +687,13 @@ impl Call {
         self.set_dialog(dialog);
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn on_request(
         &mut self,
         env: &CallEnv,
         msg: &Message<'_>,
         from: SocketAddr,
         now: Instant,
-        out: &mut Outbox,
-        ctr: &mut Counters,
-        media: &mut dyn MediaControl,
+        fx: &mut Effects<'_>,
     ) {
         let method = msg.method().unwrap_or("");
         let (via, sent_by) = msg.top_via_sent_by();
@@ -726,20 +705,20 @@ impl Call {
         {
             match tx.on_request(method, now) {
                 RequestAction::Retransmission { resend } => {
-                    ctr.messages_absorbed += 1;
+                    fx.ctr.messages_absorbed += 1;
                     if resend && let Some(resp) = tx.last_response() {
-                        out.push(tx.dest(), resp);
-                        ctr.messages_sent += 1;
-                        ctr.messages_retransmitted += 1;
+                        fx.out.push(tx.dest(), resp);
+                        fx.ctr.messages_sent += 1;
+                        fx.ctr.messages_retransmitted += 1;
                     }
                 }
                 RequestAction::AckAbsorbed => {
                     // The ACK of a non-2xx belongs to the transaction; a scenario that
                     // waits for it still gets to see it.
                     if self.state == State::Running && self.find_recv(env, msg).is_some() {
-                        self.deliver(env, msg, now, out, ctr, media);
+                        self.deliver(env, msg, now, fx);
                     } else {
-                        ctr.messages_absorbed += 1;
+                        fx.ctr.messages_absorbed += 1;
                     }
                 }
             }
@@ -756,19 +735,19 @@ impl Call {
                 self.accepted_invite = Some(tx.branch().into());
             }
             if self.got_2xx_ack {
-                ctr.messages_absorbed += 1;
+                fx.ctr.messages_absorbed += 1;
                 return;
             }
             self.got_2xx_ack = true;
-            self.deliver(env, msg, now, out, ctr, media);
+            self.deliver(env, msg, now, fx);
             return;
         }
         if method == "INVITE" && self.accepted_invite.as_deref() == Some(branch) {
-            ctr.messages_absorbed += 1;
+            fx.ctr.messages_absorbed += 1;
             return;
         }
         if self.state != State::Running {
-            ctr.messages_stray += 1;
+            fx.ctr.messages_stray += 1;
             return;
         }
         let dest = response_destination(via.as_ref(), from);
@@ -796,42 +775,36 @@ impl Call {
                 cseq: seq,
             }));
         }
-        self.deliver(env, msg, now, out, ctr, media);
+        self.deliver(env, msg, now, fx);
     }
 
     /// Hand a message to the scenario: matched against the current `recv` step (and the
     /// optional ones after it), or queued when the scenario is busy elsewhere.
-    fn deliver(
-        &mut self,
-        env: &CallEnv,
-        msg: &Message<'_>,
-        now: Instant,
-        out: &mut Outbox,
-        ctr: &mut Counters,
-        media: &mut dyn MediaControl,
-    ) {
+    fn deliver(&mut self, env: &CallEnv, msg: &Message<'_>, now: Instant, fx: &mut Effects<'_>) {
         if self.state != State::Running {
-            ctr.messages_absorbed += 1;
+            fx.ctr.messages_absorbed += 1;
             return;
         }
         if env.plan.media.is_some() {
             if !msg.body.is_empty()
-                && let Err(why) = self.on_peer_sdp(env, msg, now, media)
+                && let Err(why) = self.on_peer_sdp(env, msg, now, fx.media)
             {
                 if msg.method() == Some("INVITE") {
                     // RFC 3261 §13.3.1.1: an offer we cannot take is refused with 488.
-                    let resp = out.build(|b| build::response(msg, 488, "Not Acceptable Here", b));
+                    let resp = fx
+                        .out
+                        .build(|b| build::response(msg, 488, "Not Acceptable Here", b));
                     if let Some(tx) = self.servers.last_mut() {
-                        out.push(tx.dest(), &resp);
+                        fx.out.push(tx.dest(), &resp);
                         tx.on_send_response(488, resp, now);
-                        ctr.messages_sent += 1;
+                        fx.ctr.messages_sent += 1;
                     }
                 }
                 let at = self.position(env);
                 self.fail(FailureReason::Media, format!("{at}: {why}"));
                 return;
             }
-            if self.media_message(env, msg, now, out, ctr, media) {
+            if self.media_message(env, msg, now, fx) {
                 return;
             }
         }
@@ -842,12 +815,12 @@ impl Call {
         if !at_recv || !self.inbox.is_empty() {
             self.inbox.push_back(msg.raw.to_vec());
             if at_recv {
-                self.run(env, now, out, ctr, media, None);
+                self.run(env, now, fx, None);
             }
             return;
         }
-        if self.accept(env, msg, now, ctr) {
-            self.run(env, now, out, ctr, media, Some(msg));
+        if self.accept(env, msg, now, fx.ctr) {
+            self.run(env, now, fx, Some(msg));
         }
     }
 
@@ -859,9 +832,7 @@ impl Call {
         env: &CallEnv,
         msg: &Message<'_>,
         now: Instant,
-        out: &mut Outbox,
-        ctr: &mut Counters,
-        media: &mut dyn MediaControl,
+        fx: &mut Effects<'_>,
     ) -> bool {
         let step = env.plan.steps.get(self.pc).map(|s| &s.kind);
         if let Some(code) = msg.status() {
@@ -878,7 +849,7 @@ impl Call {
                     let at = self.position(env);
                     self.fail(FailureReason::Media, format!("{at}: {why}"));
                 } else {
-                    self.run(env, now, out, ctr, media, None);
+                    self.run(env, now, fx, None);
                 }
             }
             return true;
@@ -886,10 +857,10 @@ impl Call {
         if msg.method() != Some("INFO") || self.find_recv(env, msg).is_some() {
             return false;
         }
-        if !self.take_info_digit(env, msg, out, ctr, media, now) {
+        if !self.take_info_digit(env, msg, fx, now) {
             return false;
         }
-        self.on_media_event(env, now, out, ctr, media);
+        self.on_media_event(env, now, fx);
         true
     }
 
@@ -960,9 +931,7 @@ impl Call {
         &mut self,
         env: &CallEnv,
         now: Instant,
-        out: &mut Outbox,
-        ctr: &mut Counters,
-        media: &mut dyn MediaControl,
+        fx: &mut Effects<'_>,
         current: Option<&Message<'_>>,
     ) {
         let mut current = current;
@@ -979,12 +948,12 @@ impl Call {
                 return;
             }
             let Some(step) = plan.steps.get(self.pc) else {
-                self.finish(now, ctr);
+                self.finish(now, fx.ctr);
                 return;
             };
             match &step.kind {
                 StepKind::Send(send) => {
-                    if let Err(why) = self.send(env, send, now, out, ctr, media, current) {
+                    if let Err(why) = self.send(env, send, now, fx, current) {
                         let at = self.position(env);
                         self.fail(FailureReason::ScenarioError, format!("{at}: {why}"));
                         return;
@@ -998,7 +967,7 @@ impl Call {
                         let Ok(msg) = message::parse(&raw) else {
                             continue;
                         };
-                        if !self.accept(env, &msg, now, ctr) {
+                        if !self.accept(env, &msg, now, fx.ctr) {
                             return;
                         }
                         continue;
@@ -1065,7 +1034,7 @@ impl Call {
                     }
                     self.pc += 1;
                 }
-                StepKind::Media(m) => match self.media_step(env, m, now, out, ctr, media) {
+                StepKind::Media(m) => match self.media_step(env, m, now, fx) {
                     media_steps::Progress::Next => self.pc += 1,
                     media_steps::Progress::Wait => return,
                     media_steps::Progress::Fail(why) => {
@@ -1183,20 +1152,17 @@ impl Call {
         eval_test(&cond.test, text.as_deref())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn send(
         &mut self,
         env: &CallEnv,
         send: &SendStep,
         now: Instant,
-        out: &mut Outbox,
-        ctr: &mut Counters,
-        media: &mut dyn MediaControl,
+        fx: &mut Effects<'_>,
         current: Option<&Message<'_>>,
     ) -> Result<(), String> {
         match send {
-            SendStep::Message(t) => self.send_template(env, t, now, out, ctr, media, current),
-            SendStep::Ack => self.send_ack(env, out, ctr),
+            SendStep::Message(t) => self.send_template(env, t, now, fx, current),
+            SendStep::Ack => self.send_ack(env, fx.out, fx.ctr),
             SendStep::Bye => {
                 let branch = self.next_branch(env);
                 let dialog = self
@@ -1204,12 +1170,12 @@ impl Call {
                     .as_mut()
                     .ok_or("send: bye needs an established dialog")?;
                 let local = env.local();
-                let req = out.build(|b| {
+                let req = fx.out.build(|b| {
                     dialog.build_request("BYE", &local, &branch, None, "", b"", b);
                 });
                 self.cseq = dialog.local_cseq;
                 let dest = self.dialog_hop;
-                self.send_request_tx(env, "BYE", &branch, req, dest, now, out, ctr);
+                self.send_request_tx(env, "BYE", &branch, req, dest, now, fx.out, fx.ctr);
                 Ok(())
             }
             SendStep::Cancel => {
@@ -1220,10 +1186,10 @@ impl Call {
                     .find(|t| t.method() == "INVITE")
                     .ok_or("send: cancel needs an INVITE in progress")?;
                 let invite = message::parse(tx.request()).map_err(|e| e.to_string())?;
-                let req = out.build(|b| build::cancel(&invite, b));
+                let req = fx.out.build(|b| build::cancel(&invite, b));
                 let branch = tx.branch().to_string();
                 let dest = tx.dest();
-                self.send_request_tx(env, "CANCEL", &branch, req, dest, now, out, ctr);
+                self.send_request_tx(env, "CANCEL", &branch, req, dest, now, fx.out, fx.ctr);
                 Ok(())
             }
         }
@@ -1273,15 +1239,12 @@ impl Call {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn send_template(
         &mut self,
         env: &CallEnv,
         t: &Template,
         now: Instant,
-        out: &mut Outbox,
-        ctr: &mut Counters,
-        media: &mut dyn MediaControl,
+        fx: &mut Effects<'_>,
         current: Option<&Message<'_>>,
     ) -> Result<(), String> {
         let next_cseq = match t.method() {
@@ -1293,9 +1256,9 @@ impl Call {
         if env.plan.media.is_some()
             && (uses_sdp || t.uses_builtin(Builtin::MediaPort) || t.uses_builtin(Builtin::MediaIp))
         {
-            match self.media_session(env, now, media) {
+            match self.media_session(env, now, fx.media) {
                 Ok(h) => {
-                    if uses_sdp && let Some(s) = media.get_mut(h) {
+                    if uses_sdp && let Some(s) = fx.media.get_mut(h) {
                         s.on_sending_sdp();
                     }
                 }
@@ -1306,9 +1269,9 @@ impl Call {
                 }
             }
         }
-        let session = self.media.and_then(|h| media.get(h));
+        let session = self.media.and_then(|h| fx.media.get(h));
         let mut branch_taken = None;
-        let bytes = out.build(|b| {
+        let bytes = fx.out.build(|b| {
             let mut ctx = Ctx {
                 env,
                 call: self,
@@ -1326,19 +1289,19 @@ impl Call {
         if let Some(seq) = branch_taken {
             self.branch_seq = seq;
         }
-        let parsed = match message::parse_reusing(&bytes, std::mem::take(&mut out.headers)) {
+        let parsed = match message::parse_reusing(&bytes, std::mem::take(&mut fx.out.headers)) {
             Ok(m) => m,
             Err(_) => {
                 // Byte-exact malformed messages are a feature: send them as they are.
-                out.push(self.peer, &bytes);
-                ctr.messages_sent += 1;
+                fx.out.push(self.peer, &bytes);
+                fx.ctr.messages_sent += 1;
                 return Ok(());
             }
         };
         if !uses_sdp
             && !parsed.body.is_empty()
             && let Some(h) = self.media
-            && let Some(session) = media.get_mut(h)
+            && let Some(session) = fx.media.get_mut(h)
         {
             // SDP written by hand: what it says is what we negotiate with.
             let ctype = parsed.header(HeaderName::ContentType).map(|h| h.value());
@@ -1355,10 +1318,10 @@ impl Call {
                 _ => self.peer,
             };
             let seq = parsed.cseq().map(|c| c.seq);
-            out.headers = parsed.into_headers();
+            fx.out.headers = parsed.into_headers();
             if method == "ACK" {
-                out.push(dest, &bytes);
-                ctr.messages_sent += 1;
+                fx.out.push(dest, &bytes);
+                fx.ctr.messages_sent += 1;
                 if self.invite_final.is_some_and(|c| c < 300) {
                     self.ack_2xx = Some(SentAck::Bytes { dest, bytes });
                 }
@@ -1372,7 +1335,7 @@ impl Call {
                     d.local_cseq = d.local_cseq.max(seq);
                 }
             }
-            self.send_request_tx(env, &method, &branch, bytes, dest, now, out, ctr);
+            self.send_request_tx(env, &method, &branch, bytes, dest, now, fx.out, fx.ctr);
             return Ok(());
         }
         // A response: belongs to the server transaction it answers.
@@ -1387,16 +1350,16 @@ impl Call {
         if cseq_method == "INVITE" && to_tag && code > 100 && code < 300 && self.dialog.is_none() {
             self.make_uas_dialog(&parsed);
         }
-        out.headers = parsed.into_headers();
+        fx.out.headers = parsed.into_headers();
         match idx {
             Some(i) => {
                 let tx = &mut self.servers[i];
-                out.push(tx.dest(), &bytes);
+                fx.out.push(tx.dest(), &bytes);
                 tx.on_send_response(code, bytes, now);
             }
-            None => out.push(self.peer, &bytes),
+            None => fx.out.push(self.peer, &bytes),
         }
-        ctr.messages_sent += 1;
+        fx.ctr.messages_sent += 1;
         Ok(())
     }
 
@@ -1893,8 +1856,15 @@ mod tests {
                 t0: Instant::now(),
             };
             let t0 = h.t0;
-            h.call
-                .start(&h.env, t0, &mut h.out, &mut h.ctr, &mut NoMedia);
+            h.call.start(
+                &h.env,
+                t0,
+                &mut Effects {
+                    out: &mut h.out,
+                    ctr: &mut h.ctr,
+                    media: &mut NoMedia,
+                },
+            );
             h
         }
         fn at(&self, ms: u64) -> Instant {
@@ -1919,15 +1889,24 @@ mod tests {
                 &msg,
                 from,
                 now,
-                &mut self.out,
-                &mut self.ctr,
-                &mut NoMedia,
+                &mut Effects {
+                    out: &mut self.out,
+                    ctr: &mut self.ctr,
+                    media: &mut NoMedia,
+                },
             );
         }
         fn tick(&mut self, ms: u64) {
             let now = self.at(ms);
-            self.call
-                .on_timeout(&self.env, now, &mut self.out, &mut self.ctr, &mut NoMedia);
+            self.call.on_timeout(
+                &self.env,
+                now,
+                &mut Effects {
+                    out: &mut self.out,
+                    ctr: &mut self.ctr,
+                    media: &mut NoMedia,
+                },
+            );
         }
     }
 
@@ -2159,9 +2138,11 @@ mod tests {
             &message::parse(first.as_bytes()).unwrap(),
             peer,
             t0,
-            &mut out,
-            &mut ctr,
-            &mut NoMedia,
+            &mut Effects {
+                out: &mut out,
+                ctr: &mut ctr,
+                media: &mut NoMedia,
+            },
         );
         let second = request(2);
         let later = t0 + Duration::from_millis(10);
@@ -2170,16 +2151,20 @@ mod tests {
             &message::parse(second.as_bytes()).unwrap(),
             peer,
             later,
-            &mut out,
-            &mut ctr,
-            &mut NoMedia,
+            &mut Effects {
+                out: &mut out,
+                ctr: &mut ctr,
+                media: &mut NoMedia,
+            },
         );
         call.on_timeout(
             &env,
             t0 + Duration::from_millis(150),
-            &mut out,
-            &mut ctr,
-            &mut NoMedia,
+            &mut Effects {
+                out: &mut out,
+                ctr: &mut ctr,
+                media: &mut NoMedia,
+            },
         );
         let sent: Vec<String> = out
             .iter()
@@ -2214,7 +2199,17 @@ Call-ID: c1@test\r\nCSeq: 7 INVITE\r\n\
 Contact: <sip:a@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n";
         let mut call = Call::new_uas(&env, 1, "c1@test", peer, Instant::now());
         let msg = message::parse(invite).unwrap();
-        call.on_message(&env, &msg, peer, t0, &mut out, &mut ctr, &mut NoMedia);
+        call.on_message(
+            &env,
+            &msg,
+            peer,
+            t0,
+            &mut Effects {
+                out: &mut out,
+                ctr: &mut ctr,
+                media: &mut NoMedia,
+            },
+        );
         let sent: Vec<String> = out
             .iter()
             .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
@@ -2239,9 +2234,11 @@ Contact: <sip:a@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n";
             &msg,
             peer,
             t0 + Duration::from_millis(100),
-            &mut out,
-            &mut ctr,
-            &mut NoMedia,
+            &mut Effects {
+                out: &mut out,
+                ctr: &mut ctr,
+                media: &mut NoMedia,
+            },
         );
         assert_eq!(
             out.iter().next().map(|(_, b)| b.to_vec()),
@@ -2252,9 +2249,11 @@ Contact: <sip:a@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n";
         call.on_timeout(
             &env,
             t0 + Duration::from_millis(500),
-            &mut out,
-            &mut ctr,
-            &mut NoMedia,
+            &mut Effects {
+                out: &mut out,
+                ctr: &mut ctr,
+                media: &mut NoMedia,
+            },
         );
         assert_eq!(out.len(), 1);
         out.clear();
@@ -2273,9 +2272,11 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
             &ackm,
             peer,
             t0 + Duration::from_millis(600),
-            &mut out,
-            &mut ctr,
-            &mut NoMedia,
+            &mut Effects {
+                out: &mut out,
+                ctr: &mut ctr,
+                media: &mut NoMedia,
+            },
         );
         // A second copy of the ACK is absorbed.
         call.on_message(
@@ -2283,17 +2284,21 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
             &ackm,
             peer,
             t0 + Duration::from_millis(601),
-            &mut out,
-            &mut ctr,
-            &mut NoMedia,
+            &mut Effects {
+                out: &mut out,
+                ctr: &mut ctr,
+                media: &mut NoMedia,
+            },
         );
         assert_eq!(ctr.messages_absorbed, 2, "retransmitted INVITE and ACK");
         call.on_timeout(
             &env,
             t0 + Duration::from_millis(1500),
-            &mut out,
-            &mut ctr,
-            &mut NoMedia,
+            &mut Effects {
+                out: &mut out,
+                ctr: &mut ctr,
+                media: &mut NoMedia,
+            },
         );
         assert!(out.is_empty(), "ACK stopped the 2xx retransmissions");
         // A late copy of the INVITE after the ACK is absorbed quietly: the ended
@@ -2303,9 +2308,11 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
             &msg,
             peer,
             t0 + Duration::from_millis(1600),
-            &mut out,
-            &mut ctr,
-            &mut NoMedia,
+            &mut Effects {
+                out: &mut out,
+                ctr: &mut ctr,
+                media: &mut NoMedia,
+            },
         );
         assert!(out.is_empty(), "no reply to a late INVITE copy");
         assert_eq!(ctr.messages_absorbed, 3);
@@ -2320,9 +2327,11 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
             &byem,
             peer,
             t0 + Duration::from_millis(2000),
-            &mut out,
-            &mut ctr,
-            &mut NoMedia,
+            &mut Effects {
+                out: &mut out,
+                ctr: &mut ctr,
+                media: &mut NoMedia,
+            },
         );
         let reply: Vec<String> = out
             .iter()
@@ -2346,7 +2355,15 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
         let mut ctr = Counters::default();
         let t0 = Instant::now();
         let mut call = Call::new_uac(&env, 1, Instant::now());
-        call.start(&env, t0, &mut out, &mut ctr, &mut NoMedia);
+        call.start(
+            &env,
+            t0,
+            &mut Effects {
+                out: &mut out,
+                ctr: &mut ctr,
+                media: &mut NoMedia,
+            },
+        );
         let invite = String::from_utf8_lossy(out.iter().next().unwrap().1).into_owned();
         out.clear();
         let ringing = response(invite.as_bytes(), 180, Some("r"), "");
@@ -2355,9 +2372,11 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
             &message::parse(&ringing).unwrap(),
             env.remote,
             t0,
-            &mut out,
-            &mut ctr,
-            &mut NoMedia,
+            &mut Effects {
+                out: &mut out,
+                ctr: &mut ctr,
+                media: &mut NoMedia,
+            },
         );
         let cancel = String::from_utf8_lossy(out.iter().next().unwrap().1).into_owned();
         out.clear();
@@ -2374,9 +2393,11 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
             &message::parse(&ok).unwrap(),
             env.remote,
             t0,
-            &mut out,
-            &mut ctr,
-            &mut NoMedia,
+            &mut Effects {
+                out: &mut out,
+                ctr: &mut ctr,
+                media: &mut NoMedia,
+            },
         );
         let terminated = response(invite.as_bytes(), 487, Some("r"), "");
         call.on_message(
@@ -2384,9 +2405,11 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
             &message::parse(&terminated).unwrap(),
             env.remote,
             t0,
-            &mut out,
-            &mut ctr,
-            &mut NoMedia,
+            &mut Effects {
+                out: &mut out,
+                ctr: &mut ctr,
+                media: &mut NoMedia,
+            },
         );
         assert_eq!(out.len(), 1, "the transaction ACKs the 487");
         assert_eq!(call.take_outcome(), Some(Outcome::Success));
@@ -2450,9 +2473,11 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
                         &msg,
                         from,
                         now,
-                        &mut h.out,
-                        &mut h.ctr,
-                        &mut NoMedia,
+                        &mut Effects {
+                            out: &mut h.out,
+                            ctr: &mut h.ctr,
+                            media: &mut NoMedia,
+                        },
                     );
                 }
             }
@@ -2490,13 +2515,41 @@ CSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n";
             };
             let (mut out, mut ctr, t0) = (Outbox::default(), Counters::default(), Instant::now());
             let mut call = Call::new_uas(&env, 1, msg.call_id().unwrap_or(""), peer, t0);
-            call.on_message(&env, &msg, peer, t0, &mut out, &mut ctr, &mut NoMedia);
-            call.on_message(&env, &msg, peer, t0, &mut out, &mut ctr, &mut NoMedia);
+            call.on_message(
+                &env,
+                &msg,
+                peer,
+                t0,
+                &mut Effects {
+                    out: &mut out,
+                    ctr: &mut ctr,
+                    media: &mut NoMedia,
+                },
+            );
+            call.on_message(
+                &env,
+                &msg,
+                peer,
+                t0,
+                &mut Effects {
+                    out: &mut out,
+                    ctr: &mut ctr,
+                    media: &mut NoMedia,
+                },
+            );
             let mut t = t0;
             for _ in 0..64 {
                 let Some(d) = call.deadline() else { break };
                 t = t.max(d);
-                call.on_timeout(&env, t, &mut out, &mut ctr, &mut NoMedia);
+                call.on_timeout(
+                    &env,
+                    t,
+                    &mut Effects {
+                        out: &mut out,
+                        ctr: &mut ctr,
+                        media: &mut NoMedia,
+                    },
+                );
             }
         }
     }

@@ -3,9 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Call, CallEnv, Outbox, Wait};
+use super::{Call, CallEnv, Effects, Outbox, Wait};
 use crate::media::config::{DtmfMode, DtmfSpec, MediaExpectation};
-use crate::media::control::MediaControl;
 use crate::media::stream::StreamFigures;
 use crate::report::Counters;
 use crate::scenario::plan::MediaStep;
@@ -28,21 +27,19 @@ impl Call {
         env: &CallEnv,
         step: &MediaStep,
         now: Instant,
-        out: &mut Outbox,
-        ctr: &mut Counters,
-        media: &mut dyn MediaControl,
+        fx: &mut Effects<'_>,
     ) -> Progress {
         let waited = self.wait.filter(|w| w.pc == self.pc);
-        let h = match self.media_session(env, now, media) {
+        let h = match self.media_session(env, now, fx.media) {
             Ok(h) => h,
             Err(why) => return Progress::Fail(why),
         };
         if let MediaStep::Dtmf(spec) = step
             && spec.mode == DtmfMode::Info
         {
-            return self.send_info_digit(env, spec, now, out, ctr);
+            return self.send_info_digit(env, spec, now, fx.out, fx.ctr);
         }
-        let Some(session) = media.get_mut(h) else {
+        let Some(session) = fx.media.get_mut(h) else {
             return Progress::Fail("the call's media session is gone".into());
         };
         match step {
@@ -88,14 +85,14 @@ impl Call {
                         self.wait = None;
                         return Progress::Next;
                     }
-                    ctr.media.dtmf_mismatches += 1;
+                    fx.ctr.media.dtmf_mismatches += 1;
                     return Progress::Fail(format!(
                         "expect_dtmf: expected `{digits}`, received `{got}`"
                     ));
                 }
                 match waited {
                     Some(w) if w.until.is_some_and(|u| u <= now) => {
-                        ctr.media.dtmf_mismatches += 1;
+                        fx.ctr.media.dtmf_mismatches += 1;
                         return Progress::Fail(format!(
                             "expect_dtmf: expected `{digits}`, received `{got}` before the timeout"
                         ));
@@ -184,9 +181,7 @@ impl Call {
         &mut self,
         env: &CallEnv,
         msg: &Message<'_>,
-        out: &mut Outbox,
-        ctr: &mut Counters,
-        media: &mut dyn MediaControl,
+        fx: &mut Effects<'_>,
         now: Instant,
     ) -> bool {
         let ctype = msg
@@ -196,19 +191,19 @@ impl Call {
         let Some(key) = crate::media::dtmf::key_from_info(&ctype, msg.body) else {
             return false;
         };
-        let Ok(h) = self.media_session(env, now, media) else {
+        let Ok(h) = self.media_session(env, now, fx.media) else {
             return false;
         };
-        if let Some(session) = media.get_mut(h) {
+        if let Some(session) = fx.media.get_mut(h) {
             session.info_digits.push(key);
         }
-        ctr.media.dtmf_digits_received += 1;
-        let resp = out.build(|b| build::response(msg, 200, "OK", b));
+        fx.ctr.media.dtmf_digits_received += 1;
+        let resp = fx.out.build(|b| build::response(msg, 200, "OK", b));
         if let Some(tx) = self.servers.last_mut() {
-            out.push(tx.dest(), &resp);
+            fx.out.push(tx.dest(), &resp);
             tx.on_send_response(200, resp, now);
         }
-        ctr.messages_sent += 1;
+        fx.ctr.messages_sent += 1;
         true
     }
 }
@@ -311,9 +306,11 @@ mod tests {
                 &msg,
                 src,
                 now,
-                &mut to.out,
-                &mut to.ctr,
-                &mut to.media,
+                &mut Effects {
+                    out: &mut to.out,
+                    ctr: &mut to.ctr,
+                    media: &mut to.media,
+                },
             );
         }
     }
@@ -350,8 +347,15 @@ mod tests {
             }
         }
         if digit {
-            to.call
-                .on_media_event(&to.env, now, &mut to.out, &mut to.ctr, &mut to.media);
+            to.call.on_media_event(
+                &to.env,
+                now,
+                &mut Effects {
+                    out: &mut to.out,
+                    ctr: &mut to.ctr,
+                    media: &mut to.media,
+                },
+            );
         }
         n
     }
@@ -359,8 +363,15 @@ mod tests {
     /// Run both calls in virtual time (4 s in 10 ms steps); returns RTP packets moved.
     fn run_pair(uac: &mut Side, uas: &mut Side) -> usize {
         let t0 = Instant::now();
-        uac.call
-            .start(&uac.env, t0, &mut uac.out, &mut uac.ctr, &mut uac.media);
+        uac.call.start(
+            &uac.env,
+            t0,
+            &mut Effects {
+                out: &mut uac.out,
+                ctr: &mut uac.ctr,
+                media: &mut uac.media,
+            },
+        );
         let mut moved = 0;
         let mut now = t0;
         for _ in 0..400 {
@@ -370,8 +381,15 @@ mod tests {
             moved += shuttle_rtp(uas, uac, now);
             for s in [&mut *uac, &mut *uas] {
                 if s.call.deadline().is_some_and(|d| d <= now) {
-                    s.call
-                        .on_timeout(&s.env, now, &mut s.out, &mut s.ctr, &mut s.media);
+                    s.call.on_timeout(
+                        &s.env,
+                        now,
+                        &mut Effects {
+                            out: &mut s.out,
+                            ctr: &mut s.ctr,
+                            media: &mut s.media,
+                        },
+                    );
                 }
             }
             now += Duration::from_millis(10);
