@@ -1775,6 +1775,16 @@ mod tests {
     use crate::scenario::builtin;
     use crate::scenario::compile_str;
 
+    /// Effects for a call without media.
+    fn fx<'a>(out: &'a mut Outbox, ctr: &'a mut Counters) -> Effects<'a> {
+        // NoMedia is zero-sized: leaking a box of it allocates nothing.
+        Effects {
+            out,
+            ctr,
+            media: Box::leak(Box::new(NoMedia)),
+        }
+    }
+
     const UAC_ADDR: &str = "127.0.0.1:5070";
     const UAS_ADDR: &str = "127.0.0.1:5080";
 
@@ -1856,15 +1866,7 @@ mod tests {
                 t0: Instant::now(),
             };
             let t0 = h.t0;
-            h.call.start(
-                &h.env,
-                t0,
-                &mut Effects {
-                    out: &mut h.out,
-                    ctr: &mut h.ctr,
-                    media: &mut NoMedia,
-                },
-            );
+            h.call.start(&h.env, t0, &mut fx(&mut h.out, &mut h.ctr));
             h
         }
         fn at(&self, ms: u64) -> Instant {
@@ -1889,24 +1891,13 @@ mod tests {
                 &msg,
                 from,
                 now,
-                &mut Effects {
-                    out: &mut self.out,
-                    ctr: &mut self.ctr,
-                    media: &mut NoMedia,
-                },
+                &mut fx(&mut self.out, &mut self.ctr),
             );
         }
         fn tick(&mut self, ms: u64) {
             let now = self.at(ms);
-            self.call.on_timeout(
-                &self.env,
-                now,
-                &mut Effects {
-                    out: &mut self.out,
-                    ctr: &mut self.ctr,
-                    media: &mut NoMedia,
-                },
-            );
+            self.call
+                .on_timeout(&self.env, now, &mut fx(&mut self.out, &mut self.ctr));
         }
     }
 
@@ -2138,11 +2129,7 @@ mod tests {
             &message::parse(first.as_bytes()).unwrap(),
             peer,
             t0,
-            &mut Effects {
-                out: &mut out,
-                ctr: &mut ctr,
-                media: &mut NoMedia,
-            },
+            &mut fx(&mut out, &mut ctr),
         );
         let second = request(2);
         let later = t0 + Duration::from_millis(10);
@@ -2151,20 +2138,12 @@ mod tests {
             &message::parse(second.as_bytes()).unwrap(),
             peer,
             later,
-            &mut Effects {
-                out: &mut out,
-                ctr: &mut ctr,
-                media: &mut NoMedia,
-            },
+            &mut fx(&mut out, &mut ctr),
         );
         call.on_timeout(
             &env,
             t0 + Duration::from_millis(150),
-            &mut Effects {
-                out: &mut out,
-                ctr: &mut ctr,
-                media: &mut NoMedia,
-            },
+            &mut fx(&mut out, &mut ctr),
         );
         let sent: Vec<String> = out
             .iter()
@@ -2199,17 +2178,7 @@ Call-ID: c1@test\r\nCSeq: 7 INVITE\r\n\
 Contact: <sip:a@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n";
         let mut call = Call::new_uas(&env, 1, "c1@test", peer, Instant::now());
         let msg = message::parse(invite).unwrap();
-        call.on_message(
-            &env,
-            &msg,
-            peer,
-            t0,
-            &mut Effects {
-                out: &mut out,
-                ctr: &mut ctr,
-                media: &mut NoMedia,
-            },
-        );
+        call.on_message(&env, &msg, peer, t0, &mut fx(&mut out, &mut ctr));
         let sent: Vec<String> = out
             .iter()
             .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
@@ -2234,11 +2203,7 @@ Contact: <sip:a@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n";
             &msg,
             peer,
             t0 + Duration::from_millis(100),
-            &mut Effects {
-                out: &mut out,
-                ctr: &mut ctr,
-                media: &mut NoMedia,
-            },
+            &mut fx(&mut out, &mut ctr),
         );
         assert_eq!(
             out.iter().next().map(|(_, b)| b.to_vec()),
@@ -2249,11 +2214,7 @@ Contact: <sip:a@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n";
         call.on_timeout(
             &env,
             t0 + Duration::from_millis(500),
-            &mut Effects {
-                out: &mut out,
-                ctr: &mut ctr,
-                media: &mut NoMedia,
-            },
+            &mut fx(&mut out, &mut ctr),
         );
         assert_eq!(out.len(), 1);
         out.clear();
@@ -2272,11 +2233,7 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
             &ackm,
             peer,
             t0 + Duration::from_millis(600),
-            &mut Effects {
-                out: &mut out,
-                ctr: &mut ctr,
-                media: &mut NoMedia,
-            },
+            &mut fx(&mut out, &mut ctr),
         );
         // A second copy of the ACK is absorbed.
         call.on_message(
@@ -2284,21 +2241,13 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
             &ackm,
             peer,
             t0 + Duration::from_millis(601),
-            &mut Effects {
-                out: &mut out,
-                ctr: &mut ctr,
-                media: &mut NoMedia,
-            },
+            &mut fx(&mut out, &mut ctr),
         );
         assert_eq!(ctr.messages_absorbed, 2, "retransmitted INVITE and ACK");
         call.on_timeout(
             &env,
             t0 + Duration::from_millis(1500),
-            &mut Effects {
-                out: &mut out,
-                ctr: &mut ctr,
-                media: &mut NoMedia,
-            },
+            &mut fx(&mut out, &mut ctr),
         );
         assert!(out.is_empty(), "ACK stopped the 2xx retransmissions");
         // A late copy of the INVITE after the ACK is absorbed quietly: the ended
@@ -2308,11 +2257,7 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
             &msg,
             peer,
             t0 + Duration::from_millis(1600),
-            &mut Effects {
-                out: &mut out,
-                ctr: &mut ctr,
-                media: &mut NoMedia,
-            },
+            &mut fx(&mut out, &mut ctr),
         );
         assert!(out.is_empty(), "no reply to a late INVITE copy");
         assert_eq!(ctr.messages_absorbed, 3);
@@ -2327,11 +2272,7 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
             &byem,
             peer,
             t0 + Duration::from_millis(2000),
-            &mut Effects {
-                out: &mut out,
-                ctr: &mut ctr,
-                media: &mut NoMedia,
-            },
+            &mut fx(&mut out, &mut ctr),
         );
         let reply: Vec<String> = out
             .iter()
@@ -2355,15 +2296,7 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
         let mut ctr = Counters::default();
         let t0 = Instant::now();
         let mut call = Call::new_uac(&env, 1, Instant::now());
-        call.start(
-            &env,
-            t0,
-            &mut Effects {
-                out: &mut out,
-                ctr: &mut ctr,
-                media: &mut NoMedia,
-            },
-        );
+        call.start(&env, t0, &mut fx(&mut out, &mut ctr));
         let invite = String::from_utf8_lossy(out.iter().next().unwrap().1).into_owned();
         out.clear();
         let ringing = response(invite.as_bytes(), 180, Some("r"), "");
@@ -2372,11 +2305,7 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
             &message::parse(&ringing).unwrap(),
             env.remote,
             t0,
-            &mut Effects {
-                out: &mut out,
-                ctr: &mut ctr,
-                media: &mut NoMedia,
-            },
+            &mut fx(&mut out, &mut ctr),
         );
         let cancel = String::from_utf8_lossy(out.iter().next().unwrap().1).into_owned();
         out.clear();
@@ -2393,11 +2322,7 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
             &message::parse(&ok).unwrap(),
             env.remote,
             t0,
-            &mut Effects {
-                out: &mut out,
-                ctr: &mut ctr,
-                media: &mut NoMedia,
-            },
+            &mut fx(&mut out, &mut ctr),
         );
         let terminated = response(invite.as_bytes(), 487, Some("r"), "");
         call.on_message(
@@ -2405,11 +2330,7 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
             &message::parse(&terminated).unwrap(),
             env.remote,
             t0,
-            &mut Effects {
-                out: &mut out,
-                ctr: &mut ctr,
-                media: &mut NoMedia,
-            },
+            &mut fx(&mut out, &mut ctr),
         );
         assert_eq!(out.len(), 1, "the transaction ACKs the 487");
         assert_eq!(call.take_outcome(), Some(Outcome::Success));
@@ -2468,17 +2389,8 @@ From: <sip:a@127.0.0.1>;tag=caller\r\n{to}\r\nCall-ID: c1@test\r\nCSeq: 7 ACK\r\
                 if let Ok(msg) = message::parse(m) {
                     let now = h.at(10 * (i as u64 + 1));
                     let from = h.env.remote;
-                    h.call.on_message(
-                        &h.env,
-                        &msg,
-                        from,
-                        now,
-                        &mut Effects {
-                            out: &mut h.out,
-                            ctr: &mut h.ctr,
-                            media: &mut NoMedia,
-                        },
-                    );
+                    h.call
+                        .on_message(&h.env, &msg, from, now, &mut fx(&mut h.out, &mut h.ctr));
                 }
             }
             let mut t = 100;
@@ -2515,41 +2427,13 @@ CSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n";
             };
             let (mut out, mut ctr, t0) = (Outbox::default(), Counters::default(), Instant::now());
             let mut call = Call::new_uas(&env, 1, msg.call_id().unwrap_or(""), peer, t0);
-            call.on_message(
-                &env,
-                &msg,
-                peer,
-                t0,
-                &mut Effects {
-                    out: &mut out,
-                    ctr: &mut ctr,
-                    media: &mut NoMedia,
-                },
-            );
-            call.on_message(
-                &env,
-                &msg,
-                peer,
-                t0,
-                &mut Effects {
-                    out: &mut out,
-                    ctr: &mut ctr,
-                    media: &mut NoMedia,
-                },
-            );
+            call.on_message(&env, &msg, peer, t0, &mut fx(&mut out, &mut ctr));
+            call.on_message(&env, &msg, peer, t0, &mut fx(&mut out, &mut ctr));
             let mut t = t0;
             for _ in 0..64 {
                 let Some(d) = call.deadline() else { break };
                 t = t.max(d);
-                call.on_timeout(
-                    &env,
-                    t,
-                    &mut Effects {
-                        out: &mut out,
-                        ctr: &mut ctr,
-                        media: &mut NoMedia,
-                    },
-                );
+                call.on_timeout(&env, t, &mut fx(&mut out, &mut ctr));
             }
         }
     }
