@@ -223,17 +223,10 @@ impl TimestampedBatch {
                 iov_len: b.len(),
             })
             .collect();
-        let msgs = (0..n)
-            .map(|i| {
-                // SAFETY: mmsghdr is a plain C struct; all-zero is a valid value.
-                let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                m.msg_hdr.msg_name = &mut addrs[i] as *mut libc::sockaddr_storage as *mut _;
-                m.msg_hdr.msg_iov = &mut iovs[i];
-                m.msg_hdr.msg_iovlen = 1;
-                m.msg_hdr.msg_control = control[i * control_words..].as_mut_ptr().cast();
-                m
-            })
-            .collect();
+        let mut msgs = super::udp::recv_headers(&mut addrs, &mut iovs);
+        for (m, words) in msgs.iter_mut().zip(control.chunks_exact_mut(control_words)) {
+            m.msg_hdr.msg_control = words.as_mut_ptr().cast();
+        }
         TimestampedBatch {
             bufs,
             addrs,

@@ -168,16 +168,7 @@ impl RecvBatch {
                 iov_len: b.len(),
             })
             .collect();
-        let msgs = (0..n)
-            .map(|i| {
-                // SAFETY: mmsghdr is a plain C struct; all-zero is a valid value.
-                let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                m.msg_hdr.msg_name = &mut addrs[i] as *mut libc::sockaddr_storage as *mut _;
-                m.msg_hdr.msg_iov = &mut iovs[i];
-                m.msg_hdr.msg_iovlen = 1;
-                m
-            })
-            .collect();
+        let msgs = recv_headers(&mut addrs, &mut iovs);
         RecvBatch {
             bufs,
             addrs,
@@ -209,6 +200,27 @@ impl RecvBatch {
             sockaddr_to_std(&self.addrs[i]).unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         (&self.bufs[i][..self.lens[i]], from)
     }
+}
+
+/// One recvmmsg header per slot, pointing at that slot's address and iovec. The
+/// pointers stay valid as long as neither vector is resized or dropped: callers
+/// keep both beside the headers for the batch's whole life.
+pub(crate) fn recv_headers(
+    addrs: &mut [libc::sockaddr_storage],
+    iovs: &mut [libc::iovec],
+) -> Vec<libc::mmsghdr> {
+    addrs
+        .iter_mut()
+        .zip(iovs.iter_mut())
+        .map(|(addr, iov)| {
+            // SAFETY: mmsghdr is a plain C struct; all-zero is a valid value.
+            let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            m.msg_hdr.msg_name = (addr as *mut libc::sockaddr_storage).cast();
+            m.msg_hdr.msg_iov = iov;
+            m.msg_hdr.msg_iovlen = 1;
+            m
+        })
+        .collect()
 }
 
 /// recvmmsg without blocking: how many datagrams arrived (0 when none was queued or
