@@ -34,6 +34,7 @@ fn local() -> LocalMedia {
         ptime: Duration::from_millis(20),
         direction: Direction::SendRecv,
         ssrc: Some(1),
+        srtp: None,
         session_id: 1,
         session_version: 1,
     }

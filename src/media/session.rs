@@ -60,6 +60,7 @@ impl MediaSession {
             ptime: cfg.ptime,
             direction: cfg.direction,
             ssrc: Some(stream.ssrc()),
+            srtp: None,
             session_id,
             session_version: 1,
         };

@@ -7,6 +7,7 @@ pub mod body;
 pub mod crypto;
 pub mod error;
 pub mod negotiate;
+pub mod sdes;
 pub mod session;
 
 pub use body::find_sdp;

@@ -33,6 +33,13 @@ pub enum NegotiateError {
     NoAudio,
     #[error("no common codec: we offer {ours}, the peer {theirs}")]
     NoCommonCodec { ours: String, theirs: String },
+    /// SRTP is required (by us, or by the offer's RTP/SAVP profile) and no `a=crypto`
+    /// line is usable; the text says what was there and what we wanted.
+    #[error("no usable SRTP crypto: {0}")]
+    NoUsableCrypto(String),
+    /// The offer is RTP/SAVP but this side's media has no `srtp:` setting.
+    #[error("the peer offers SRTP only ({0}); add `srtp:` to the scenario's media block")]
+    SrtpNotConfigured(String),
 }
 
 /// An audio codec as it appears in SDP.
@@ -71,6 +78,8 @@ pub struct LocalMedia {
     /// Our RTP SSRC, announced as `a=ssrc:N cname:sipwright` (RFC 5576) so a peer
     /// that receives many streams on one port can tell them apart.
     pub ssrc: Option<u32>,
+    /// SDES: our crypto lines and whether SRTP is required (None: plain RTP only).
+    pub srtp: Option<super::sdes::LocalSrtp>,
     /// o= session id and version.
     pub session_id: u64,
     pub session_version: u64,
@@ -95,6 +104,10 @@ pub struct RemoteMedia {
     pub direction: Direction,
     /// The first `a=ssrc` of the stream (RFC 5576), when given.
     pub ssrc: Option<u32>,
+    /// The m= line's profile is RTP/SAVP or RTP/SAVPF (SRTP required by the peer).
+    pub savp: bool,
+    /// The stream's `a=crypto` lines, in the peer's order.
+    pub crypto: Vec<super::Crypto>,
 }
 
 /// What both sides agreed on, from our point of view.
@@ -113,6 +126,8 @@ pub struct Negotiated {
     pub remote_rtcp: SocketAddr,
     /// The peer's SSRC from its SDP, when it said.
     pub remote_ssrc: Option<u32>,
+    /// SDES-SRTP, when both sides agreed on a crypto line.
+    pub srtp: Option<super::sdes::SrtpAgreed>,
 }
 
 /// RFC 3551 table 4: audio payload types with a fixed meaning, used when the peer lists
@@ -261,6 +276,8 @@ pub fn remote_media(sdp: &str) -> Result<RemoteMedia, NegotiateError> {
         ptime: media_ptime(sdp, index),
         direction,
         ssrc: media_ssrc(sdp, index),
+        savp: false,
+        crypto: Vec::new(),
     })
 }
 
@@ -319,6 +336,7 @@ pub fn negotiate(
         remote_rtp: remote.rtp,
         remote_rtcp: if rtcp_mux { remote.rtp } else { remote.rtcp },
         remote_ssrc: remote.ssrc,
+        srtp: None,
     })
 }
 
@@ -548,6 +566,7 @@ mod tests {
             ptime: Duration::from_millis(20),
             direction: Direction::SendRecv,
             ssrc: None,
+            srtp: None,
             session_id: 42,
             session_version: 7,
         }

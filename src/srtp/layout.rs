@@ -160,6 +160,25 @@ pub fn looks_like_rtcp(payload: &[u8]) -> bool {
     }
 }
 
+/// Is this datagram plain RTCP, with no SRTCP trailer? The length fields of a plain
+/// compound packet add up to the whole datagram; SRTCP always has 4 index bytes and a tag
+/// after the last RTCP packet (and encrypts everything past the first header), so its
+/// lengths never cover it exactly. Endpoints send such packets before their SRTP is keyed
+/// (baresip sends one RTCP APP per stream): they are neither authentic nor forged.
+pub fn is_plain_rtcp(datagram: &[u8]) -> bool {
+    let mut at = 0;
+    while at < datagram.len() {
+        let Some(h) = datagram.get(at..at + RTCP_HEADER.min(4)) else {
+            return false;
+        };
+        if h[0] >> 6 != 2 || !(192..=223).contains(&h[1]) {
+            return false;
+        }
+        at += 4 * (usize::from(u16::from_be_bytes([h[2], h[3]])) + 1);
+    }
+    at == datagram.len() && at > 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +188,25 @@ mod tests {
         p.extend_from_slice(extra);
         p.resize(p.len() + payload, 0xab);
         p
+    }
+
+    #[test]
+    fn plain_rtcp_is_told_from_srtcp() {
+        // RR (no blocks) + SDES: lengths 1 and 2 words after the first.
+        let mut plain = vec![0x80, 201, 0, 1, 1, 2, 3, 4];
+        plain.extend_from_slice(&[0x81, 202, 0, 2, 1, 2, 3, 4, 1, 2, b'a', b'b']);
+        assert!(is_plain_rtcp(&plain));
+        // baresip's lone APP packet: 16 bytes, length 3.
+        assert!(is_plain_rtcp(&[
+            0x80, 204, 0, 3, 0, 0, 0, 1, b'n', b'a', b'm', b'e', 0, 0, 0, 0
+        ]));
+        let mut srtcp = plain.clone();
+        srtcp.extend_from_slice(&[0x80, 0, 0, 1]);
+        srtcp.extend_from_slice(&[0xaa; 10]);
+        assert!(!is_plain_rtcp(&srtcp));
+        assert!(!is_plain_rtcp(&plain[..plain.len() - 1]));
+        assert!(!is_plain_rtcp(&[]));
+        assert!(!is_plain_rtcp(&[0x80, 0, 0, 1, 0, 0, 0, 0])); // RTP-looking PT
     }
 
     #[test]

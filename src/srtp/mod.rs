@@ -10,7 +10,8 @@
 //! - `layout`: where header, payload, MKI, index and tag sit in a packet;
 //! - `transform`: AES-CM + HMAC-SHA1 and AES-GCM with one set of session keys;
 //! - `kdf`, `aes_cm`: session key derivation and the counter-mode keystream;
-//! - `replay`: index estimation and the replay window.
+//! - `replay`: index estimation and the replay window;
+//! - [`ring`]: the keys a receiver accepts across a re-key, newest first.
 
 mod aes_cm;
 pub mod context;
@@ -19,6 +20,7 @@ mod kdf;
 pub mod key;
 mod layout;
 mod replay;
+pub mod ring;
 pub mod suite;
 #[cfg(test)]
 mod tests;
@@ -27,5 +29,6 @@ mod transform;
 pub use context::{Context, Unprotected};
 pub use error::SrtpError;
 pub use key::MasterKey;
-pub use layout::looks_like_rtcp;
+pub use layout::{is_plain_rtcp, looks_like_rtcp};
+pub use ring::KeyRing;
 pub use suite::Suite;
