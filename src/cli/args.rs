@@ -156,9 +156,13 @@ pub struct RunArgs {
     #[arg(long)]
     pub loopback: bool,
     /// Write every SIP message sent and received to this pcap file (Wireshark, tshark
-    /// and sngrep read it).
+    /// and sngrep read it), with the calls' RTP/RTCP as on the wire (SRTP stays
+    /// encrypted; `sipwright srtp decrypt` opens it with the keys in the SIP).
     #[arg(long, value_name = "FILE.pcap")]
     pub trace: Option<PathBuf>,
+    /// Leave RTP/RTCP out of `--trace` (SIP only), for long runs with many streams.
+    #[arg(long, requires = "trace")]
+    pub trace_no_media: bool,
     /// Write only the messages of failed calls to this pcap file (attach it to a red CI run).
     #[arg(long, value_name = "FILE.pcap")]
     pub trace_failed: Option<PathBuf>,

@@ -283,6 +283,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
                 writer: w.clone(),
                 format,
                 failed_only,
+                media: format == TraceFormat::Pcap && !failed_only && !a.trace_no_media,
             });
             writers.push((w, p.clone()));
         }

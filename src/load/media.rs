@@ -12,14 +12,16 @@ use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::media::config::MediaConfig;
 use crate::media::control::{MediaControl, MediaHandle};
+use crate::media::protection::Rejected;
 use crate::media::rtp;
 use crate::media::session::{MediaError, MediaSession};
 use crate::media::stream::{Channel, MediaStream, ntp_from_unix};
 use crate::report::MediaCounters;
+use crate::report::trace::{Direction as TraceDir, TraceSink};
 use crate::transport::media_socket::{MediaSocket, TimestampedBatch, send_batch_nowait};
 use crate::transport::poller::Poller;
 use crate::transport::ports::PortPool;
@@ -123,6 +125,8 @@ pub struct MediaEngine {
     owner: (usize, u32),
     active: usize,
     shared: Option<Shared>,
+    /// `--trace` in pcap: every RTP/RTCP datagram as on the wire (SRTP encrypted).
+    trace: Option<TraceSink>,
 }
 
 impl MediaEngine {
@@ -175,7 +179,20 @@ impl MediaEngine {
             owner: (usize::MAX, 0),
             active: 0,
             shared,
+            trace: None,
         })
+    }
+
+    /// Record every media datagram sent and received into this trace (pcap).
+    pub fn set_trace(&mut self, sink: TraceSink) {
+        self.trace = Some(sink);
+    }
+
+    /// Hand the trace's buffered records to its writer (end of run).
+    pub fn flush_trace(&mut self) {
+        if let Some(t) = self.trace.as_mut() {
+            t.flush();
+        }
     }
 
     pub fn poller(&mut self) -> &mut Poller {
@@ -241,13 +258,13 @@ impl MediaEngine {
                 continue;
             }
             e.scheduled = None;
-            flush_stream(
-                e,
-                now,
-                &mut self.buf,
-                &mut self.counters,
-                self.shared.as_mut(),
-            );
+            let mut out = Out {
+                buf: &mut self.buf,
+                ctr: &mut self.counters,
+                shared: self.shared.as_mut(),
+                trace: self.trace.as_mut(),
+            };
+            flush_stream(e, now, &mut out);
             self.schedule(index);
         }
         self.flush_shared();
@@ -299,20 +316,18 @@ impl MediaEngine {
                         self.counters.invalid += 1;
                         continue;
                     };
-                    let (data, _, _) = self.batch.get(i);
+                    let data = self.batch.data_mut(i);
+                    let mut out = Out {
+                        buf: &mut self.buf,
+                        ctr: &mut self.counters,
+                        shared: self.shared.as_mut(),
+                        trace: self.trace.as_mut(),
+                    };
                     if let Some(e) = self
                         .entries
                         .get_mut(index as usize)
                         .and_then(|e| e.as_mut())
-                        && deliver(
-                            e,
-                            data,
-                            arrival,
-                            rtcp_socket,
-                            &mut self.buf,
-                            &mut self.counters,
-                            self.shared.as_mut(),
-                        )
+                        && deliver(e, data, from, arrival, rtcp_socket, &mut out)
                     {
                         self.events.push(e.owner);
                     }
@@ -365,17 +380,16 @@ impl MediaEngine {
                 break;
             }
             for i in 0..n {
-                let (data, _, _) = self.batch.get(i);
                 let arrival = self.batch.arrival(i);
-                digit |= deliver(
-                    e,
-                    data,
-                    arrival,
-                    rtcp_socket,
-                    &mut self.buf,
-                    &mut self.counters,
-                    None,
-                );
+                let from = self.batch.get(i).1;
+                let data = self.batch.data_mut(i);
+                let mut out = Out {
+                    buf: &mut self.buf,
+                    ctr: &mut self.counters,
+                    shared: None,
+                    trace: self.trace.as_mut(),
+                };
+                digit |= deliver(e, data, from, arrival, rtcp_socket, &mut out);
             }
             if n < RECV_SLOTS {
                 break;
@@ -393,6 +407,15 @@ impl MediaEngine {
             .as_mut()
             .filter(|e| e.generation == h.generation)
     }
+}
+
+/// What receiving and sending need besides the stream: the scratch buffer datagrams
+/// are written into, the counters, the shared sockets' send queues and the trace.
+struct Out<'a> {
+    buf: &'a mut Vec<u8>,
+    ctr: &'a mut MediaCounters,
+    shared: Option<&'a mut Shared>,
+    trace: Option<&'a mut TraceSink>,
 }
 
 /// `--rtp-shared`: note the addresses (and the SSRC, when its SDP said) a stream's
@@ -423,20 +446,34 @@ fn map_peer(shared: &mut Shared, e: &mut Entry, index: u32) {
 /// when a digit completed.
 fn deliver(
     e: &mut Entry,
-    data: &[u8],
+    data: &mut [u8],
+    from: SocketAddr,
     arrival: Instant,
     rtcp_socket: bool,
-    buf: &mut Vec<u8>,
-    ctr: &mut MediaCounters,
-    shared: Option<&mut Shared>,
+    out: &mut Out<'_>,
 ) -> bool {
-    if rtcp_socket || rtp::is_rtcp(data) {
-        ctr.rtcp_received += 1;
-        e.session.stream.on_rtcp(data, arrival);
+    let rtcp = rtcp_socket || rtp::is_rtcp(data);
+    if let Some(t) = out.trace.as_deref_mut() {
+        // As it arrived (still encrypted): the trace shows the wire.
+        let local = local_addr(e, rtcp_socket);
+        t.record(TraceDir::Received, SystemTime::now(), local, from, data);
+    }
+    let ctr = &mut *out.ctr;
+    let got = if rtcp {
+        e.session.stream.on_rtcp(data, arrival)
+    } else {
+        e.session.stream.on_rtp(data, arrival, out.buf)
+    };
+    match got.rejected {
+        Some(Rejected::Auth) => ctr.srtp_auth_failures += 1,
+        Some(Rejected::Replay) => ctr.srtp_replay_failures += 1,
+        Some(Rejected::PlainRtcp) => ctr.plain_rtcp += 1,
+        None if rtcp => ctr.rtcp_received += 1,
+        None => ctr.packets_received += 1,
+    }
+    if rtcp {
         return false;
     }
-    ctr.packets_received += 1;
-    let got = e.session.stream.on_rtp(data, arrival, buf);
     if got.invalid {
         ctr.invalid += 1;
     }
@@ -444,34 +481,39 @@ fn deliver(
         ctr.dtmf_digits_received += 1;
     }
     if let Some(to) = got.echo {
-        send(e, Channel::Rtp, to, buf, ctr, shared);
+        send(e, Channel::Rtp, to, out);
     }
     got.digit
 }
 
+/// Where a stream's datagrams leave from and arrive at, as its SDP says (the shared
+/// sockets' ports with `--rtp-shared`).
+fn local_addr(e: &Entry, rtcp_socket: bool) -> SocketAddr {
+    let l = e.session.local();
+    let port = match l.rtcp_port {
+        Some(p) if rtcp_socket => p,
+        _ => l.rtp_port,
+    };
+    SocketAddr::new(l.ip, port)
+}
+
 /// Send everything the stream has due.
-fn flush_stream(
-    e: &mut Entry,
-    now: Instant,
-    buf: &mut Vec<u8>,
-    ctr: &mut MediaCounters,
-    mut shared: Option<&mut Shared>,
-) {
-    while let Some(t) = e.session.stream.poll_transmit(now, buf) {
-        send(e, t.channel, t.to, buf, ctr, shared.as_deref_mut());
+fn flush_stream(e: &mut Entry, now: Instant, out: &mut Out<'_>) {
+    while let Some(t) = e.session.stream.poll_transmit(now, out.buf) {
+        send(e, t.channel, t.to, out);
     }
 }
 
-fn send(
-    e: &mut Entry,
-    channel: Channel,
-    to: SocketAddr,
-    data: &[u8],
-    ctr: &mut MediaCounters,
-    shared: Option<&mut Shared>,
-) {
+/// The datagram in `out.buf` to `to`.
+fn send(e: &mut Entry, channel: Channel, to: SocketAddr, out: &mut Out<'_>) {
+    let data = &out.buf[..];
+    let ctr = &mut *out.ctr;
     let is_rtcp = channel == Channel::Rtcp || rtp::is_rtcp(data);
-    let sent = match (&e.own, shared) {
+    if let Some(t) = out.trace.as_deref_mut() {
+        let local = local_addr(e, channel == Channel::Rtcp);
+        t.record(TraceDir::Sent, SystemTime::now(), local, to, data);
+    }
+    let sent = match (&e.own, out.shared.as_deref_mut()) {
         (Some((rtp, rtcp)), _) => {
             let sock = match (channel, rtcp) {
                 (Channel::Rtcp, Some(s)) => s,
@@ -549,7 +591,15 @@ impl MediaControl for MediaEngine {
             self.config.echo,
             self.ntp_origin,
         );
-        let session = MediaSession::new(&self.config, self.ip, rtp_addr, rtcp_addr, call, stream);
+        let session = MediaSession::new(
+            &self.config,
+            self.ip,
+            rtp_addr,
+            rtcp_addr,
+            call,
+            stream,
+            &mut rand::rng(),
+        );
         let mut entry = Entry {
             generation: self.generation,
             owner: self.owner,
@@ -596,13 +646,13 @@ impl MediaControl for MediaEngine {
             return;
         };
         e.session.stream.close();
-        flush_stream(
-            &mut e,
-            now,
-            &mut self.buf,
-            &mut self.counters,
-            self.shared.as_mut(),
-        );
+        let mut out = Out {
+            buf: &mut self.buf,
+            ctr: &mut self.counters,
+            shared: self.shared.as_mut(),
+            trace: self.trace.as_mut(),
+        };
+        flush_stream(&mut e, now, &mut out);
         self.flush_shared();
         let _ = e.session.stream.finish_recordings();
         let f = e.session.stream.figures();
@@ -615,6 +665,7 @@ impl MediaControl for MediaEngine {
             .max_jitter_us
             .max(f.max_jitter.as_micros() as u64);
         self.counters.dtmf_digits_sent += f.digits_sent;
+        self.counters.srtp_streams += u64::from(f.srtp);
         if f.packets_received > 0 {
             self.jitter_samples.push(f.jitter);
         }

@@ -56,6 +56,8 @@ pub struct TraceSpec {
     pub writer: Arc<TraceWriter>,
     pub format: TraceFormat,
     pub failed_only: bool,
+    /// Also record the calls' RTP/RTCP (pcap traces of every call only).
+    pub media: bool,
 }
 
 /// Bind the sockets for `workers` drivers at `bind`. A UAS shares one port among its
@@ -163,13 +165,16 @@ pub fn spawn_side(
         };
         let mut driver = Driver::new(socket, env, cfg, shared.clone());
         if let Some(media) = &spec.plan.media {
-            let engine = MediaEngine::new(
+            let mut engine = MediaEngine::new(
                 media.clone(),
                 spec.local_ip,
                 spec.rtp_ports.clone(),
                 rand::random(),
                 spec.rtp_shared,
             )?;
+            if let Some(t) = spec.traces.iter().find(|t| t.media) {
+                engine.set_trace(t.writer.sink());
+            }
             driver.set_media(engine)?;
         }
         if let Some(tx) = &snapshots {

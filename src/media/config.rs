@@ -1,5 +1,5 @@
 //! What a scenario asks of media: the `media:` block (codecs, telephone-event, ptime,
-//! direction, recording, echo) and the operands of the media steps, resolved at
+//! direction, recording, echo, SRTP) and the operands of the media steps, resolved at
 //! compile time (files are loaded once and shared by every call).
 
 use std::path::PathBuf;
@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::sdp::Direction;
 use crate::sdp::negotiate::Codec;
+use crate::srtp::Suite;
 
 use super::dtmf::DtmfTiming;
 use super::g711::Law;
@@ -73,6 +74,33 @@ pub struct MediaConfig {
     pub echo: bool,
     /// Offer (and accept) RTCP multiplexed on the RTP port (RFC 5761).
     pub rtcp_mux: bool,
+    /// SDES-SRTP (RFC 4568); None: plain RTP (an RTP/SAVP offer is refused with 488).
+    pub srtp: Option<SrtpConfig>,
+}
+
+/// The `srtp*` keys of the `media:` block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SrtpConfig {
+    /// Suites in preference order: one `a=crypto` line (with its own key) each.
+    pub suites: Vec<Suite>,
+    /// `RTP/SAVP` and no call without SRTP; false: `RTP/AVP` with crypto lines, plain
+    /// RTP if the peer takes none.
+    pub required: bool,
+    /// MKI length in bytes carried in every packet (0: none).
+    pub mki_len: u8,
+    /// Key derivation rate exponent: session keys derive every 2^n packets (`KDR=n`).
+    pub kdr_exp: Option<u8>,
+}
+
+impl SrtpConfig {
+    /// What `uac-srtp`/`uas-srtp` offer: the three suites phones have in common.
+    pub fn default_suites() -> Vec<Suite> {
+        vec![
+            Suite::AesCm128HmacSha1_80,
+            Suite::AesCm128HmacSha1_32,
+            Suite::AeadAes128Gcm,
+        ]
+    }
 }
 
 impl Default for MediaConfig {
@@ -85,6 +113,7 @@ impl Default for MediaConfig {
             record: None,
             echo: false,
             rtcp_mux: false,
+            srtp: None,
         }
     }
 }
@@ -132,4 +161,7 @@ pub struct MediaExpectation {
     pub min_packets: Option<u64>,
     pub max_loss_pct: Option<f64>,
     pub max_jitter_ms: Option<f64>,
+    /// SRTP packets that failed authentication (or were replays) allowed; default 0
+    /// on an SRTP stream.
+    pub max_auth_failures: Option<u64>,
 }

@@ -81,6 +81,7 @@ impl MediaControl for SessionTable {
             Some(rtcp),
             call,
             stream,
+            &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(call),
         )));
         Ok(MediaHandle {
             index,

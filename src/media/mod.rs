@@ -1,5 +1,6 @@
 //! Media: RTP/RTCP packets, pacing, receive statistics, G.711, RFC 4733 DTMF, audio
-//! sources and recording, and the per-call stream state machine. Sans-IO: input is
+//! sources and recording, SRTP protection of a call's stream, and the per-call stream
+//! state machine. Sans-IO: input is
 //! bytes and `now`, output is packets and the next deadline.
 
 pub mod config;
@@ -7,6 +8,7 @@ pub mod control;
 pub mod dtmf;
 pub mod g711;
 pub mod pacing;
+pub mod protection;
 pub mod recorder;
 pub mod rtcp;
 pub mod rtp;

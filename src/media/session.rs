@@ -10,8 +10,10 @@ use thiserror::Error;
 
 use crate::sdp::Direction;
 use crate::sdp::negotiate::{self, LocalMedia, NegotiateError, Negotiated, RemoteMedia};
+use crate::sdp::sdes::{self, LocalSrtp, SdesKey, SrtpPolicy};
+use crate::srtp::{MasterKey, SrtpError};
 
-use super::config::{AudioCodec, MediaConfig};
+use super::config::{AudioCodec, MediaConfig, SrtpConfig};
 use super::recorder::Recorder;
 use super::stream::{MediaStream, StreamSetup};
 
@@ -21,6 +23,8 @@ pub enum MediaError {
     Negotiate(#[from] NegotiateError),
     #[error("no media ports: {0}")]
     Ports(String),
+    #[error("SRTP: {0}")]
+    Srtp(#[from] SrtpError),
     #[error("{0}")]
     Other(String),
 }
@@ -38,10 +42,13 @@ pub struct MediaSession {
     pub stream: MediaStream,
     /// Digits that arrived as SIP INFO (`application/dtmf-relay`).
     pub info_digits: String,
+    /// The peer's `a=crypto` lines as it wrote them (for `{{ remote_crypto }}`).
+    remote_crypto: String,
 }
 
 impl MediaSession {
-    /// `rtp`/`rtcp`: our bound addresses (rtcp None: rtcp-mux only).
+    /// `rtp`/`rtcp`: our bound addresses (rtcp None: rtcp-mux only). `keys` draws the
+    /// SRTP master keys: an OS-seeded CSPRNG in a run, a seeded one in tests.
     pub fn new(
         cfg: &MediaConfig,
         ip_for_sdp: std::net::IpAddr,
@@ -49,6 +56,7 @@ impl MediaSession {
         rtcp: Option<SocketAddr>,
         session_id: u64,
         stream: MediaStream,
+        keys: &mut dyn rand::RngCore,
     ) -> MediaSession {
         let local = LocalMedia {
             ip: ip_for_sdp,
@@ -60,7 +68,7 @@ impl MediaSession {
             ptime: cfg.ptime,
             direction: cfg.direction,
             ssrc: Some(stream.ssrc()),
-            srtp: None,
+            srtp: cfg.srtp.as_ref().map(|c| local_srtp(c, keys)),
             session_id,
             session_version: 1,
         };
@@ -73,6 +81,7 @@ impl MediaSession {
             offer: None,
             stream,
             info_digits: String::new(),
+            remote_crypto: String::new(),
         }
     }
 
@@ -104,9 +113,52 @@ impl MediaSession {
         self.sent_any = true;
     }
 
+    /// Our `a=crypto` line(s) for the SDP being built (`{{ crypto }}`): the one we
+    /// answer with once agreed, else every line we offer. No trailing line end.
+    pub fn write_crypto(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        match (&self.agreed, self.sent_first) {
+            (Some(Negotiated { srtp: Some(a), .. }), false) => {
+                sdes::write_crypto(a.tag, &a.local, out)
+            }
+            _ => {
+                for k in self.local.srtp.iter().flat_map(|s| &s.keys) {
+                    sdes::write_crypto(k.tag, &k.key, out);
+                }
+            }
+        }
+        if out.len() > start && out.ends_with(b"\r\n") {
+            out.truncate(out.len() - 2);
+        }
+    }
+
+    /// The peer's `a=crypto` line(s) from its last SDP (`{{ remote_crypto }}`).
+    pub fn remote_crypto(&self) -> &str {
+        &self.remote_crypto
+    }
+
     /// SDP written by hand in a template: what it offers is what we negotiate with.
     pub fn on_local_sdp(&mut self, sdp: &str) {
         if let Ok(ours) = negotiate::remote_media(sdp) {
+            // Keys written by hand (fixed test keys) replace the generated ones.
+            let keys: Vec<SdesKey> = ours
+                .crypto
+                .iter()
+                .filter_map(|c| {
+                    Some(SdesKey {
+                        tag: c.tag,
+                        key: c.keys.first()?.clone(),
+                    })
+                })
+                .collect();
+            if !keys.is_empty() {
+                let policy = if ours.savp {
+                    SrtpPolicy::Required
+                } else {
+                    SrtpPolicy::BestEffort
+                };
+                self.local.srtp = Some(LocalSrtp { policy, keys });
+            }
             self.local.codecs = ours.codecs;
             self.local.telephone_event = ours.telephone_event;
             if let Some(p) = ours.ptime {
@@ -142,7 +194,9 @@ impl MediaSession {
             },
             rtcp_mux: agreed.rtcp_mux,
         };
+        self.stream.set_srtp(agreed.srtp.as_ref())?;
         self.stream.configure(setup, now);
+        self.remote_crypto = crypto_lines(sdp);
         self.remote = Some(remote);
         self.agreed = Some(agreed);
         if !self.sent_first {
@@ -162,4 +216,54 @@ impl MediaSession {
     pub fn direction(&self) -> Direction {
         self.local.direction
     }
+}
+
+/// Our SDES lines: a fresh random key per suite (RFC 4568 §6.1 wants keys unique per
+/// direction and session), tags from 1.
+fn local_srtp(cfg: &SrtpConfig, rng: &mut dyn rand::RngCore) -> LocalSrtp {
+    let keys = cfg
+        .suites
+        .iter()
+        .zip(1..)
+        .filter_map(|(&suite, tag)| {
+            let mut bytes = [0u8; 64];
+            let n = suite.master_key_len() + suite.master_salt_len();
+            rng.fill_bytes(&mut bytes[..n]);
+            let mut key = MasterKey::from_key_salt(suite, &bytes[..n]).ok()?;
+            if cfg.mki_len > 0 {
+                // MKI value 1 in mki_len bytes: one key per direction, so any value will do.
+                let mut mki = vec![0u8; usize::from(cfg.mki_len)];
+                if let Some(last) = mki.last_mut() {
+                    *last = 1;
+                }
+                key.mki = Some(mki);
+            }
+            if let Some(n) = cfg.kdr_exp {
+                key.kdr = 1u64 << n;
+            }
+            Some(SdesKey { tag, key })
+        })
+        .collect();
+    let policy = if cfg.required {
+        SrtpPolicy::Required
+    } else {
+        SrtpPolicy::BestEffort
+    };
+    LocalSrtp { policy, keys }
+}
+
+/// The `a=crypto` lines of an SDP body, CRLF-joined, without a final line end.
+fn crypto_lines(sdp: &str) -> String {
+    let mut out = String::new();
+    for line in sdp
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("a=crypto:"))
+    {
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        out.push_str(line);
+    }
+    out
 }

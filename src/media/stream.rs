@@ -12,11 +12,14 @@ use super::config::{PlaySource, PlaySpec, Until};
 use super::dtmf::{DigitCollector, DtmfSender, DtmfTiming, EventPacket};
 use super::g711::Law;
 use super::pacing::Pacer;
+use super::protection::{Protection, Rejected};
 use super::recorder::Recorder;
 use super::rtcp::{self, Rtcp, SenderInfo};
 use super::rtp::{self, Header, Packet};
 use super::source::PcapClip;
 use super::stats::ReceiveStats;
+use crate::sdp::sdes::SrtpAgreed;
+use crate::srtp::SrtpError;
 
 /// RTP clock of every codec we send (G.711, telephone-event/8000).
 pub const CLOCK_RATE: u32 = 8000;
@@ -68,6 +71,8 @@ pub struct Received {
     pub digit: bool,
     /// Not RTP or RTCP we could parse.
     pub invalid: bool,
+    /// An SRTP stream's datagram that did not open (counted in the stream's figures).
+    pub rejected: Option<Rejected>,
 }
 
 /// Figures of one stream, added to the run's totals when it closes.
@@ -89,6 +94,12 @@ pub struct StreamFigures {
     pub digits_sent: u64,
     pub digits_received: u64,
     pub send_dropped: u64,
+    /// The stream was SRTP-protected.
+    pub srtp: bool,
+    pub srtp_auth_failures: u64,
+    pub srtp_replay_failures: u64,
+    /// Plain RTCP that arrived on the SRTP stream (sent before the peer was keyed).
+    pub plain_rtcp: u64,
 }
 
 enum Playing {
@@ -151,6 +162,8 @@ pub struct MediaStream {
     /// BYE to send once (stop or close).
     bye_pending: bool,
     closed: bool,
+    /// SDES-SRTP, once the offer/answer agreed on it.
+    srtp: Option<Box<Protection>>,
 }
 
 /// NTP time (seconds since 1900 in 32.32 fixed point) for a duration since 1970.
@@ -200,6 +213,7 @@ impl MediaStream {
             record_received: None,
             bye_pending: false,
             closed: false,
+            srtp: None,
         }
     }
 
@@ -351,6 +365,22 @@ impl MediaStream {
         result
     }
 
+    /// SRTP as the latest offer/answer agreed (None: plain RTP from now on). Called
+    /// again after a re-INVITE: the peer's new key is tried first, its old one still
+    /// opens packets in flight.
+    pub fn set_srtp(&mut self, agreed: Option<&SrtpAgreed>) -> Result<(), SrtpError> {
+        match (agreed, self.srtp.as_mut()) {
+            (None, _) => self.srtp = None,
+            (Some(a), Some(p)) => p.update(a)?,
+            (Some(a), None) => self.srtp = Some(Box::new(Protection::new(a)?)),
+        }
+        Ok(())
+    }
+
+    pub fn is_srtp(&self) -> bool {
+        self.srtp.is_some()
+    }
+
     /// When `poll_transmit` next has something to send.
     pub fn deadline(&self) -> Option<Instant> {
         if self.bye_pending || self.repeat.is_some() {
@@ -374,9 +404,28 @@ impl MediaStream {
         d
     }
 
-    /// Write the next due datagram into `buf` (cleared first); None when nothing is
-    /// due at `now`. Call until None.
+    /// Write the next due datagram into `buf` (cleared first), SRTP-protected when the
+    /// call agreed on it; None when nothing is due at `now`. Call until None.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        loop {
+            let t = self.next_plain(now, buf)?;
+            if self.seal(buf) {
+                return Some(t);
+            }
+            // Cannot happen with packets we wrote; if it does, that packet is lost.
+            self.figures.send_dropped += 1;
+        }
+    }
+
+    /// Protect the plain datagram in `buf` in place (a no-op for plain RTP streams).
+    fn seal(&mut self, buf: &mut Vec<u8>) -> bool {
+        match self.srtp.as_mut() {
+            Some(p) => p.seal(buf, rtp::is_rtcp(buf)),
+            None => true,
+        }
+    }
+
+    fn next_plain(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
         buf.clear();
         let setup = self.setup?;
         if let Some((ev, left)) = self.repeat.take() {
@@ -658,13 +707,21 @@ impl MediaStream {
     }
 
     /// A datagram on the RTP socket (RTP, or RTCP with rtcp-mux) that arrived at
-    /// `arrival`. An echo, when configured, is written into `buf`.
-    pub fn on_rtp(&mut self, data: &[u8], arrival: Instant, buf: &mut Vec<u8>) -> Received {
+    /// `arrival`. An echo, when configured, is written into `buf`. SRTP opens in place
+    /// in `data`.
+    pub fn on_rtp(&mut self, data: &mut [u8], arrival: Instant, buf: &mut Vec<u8>) -> Received {
         let mut out = Received::default();
         if rtp::is_rtcp(data) {
-            self.on_rtcp(data, arrival);
-            return out;
+            return self.on_rtcp(data, arrival);
         }
+        let data = match self.srtp.as_mut().map(|p| p.open(data, false)) {
+            None => &*data,
+            Some(Ok(len)) => &data[..len],
+            Some(Err(why)) => {
+                out.rejected = Some(why);
+                return out;
+            }
+        };
         let Ok(pkt) = Packet::parse(data) else {
             out.invalid = true;
             return out;
@@ -729,13 +786,24 @@ impl MediaStream {
             self.seq = self.seq.wrapping_add(1);
             self.figures.packets_sent += 1;
             self.figures.bytes_sent += pkt.payload.len() as u64;
-            out.echo = Some(setup.remote_rtp);
+            if self.seal(buf) {
+                out.echo = Some(setup.remote_rtp);
+            }
         }
         out
     }
 
-    /// A datagram on the RTCP socket.
-    pub fn on_rtcp(&mut self, data: &[u8], arrival: Instant) {
+    /// A datagram on the RTCP socket (or RTCP on the RTP socket with rtcp-mux).
+    pub fn on_rtcp(&mut self, data: &mut [u8], arrival: Instant) -> Received {
+        let mut out = Received::default();
+        let data = match self.srtp.as_mut().map(|p| p.open(data, true)) {
+            None => &*data,
+            Some(Ok(len)) => &data[..len],
+            Some(Err(why)) => {
+                out.rejected = Some(why);
+                return out;
+            }
+        };
         self.figures.rtcp_received += 1;
         let now_mid = rtcp::ntp_middle(self.ntp_at(arrival));
         for item in rtcp::parse_compound(data) {
@@ -756,6 +824,7 @@ impl MediaStream {
                 }
             }
         }
+        out
     }
 
     /// Digits received so far (RFC 4733).
@@ -779,6 +848,13 @@ impl MediaStream {
             f.jitter = rx.stats.jitter();
             f.max_gap = f.max_gap.max(rx.stats.max_gap());
             f.digits_received = rx.digits.digits().chars().count() as u64;
+        }
+        if let Some(p) = &self.srtp {
+            let s = p.figures();
+            f.srtp = true;
+            f.srtp_auth_failures = s.auth_failures;
+            f.srtp_replay_failures = s.replay_failures;
+            f.plain_rtcp = s.plain_rtcp;
         }
         f
     }
@@ -958,7 +1034,7 @@ mod tests {
             if i == 3 {
                 continue; // lost
             }
-            let got = rx.on_rtp(b, t0 + *at, &mut echo);
+            let got = rx.on_rtp(&mut b.clone(), t0 + *at, &mut echo);
             let to = got.echo.unwrap();
             assert_eq!(to, setup(None).remote_rtp);
             let p = Packet::parse(&echo).unwrap();

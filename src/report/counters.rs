@@ -101,6 +101,14 @@ pub struct MediaCounters {
     pub dtmf_digits_received: u64,
     /// `expect_dtmf` steps that got other digits (or too few).
     pub dtmf_mismatches: u64,
+    /// Streams that agreed on SDES-SRTP.
+    pub srtp_streams: u64,
+    /// SRTP/SRTCP datagrams whose tag did not verify (wrong key, corrupted, forged).
+    pub srtp_auth_failures: u64,
+    /// SRTP/SRTCP datagrams already received or too old for the replay window.
+    pub srtp_replay_failures: u64,
+    /// Plain RTCP on an SRTP stream (sent before the peer's SRTP was keyed).
+    pub plain_rtcp: u64,
 }
 
 impl MediaCounters {
@@ -125,6 +133,12 @@ impl MediaCounters {
                 .dtmf_digits_received
                 .saturating_sub(e.dtmf_digits_received),
             dtmf_mismatches: self.dtmf_mismatches.saturating_sub(e.dtmf_mismatches),
+            srtp_streams: self.srtp_streams.saturating_sub(e.srtp_streams),
+            srtp_auth_failures: self.srtp_auth_failures.saturating_sub(e.srtp_auth_failures),
+            srtp_replay_failures: self
+                .srtp_replay_failures
+                .saturating_sub(e.srtp_replay_failures),
+            plain_rtcp: self.plain_rtcp.saturating_sub(e.plain_rtcp),
         }
     }
 
@@ -146,6 +160,10 @@ impl MediaCounters {
         self.dtmf_digits_sent += o.dtmf_digits_sent;
         self.dtmf_digits_received += o.dtmf_digits_received;
         self.dtmf_mismatches += o.dtmf_mismatches;
+        self.srtp_streams += o.srtp_streams;
+        self.srtp_auth_failures += o.srtp_auth_failures;
+        self.srtp_replay_failures += o.srtp_replay_failures;
+        self.plain_rtcp += o.plain_rtcp;
     }
 }
 

@@ -74,6 +74,10 @@ fn rtp_json(c: &Counters) -> Value {
         "rtcp_received": m.rtcp_received,
         "send_dropped": m.send_dropped,
         "invalid": m.invalid,
+        "srtp_streams": m.srtp_streams,
+        "srtp_auth_failures": m.srtp_auth_failures,
+        "srtp_replay_failures": m.srtp_replay_failures,
+        "plain_rtcp": m.plain_rtcp,
     })
 }
 

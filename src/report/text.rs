@@ -152,6 +152,12 @@ pub fn media_line(c: &Counters) -> Option<String> {
             m.send_dropped
         ));
     }
+    if m.srtp_streams > 0 {
+        line.push_str(&format!(
+            "; srtp: {} streams, {} auth failures, {} replays, {} plain rtcp",
+            m.srtp_streams, m.srtp_auth_failures, m.srtp_replay_failures, m.plain_rtcp
+        ));
+    }
     line.push_str(&format!(
         "; dtmf: {} sent, {} received, {} mismatched",
         m.dtmf_digits_sent, m.dtmf_digits_received, m.dtmf_mismatches

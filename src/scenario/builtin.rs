@@ -52,6 +52,18 @@ pub const BUILTINS: &[Builtin] = &[
         peer: "uac-media",
         summary: "answers INVITE with SDP, echoes media, expects DTMF 1234 (RFC 4733 or INFO), BYE",
     },
+    Builtin {
+        name: "uac-srtp",
+        text: include_str!("../../scenarios/uac-srtp.yaml"),
+        peer: "uas-srtp",
+        summary: "uac-media with SDES-SRTP required: RTP/SAVP offer, encrypted audio and DTMF 1234, BYE after --call-duration (10s)",
+    },
+    Builtin {
+        name: "uas-srtp",
+        text: include_str!("../../scenarios/uas-srtp.yaml"),
+        peer: "uac-srtp",
+        summary: "uas-media with SDES-SRTP required: 488 without usable a=crypto, echoes encrypted media, expects DTMF 1234",
+    },
 ];
 
 pub fn get(name: &str) -> Option<&'static Builtin> {

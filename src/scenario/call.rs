@@ -791,9 +791,9 @@ impl Call {
             {
                 if msg.method() == Some("INVITE") {
                     // RFC 3261 §13.3.1.1: an offer we cannot take is refused with 488.
-                    let resp = fx
-                        .out
-                        .build(|b| build::response(msg, 488, "Not Acceptable Here", b));
+                    let resp = fx.out.build(|b| {
+                        build::response_with_warning(msg, 488, "Not Acceptable Here", Some(&why), b)
+                    });
                     if let Some(tx) = self.servers.last_mut() {
                         fx.out.push(tx.dest(), &resp);
                         tx.on_send_response(488, resp, now);
@@ -1254,7 +1254,10 @@ impl Call {
         };
         let uses_sdp = t.uses_builtin(Builtin::Sdp);
         if env.plan.media.is_some()
-            && (uses_sdp || t.uses_builtin(Builtin::MediaPort) || t.uses_builtin(Builtin::MediaIp))
+            && (uses_sdp
+                || t.uses_builtin(Builtin::MediaPort)
+                || t.uses_builtin(Builtin::MediaIp)
+                || t.uses_builtin(Builtin::Crypto))
         {
             match self.media_session(env, now, fx.media) {
                 Ok(h) => {
@@ -1713,6 +1716,16 @@ impl RenderContext for Ctx<'_> {
                 }
                 Ok(())
             }
+            Builtin::Crypto => {
+                if let Some(m) = self.media {
+                    m.write_crypto(out);
+                }
+                Ok(())
+            }
+            Builtin::RemoteCrypto => match self.media {
+                Some(m) => out.write_all(m.remote_crypto().as_bytes()),
+                None => Ok(()),
+            },
             Builtin::MediaIp => match self.media {
                 Some(m) => write!(out, "{}", m.local().ip),
                 None => out.write_all(env.media_ip.as_bytes()),

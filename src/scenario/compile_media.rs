@@ -9,11 +9,13 @@ use std::time::Duration;
 use serde_saphyr::Spanned;
 
 use crate::media::config::{
-    AudioCodec, DtmfMode, DtmfSpec, MediaConfig, MediaExpectation, PlaySource, PlaySpec, Until,
+    AudioCodec, DtmfMode, DtmfSpec, MediaConfig, MediaExpectation, PlaySource, PlaySpec,
+    SrtpConfig, Until,
 };
 use crate::media::dtmf::{DtmfTiming, event_code};
 use crate::media::source::{AudioClip, PcapClip, StreamSelector};
 use crate::sdp::Direction;
+use crate::srtp::Suite;
 
 use super::compile::{Compiler, Pos, pos_of};
 use super::model::{MediaDef, StepDef};
@@ -110,7 +112,87 @@ impl Compiler<'_> {
         }
         cfg.echo = d.echo.as_ref().is_some_and(|e| e.value);
         cfg.rtcp_mux = d.rtcp_mux.as_ref().is_some_and(|e| e.value);
+        cfg.srtp = self.srtp_config(d);
         cfg
+    }
+
+    /// `srtp`, `srtp_required`, `srtp_mki`, `srtp_kdr`.
+    fn srtp_config(&mut self, d: &MediaDef) -> Option<SrtpConfig> {
+        let Some(list) = &d.srtp else {
+            for (key, set) in [
+                ("srtp_required", d.srtp_required.as_ref().map(pos_of)),
+                ("srtp_mki", d.srtp_mki.as_ref().map(pos_of)),
+                ("srtp_kdr", d.srtp_kdr.as_ref().map(pos_of)),
+            ] {
+                if let Some(pos) = set {
+                    self.error(
+                        pos,
+                        format!("media.{key}"),
+                        format!("`{key}` needs `srtp:` (the suites to offer), e.g. `srtp: [AES_CM_128_HMAC_SHA1_80]`"),
+                    );
+                }
+            }
+            return None;
+        };
+        let mut suites = Vec::new();
+        for s in &list.value {
+            match Suite::from_sdes_name(s.value.trim()) {
+                Some(suite) if !suites.contains(&suite) => suites.push(suite),
+                Some(_) => {}
+                None => self.error(
+                    pos_of(s),
+                    "media.srtp",
+                    format!(
+                        "unknown SRTP suite `{}`; sipwright has {}",
+                        s.value.trim(),
+                        Suite::ALL.map(|s| s.sdes_name()).join(", ")
+                    ),
+                ),
+            }
+        }
+        if list.value.is_empty() {
+            self.error(
+                pos_of(list),
+                "media.srtp",
+                "empty suite list; use e.g. `[AES_CM_128_HMAC_SHA1_80, AEAD_AES_128_GCM]`",
+            );
+        }
+        let mki_len = match &d.srtp_mki {
+            Some(v) => match self.number::<u8>(v, "media.srtp_mki")? {
+                n @ 0..=16 => n,
+                n => {
+                    self.error(
+                        pos_of(v),
+                        "media.srtp_mki",
+                        format!("MKI of {n} bytes: use 1 to 16 (or 0 for none)"),
+                    );
+                    0
+                }
+            },
+            None => 0,
+        };
+        let kdr_exp = match &d.srtp_kdr {
+            Some(v) => match self.number::<u8>(v, "media.srtp_kdr")? {
+                n @ 0..=24 => Some(n),
+                n => {
+                    self.error(
+                        pos_of(v),
+                        "media.srtp_kdr",
+                        format!(
+                            "KDR={n}: RFC 4568 allows 0 to 24 (keys derived every 2^n packets)"
+                        ),
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        Some(SrtpConfig {
+            suites,
+            required: d.srtp_required.as_ref().is_none_or(|r| r.value),
+            mki_len,
+            kdr_exp,
+        })
     }
 
     /// A literal or a whole `{{ variable }}` (its value at compile time: vars and --set).
@@ -284,11 +366,16 @@ impl Compiler<'_> {
                 if let Some(v) = &def.max_jitter_ms {
                     exp.max_jitter_ms = Some(self.number(v, &format!("{path}.max_jitter_ms"))?);
                 }
+                if let Some(v) = &def.max_auth_failures {
+                    exp.max_auth_failures =
+                        Some(self.number(v, &format!("{path}.max_auth_failures"))?);
+                }
                 if exp == MediaExpectation::default() {
                     self.error(
                         step_pos,
                         path,
-                        "expect_media needs at least one of min_packets, max_loss_pct, max_jitter_ms",
+                        "expect_media needs at least one of min_packets, max_loss_pct, \
+                         max_jitter_ms, max_auth_failures",
                     );
                     return None;
                 }

@@ -38,6 +38,11 @@ pub struct MediaDef {
     pub record: Option<Spanned<String>>,
     pub echo: Option<Spanned<bool>>,
     pub rtcp_mux: Option<Spanned<bool>>,
+    /// SDES-SRTP suites in preference order.
+    pub srtp: Option<Spanned<Vec<Spanned<String>>>>,
+    pub srtp_required: Option<Spanned<bool>>,
+    pub srtp_mki: Option<Spanned<String>>,
+    pub srtp_kdr: Option<Spanned<String>>,
 }
 
 /// `expect_media:` thresholds.
@@ -47,6 +52,8 @@ pub struct ExpectMediaDef {
     pub min_packets: Option<Spanned<String>>,
     pub max_loss_pct: Option<Spanned<String>>,
     pub max_jitter_ms: Option<Spanned<String>>,
+    /// SRTP packets allowed to fail authentication (default 0 on SRTP streams).
+    pub max_auth_failures: Option<Spanned<String>>,
 }
 
 /// A step as written: a map of keys, or a bare word (`- silence`, `- stop_media`).

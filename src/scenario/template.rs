@@ -38,13 +38,17 @@ pub enum Builtin {
     MediaPort,
     /// This call's SDP offer or answer (opens the call's media ports).
     Sdp,
+    /// Our `a=crypto` line(s): every suite offered, or the one answered with.
+    Crypto,
+    /// The peer's `a=crypto` line(s) from its last SDP.
+    RemoteCrypto,
     /// Length of the rendered body (what `Content-Length` is computed from).
     /// Rendered by the template itself: [`RenderContext::builtin`] never sees it.
     Len,
 }
 
 impl Builtin {
-    pub const ALL: [(&'static str, Builtin); 17] = [
+    pub const ALL: [(&'static str, Builtin); 19] = [
         ("call_id", Builtin::CallId),
         ("branch", Builtin::Branch),
         ("local_ip", Builtin::LocalIp),
@@ -61,6 +65,8 @@ impl Builtin {
         ("media_ip", Builtin::MediaIp),
         ("media_port", Builtin::MediaPort),
         ("sdp", Builtin::Sdp),
+        ("crypto", Builtin::Crypto),
+        ("remote_crypto", Builtin::RemoteCrypto),
         ("len", Builtin::Len),
     ];
 

@@ -91,6 +91,18 @@ pub fn cancel(invite: &Message<'_>, out: &mut Vec<u8>) {
 /// carrying a DTMF digit): every Via, From, To, Call-ID and CSeq copied as received,
 /// `Content-Length: 0`. Appends nothing when `req` is not a request.
 pub fn response(req: &Message<'_>, code: u16, reason: &str, out: &mut Vec<u8>) {
+    response_with_warning(req, code, reason, None, out);
+}
+
+/// [`response`] with a `Warning: 399 sipwright "<text>"` header (RFC 3261 §20.43)
+/// saying why: the text is kept to one line of printable characters without quotes.
+pub fn response_with_warning(
+    req: &Message<'_>,
+    code: u16,
+    reason: &str,
+    warning: Option<&str>,
+    out: &mut Vec<u8>,
+) {
     if req.method().is_none() {
         return;
     }
@@ -106,6 +118,24 @@ pub fn response(req: &Message<'_>, code: u16, reason: &str, out: &mut Vec<u8>) {
     copy(out, req, HeaderName::To);
     copy(out, req, HeaderName::CallId);
     copy(out, req, HeaderName::CSeq);
+    if let Some(text) = warning {
+        out.extend_from_slice(b"Warning: 399 sipwright \"");
+        let clean = text
+            .chars()
+            .map(|c| {
+                if c == '"' || c == '\\' || c.is_control() {
+                    '\''
+                } else {
+                    c
+                }
+            })
+            .take(300);
+        for c in clean {
+            let mut b = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+        }
+        out.extend_from_slice(b"\"\r\n");
+    }
     out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
 }
 
@@ -158,6 +188,25 @@ CSeq: 2 ACK\r\n\
 Content-Length: 0\r\n\
 \r\n";
         assert_eq!(String::from_utf8(out).unwrap(), expected);
+    }
+
+    #[test]
+    fn warning_says_why_in_one_clean_line() {
+        let invite = parse(INVITE).unwrap();
+        let mut out = Vec::new();
+        let why = "no usable SRTP crypto: \"AES\"\r\nX: injected";
+        response_with_warning(&invite, 488, "Not Acceptable Here", Some(why), &mut out);
+        let r = parse(&out).unwrap();
+        assert_eq!(r.status(), Some(488));
+        let w: Vec<String> = r
+            .headers_named("Warning")
+            .map(|h| h.value().to_string())
+            .collect();
+        assert_eq!(
+            w,
+            ["399 sipwright \"no usable SRTP crypto: 'AES'''X: injected\""]
+        );
+        assert_eq!(r.headers_named("X").count(), 0);
     }
 
     #[test]

@@ -282,6 +282,15 @@ impl TimestampedBatch {
         )
     }
 
+    /// Datagram `i`'s bytes, writable: SRTP opens in place in the receive buffer.
+    pub fn data_mut(&mut self, i: usize) -> &mut [u8] {
+        if i >= self.got {
+            return &mut [];
+        }
+        let start = i * SLOT_BYTES;
+        &mut self.bufs[start..start + self.lens[i]]
+    }
+
     /// When datagram `i` arrived, as an `Instant` (the kernel's receive time mapped
     /// through one pair of clock reads per batch; the receive call's time when the
     /// kernel gave none): jitter is measured at arrival, not at the wake-up.

@@ -238,6 +238,16 @@ fn check_figures(f: &StreamFigures, exp: &MediaExpectation) -> Result<(), String
             return Err(format!("jitter {j:.2} ms, at most {max} ms allowed"));
         }
     }
+    // On an SRTP stream a packet that does not authenticate is never silently fine.
+    let failed = f.srtp_auth_failures + f.srtp_replay_failures;
+    let allowed = exp.max_auth_failures.unwrap_or(0);
+    if f.srtp && failed > allowed {
+        return Err(format!(
+            "{} SRTP packets failed authentication and {} were replays, at most {allowed} \
+             allowed (max_auth_failures)",
+            f.srtp_auth_failures, f.srtp_replay_failures
+        ));
+    }
     Ok(())
 }
 
@@ -331,10 +341,10 @@ mod tests {
         if let Some(Some(s)) = to.media.sessions.first_mut() {
             for (t, p) in packets {
                 if t.channel == crate::media::stream::Channel::Rtcp {
-                    s.stream.on_rtcp(&p, now);
+                    s.stream.on_rtcp(&mut p.clone(), now);
                     continue;
                 }
-                let got = s.stream.on_rtp(&p, now, &mut echo);
+                let got = s.stream.on_rtp(&mut p.clone(), now, &mut echo);
                 digit |= got.digit;
                 if got.echo.is_some() {
                     echoes.push(echo.clone());
@@ -343,7 +353,7 @@ mod tests {
         }
         if let Some(Some(s)) = from.media.sessions.first_mut() {
             for e in echoes {
-                s.stream.on_rtp(&e, now, &mut echo);
+                s.stream.on_rtp(&mut e.clone(), now, &mut echo);
             }
         }
         if digit {
@@ -471,6 +481,7 @@ mod tests {
             min_packets: min,
             max_loss_pct: loss,
             max_jitter_ms: jitter,
+            max_auth_failures: None,
         };
         assert!(check_figures(&f, &exp(Some(90), None, None)).is_ok());
         assert!(
