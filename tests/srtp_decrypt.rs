@@ -239,7 +239,13 @@ fn check_report(case: &str, o: &Output, report: &Value, exp: &Value) {
             .find(|r| stream_id(r) == id)
             .unwrap_or_else(|| panic!("{case}: no stream {id:?} in the report:\n{report:#}"));
         seen.insert(id.clone());
-        for field in ["suite", "packets", "decrypted", "auth_failures"] {
+        for field in [
+            "suite",
+            "packets",
+            "decrypted",
+            "auth_failures",
+            "plain_rtcp",
+        ] {
             assert_eq!(r[field], s[field], "{case}: {field} of {id:?}:\n{r:#}");
         }
         if !s["roc_start"].is_null() {
@@ -418,6 +424,44 @@ fn decrypt_cli_key() {
 #[test]
 fn decrypt_truncated() {
     run_case("truncated");
+}
+
+/// baresip 1.0 sends one plain 16-byte RTCP APP per stream before its SRTP is keyed: each
+/// RTCP stream counts it as `plain_rtcp` (not a failure), the output has it byte for byte
+/// among the decrypted RTCP, and the exit code is 0; the table notes it.
+#[test]
+fn decrypt_baresip_plain_rtcp() {
+    run_case("baresip-plain-rtcp");
+    let Some(dir) = setup() else { return };
+    let exp = expected(dir, "baresip-plain-rtcp");
+    let out = out_path(&exp, "out");
+    let (o, report) = decrypt(dir, &exp, &["-o", &out.display().to_string()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let output = udp_streams(&out);
+    let mut rtcp_streams = 0;
+    for r in report["streams"].as_array().unwrap() {
+        assert_eq!(r["auth_failures"], 0, "{r}");
+        if r["kind"] != "rtcp" {
+            assert_eq!(r["plain_rtcp"], 0, "{r}");
+            continue;
+        }
+        rtcp_streams += 1;
+        assert_eq!(r["plain_rtcp"], 1, "{r}");
+        assert!(r["decrypted"].as_u64().unwrap() > 0, "{r}");
+        // APP "PING" with data "PONG" from this SSRC, as it was sent.
+        let mut app = vec![0x80, 204, 0, 3];
+        app.extend_from_slice(&(r["ssrc"].as_u64().unwrap() as u32).to_be_bytes());
+        app.extend_from_slice(b"PINGPONG");
+        let id = stream_id(r);
+        assert_eq!(output[&id].first(), Some(&app), "{id:?}");
+    }
+    assert_eq!(rtcp_streams, 2, "{report}");
+
+    let input = dir.join(exp["file"].as_str().unwrap());
+    let o = sipwright(&["srtp", "decrypt", &input.display().to_string()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(table.matches("plain rtcp 1").count(), 2, "{table}");
 }
 
 /// A case the generator makes without a test here would silently go untested.

@@ -86,7 +86,7 @@ pub mod tcp_stream;
 pub mod writer;
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 pub use defrag::{Datagram, Defragmenter, TcpMeta};
 pub use error::{CaptureError, DecodeError};

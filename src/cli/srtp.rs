@@ -190,6 +190,9 @@ fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         if s.replayed > 0 {
             extra.push(format!("replayed {}", s.replayed));
         }
+        if s.plain_rtcp > 0 {
+            extra.push(format!("plain rtcp {}", s.plain_rtcp));
+        }
         if !s.dtmf.is_empty() {
             extra.push(format!("dtmf {}", s.dtmf));
         }

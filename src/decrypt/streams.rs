@@ -59,12 +59,16 @@ pub struct StreamReport {
     pub suite: &'static str,
     pub call_id: Option<String>,
     pub key_source: KeySource,
-    /// Packets seen for this stream (decrypted, failed or replayed).
+    /// Packets seen for this stream (decrypted, failed, replayed or plain RTCP).
     pub packets: u64,
     pub decrypted: u64,
     pub auth_failures: u64,
     /// Copies of packets already decrypted (replay window).
     pub replayed: u64,
+    /// RTCP that no key opened and that has no SRTCP trailer: sent in clear before the
+    /// sender's SRTP was keyed (baresip sends one APP packet per stream). Copied as it is;
+    /// not a failure.
+    pub plain_rtcp: u64,
     /// ROC of the first packet decrypted (null when none was).
     pub roc_start: Option<u32>,
     /// Payload type of the first RTP packet decrypted that is not telephone-event.
@@ -126,6 +130,7 @@ impl Streams {
                 decrypted: 0,
                 auth_failures: 0,
                 replayed: 0,
+                plain_rtcp: 0,
                 roc_start: None,
                 payload_type: None,
                 wav: None,
