@@ -88,6 +88,22 @@ impl Background {
         Background(Some(child))
     }
 
+    /// Wait for it to exit by itself (a UAS with `--calls N` after its calls); killed
+    /// after 30 s so a stuck run fails the test instead of hanging it.
+    pub fn wait(mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.0.take().expect("running");
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < end {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
     /// SIGINT (the way a user stops a run), then wait for it to finish.
     pub fn interrupt(mut self) -> std::process::ExitStatus {
         let mut child = self.0.take().expect("running");
