@@ -7,6 +7,9 @@
 //! must unprotect what our `Context` protects. Packets travel as hex in one JSON document
 //! each way over the script's stdin/stdout.
 //!
+//! AES-256-CM and MKI, which this wrapper cannot reach, are checked from C in
+//! `tests/srtp_libsrtp_c.rs`.
+//!
 //! Skips with a printed reason when python3-pylibsrtp is missing; fails under CI=true.
 
 use std::io::Write;

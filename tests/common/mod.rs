@@ -68,6 +68,15 @@ pub fn require(program: &str) -> Option<PathBuf> {
     found
 }
 
+/// For a peer that is missing in some other way than a program on PATH (a library, its
+/// headers, a Python module): print why the test is skipped, or panic under CI=true.
+pub fn unavailable(why: &str, install: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{why}: required under CI=true ({install}; .ci/run installs it)");
+    }
+    eprintln!("SKIPPED: {why} ({install})");
+}
+
 pub fn report(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("report written"))
         .expect("report is JSON")
