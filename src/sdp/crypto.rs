@@ -194,6 +194,28 @@ fn mki_bytes(value: &str, len: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Base64 (RFC 4648), standard alphabet with `=` padding: what `inline:` keys are
+/// written in. Hand-written like [`decode_base64`]: a few lines, not worth a crate.
+pub fn encode_base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        // A chunk of k bytes gives k + 1 characters; padding fills the group of 4.
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// Base64 (RFC 4648) with or without `=` padding; the URL-safe letters are accepted too.
 /// `None` on any other character or an impossible length.
 pub(crate) fn decode_base64(s: &str) -> Option<Vec<u8>> {
@@ -431,10 +453,15 @@ mod tests {
             ("Zm9vYmFy", "foobar"),
         ] {
             assert_eq!(decode_base64(enc).unwrap(), dec.as_bytes());
+            assert_eq!(encode_base64(dec.as_bytes()), enc);
             assert_eq!(
                 decode_base64(enc.trim_end_matches('=')).unwrap(),
                 dec.as_bytes()
             );
+        }
+        for len in 0u8..50 {
+            let v: Vec<u8> = (0..len).map(|i| i.wrapping_mul(37) ^ 0xa5).collect();
+            assert_eq!(decode_base64(&encode_base64(&v)).unwrap(), v);
         }
     }
 }
