@@ -140,7 +140,8 @@ fn key_param(suite: Suite, info: &str) -> Result<(MasterKey, Option<String>), St
     let mut fields = info.split('|');
     let b64 = fields.next().unwrap_or("");
     let bytes = decode_base64(b64)
-        .ok_or_else(|| format!("key \"{}\" is not base64, key ignored", clip(b64)))?;
+        // The text is not quoted: it may be a real key with a typo in it.
+        .ok_or_else(|| format!("key of {} characters is not base64, key ignored", b64.len()))?;
     let mut key = MasterKey::from_key_salt(suite, &bytes).map_err(|_| {
         format!(
             "{} needs {} bytes of key||salt, inline key has {}: key ignored",
