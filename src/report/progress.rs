@@ -101,6 +101,10 @@ pub fn status_line(t: &Tick<'_>, planned: Option<Duration>) -> String {
             (t.interval.media.packets_received as f64 / secs).round(),
             loss
         ));
+        let rejected = media.srtp_auth_failures + media.srtp_replay_failures;
+        if rejected > 0 {
+            line.push_str(&format!(" | {rejected} srtp packets rejected"));
+        }
     }
     if t.interval.messages_retransmitted > 0 {
         line.push_str(&format!(
