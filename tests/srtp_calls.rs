@@ -72,7 +72,10 @@ fn loopback_srtp_calls_stream_encrypted_and_exchange_digits() {
         assert_eq!(rtp["srtp_auth_failures"], 0, "{side}");
         assert_eq!(rtp["srtp_replay_failures"], 0, "{side}");
         assert_eq!(rtp["plain_rtcp"], 0, "{side}");
-        assert!(rtp["packets_received"].as_u64().unwrap() > 20 * 200, "{side}");
+        assert!(
+            rtp["packets_received"].as_u64().unwrap() > 20 * 200,
+            "{side}"
+        );
     }
     assert_eq!(j["dtmf"]["digits_sent"], 80);
     assert_eq!(peer["dtmf"]["digits_received"], 80);
@@ -134,10 +137,15 @@ fn traced_call_decrypts(tag: &str, srtp_lines: &str, port_base: u16) -> PathBuf 
     let rtp: Vec<&serde_json::Value> = streams.iter().filter(|s| s["kind"] == "rtp").collect();
     assert_eq!(rtp.len(), 2, "{tag}: {d}");
     let expected = played_samples();
+    // The digits go one way: the UAS echoes audio, not events.
+    let digits: Vec<&str> = rtp.iter().filter_map(|s| s["dtmf"].as_str()).collect();
+    assert!(
+        digits.contains(&"1234") && digits.contains(&""),
+        "{tag}: {d}"
+    );
     for s in &rtp {
         assert_eq!(s["auth_failures"], 0, "{tag}: {s}");
         assert!(s["decrypted"].as_u64().unwrap() > 50, "{tag}: {s}");
-        assert_eq!(s["dtmf"], "1234", "{tag}: {s}");
         let wav = s["wav"].as_str().expect("a WAV per G.711 stream");
         let got: Vec<i16> = hound::WavReader::open(wav)
             .unwrap()
@@ -215,8 +223,7 @@ impl Libsrtp {
         let report: serde_json::Value = serde_json::from_slice(&o.stdout)
             .unwrap_or_else(|e| panic!("{tag}: {e}: {}", text(&o)));
         let streams = report["streams"].as_array().unwrap();
-        let rtp: Vec<&serde_json::Value> =
-            streams.iter().filter(|s| s["kind"] == "rtp").collect();
+        let rtp: Vec<&serde_json::Value> = streams.iter().filter(|s| s["kind"] == "rtp").collect();
         assert_eq!(rtp.len(), 2, "{tag}: {report}");
         for s in streams {
             let skip_rtcp_mki_32 = s["kind"] == "rtcp" && tag.contains("_32-mki4");
@@ -290,7 +297,10 @@ fn uas_srtp_refuses_what_it_cannot_decrypt_with_488() {
             .find(|l| l.starts_with("Warning: 399 sipwright"))
             .unwrap_or_else(|| panic!("{tag}: no Warning in the 488:\n{t}"));
         assert!(warning.contains(why), "{tag}: {warning}");
-        assert!(!warning.contains("inline:"), "{tag}: key material in {warning}");
+        assert!(
+            !warning.contains("inline:"),
+            "{tag}: key material in {warning}"
+        );
     }
 }
 
@@ -352,4 +362,29 @@ fn uac_srtp_fails_with_reason_media_on_an_unusable_answer() {
     assert!(detail.contains("add `srtp:`"), "{detail}");
     let u = report(&ur);
     assert_eq!(u["calls"]["failed"], 1, "{u}");
+}
+
+/// `--trace-no-media` keeps the trace to SIP: nothing for `srtp decrypt` to open.
+#[test]
+fn trace_no_media_leaves_rtp_out() {
+    let trace = scratch("srtp-no-media.pcap");
+    let o = sipwright(&[
+        "run",
+        "uac-srtp",
+        "--loopback",
+        "--calls",
+        "1",
+        "--call-duration",
+        "1s",
+        "--rtp-ports",
+        &ports(31_900, 20),
+        "--trace",
+        trace.to_str().unwrap(),
+        "--trace-no-media",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = sipwright(&["srtp", "decrypt", trace.to_str().unwrap(), "--json"]);
+    let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(d["streams"].as_array().unwrap().len(), 0, "{d}");
+    assert_eq!(d["sip_messages"], 6, "{d}");
 }

@@ -1,7 +1,7 @@
 //! Feeds arbitrary bytes through SDP offer/answer: `remote_media`, `negotiate` (as
-//! answerer and as offerer) against a fixed local configuration, then `write_answer`
-//! and `write_answer_to_offer`, whose output must read back with what was agreed.
-//! Any panic is a bug.
+//! answerer and as offerer) against fixed local configurations (plain, and SDES-SRTP
+//! best effort and required), then `write_answer` and `write_answer_to_offer`, whose
+//! output must read back with what was agreed, crypto line included. Any panic is a bug.
 
 #![no_main]
 
@@ -13,6 +13,26 @@ use sipwright::sdp::Direction;
 use sipwright::sdp::negotiate::{
     Codec, LocalMedia, negotiate, remote_media, write_answer, write_answer_to_offer,
 };
+use sipwright::sdp::sdes::{LocalSrtp, SdesKey, SrtpPolicy};
+use sipwright::srtp::{MasterKey, Suite};
+
+/// One key per suite, tags 1.., some with an MKI and a KDR.
+fn srtp(policy: SrtpPolicy) -> LocalSrtp {
+    let keys = Suite::ALL
+        .iter()
+        .zip(1u32..)
+        .map(|(&suite, tag)| {
+            let n = suite.master_key_len() + suite.master_salt_len();
+            let mut key = MasterKey::from_key_salt(suite, &vec![tag as u8; n]).unwrap();
+            if tag % 2 == 0 {
+                key.mki = Some(vec![0, tag as u8]);
+                key.kdr = 1 << 16;
+            }
+            SdesKey { tag, key }
+        })
+        .collect();
+    LocalSrtp { policy, keys }
+}
 
 fn local() -> LocalMedia {
     let codec = |name: &str, payload_type, clock_rate| Codec {
@@ -45,21 +65,42 @@ fuzz_target!(|data: &[u8]| {
     let Ok(remote) = remote_media(&text) else {
         return;
     };
-    let local = local();
-    for we_offered in [false, true] {
-        let Ok(agreed) = negotiate(&local, &remote, we_offered) else {
+    let locals = [
+        local(),
+        LocalMedia {
+            srtp: Some(srtp(SrtpPolicy::BestEffort)),
+            ..local()
+        },
+        LocalMedia {
+            srtp: Some(srtp(SrtpPolicy::Required)),
+            ..local()
+        },
+    ];
+    for (local, we_offered) in locals.iter().flat_map(|l| [(l, false), (l, true)]) {
+        let Ok(agreed) = negotiate(local, &remote, we_offered) else {
             continue;
         };
         assert!(agreed.codec.payload_type <= 127);
         let mut out = Vec::new();
-        write_answer(&local, &agreed, &mut out);
+        write_answer(local, &agreed, &mut out);
         let answer = String::from_utf8(out).expect("answer is ASCII");
         let back = remote_media(&answer).expect("our answer reads back");
         assert_eq!(back.codecs[0].payload_type, agreed.codec.payload_type);
         assert_eq!(back.telephone_event, agreed.telephone_event);
+        match &agreed.srtp {
+            Some(s) => {
+                assert!(local.srtp.is_some(), "SRTP agreed without our srtp setting");
+                assert_eq!(back.savp, s.savp);
+                assert_eq!(back.crypto.len(), 1);
+                assert_eq!(back.crypto[0].tag, s.tag);
+                assert_eq!(back.crypto[0].keys, std::slice::from_ref(&s.local));
+                assert_eq!(s.remote.suite, s.suite);
+            }
+            None => assert!(!back.savp && back.crypto.is_empty()),
+        }
 
         let mut out = Vec::new();
-        write_answer_to_offer(&local, &agreed, &text, &mut out);
+        write_answer_to_offer(local, &agreed, &text, &mut out);
         let answer = String::from_utf8(out).expect("answer is ASCII");
         let back = remote_media(&answer).expect("our positional answer reads back");
         assert_eq!(back.codecs[0].payload_type, agreed.codec.payload_type);

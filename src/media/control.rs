@@ -81,7 +81,10 @@ impl MediaControl for SessionTable {
             Some(rtcp),
             call,
             stream,
-            &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(call),
+            // Seeded, so tests repeat; by port too, so two tables never share keys.
+            &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(
+                u64::from(port) << 32 | call,
+            ),
         )));
         Ok(MediaHandle {
             index,

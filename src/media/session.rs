@@ -267,3 +267,99 @@ fn crypto_lines(sdp: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn session(port: u16, seed: u64, now: Instant) -> MediaSession {
+        let cfg = MediaConfig {
+            srtp: Some(SrtpConfig {
+                suites: SrtpConfig::default_suites(),
+                required: true,
+                mki_len: 0,
+                kdr_exp: None,
+            }),
+            ..MediaConfig::default()
+        };
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+        MediaSession::new(
+            &cfg,
+            ip,
+            SocketAddr::new(ip, port),
+            Some(SocketAddr::new(ip, port + 1)),
+            seed,
+            MediaStream::new(seed, false, (now, 0)),
+            &mut rng,
+        )
+    }
+
+    fn sdp_of(s: &mut MediaSession) -> String {
+        let mut out = Vec::new();
+        s.write_sdp(&mut out);
+        s.on_sending_sdp();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// The next audio packet the stream sends (silence), sealed.
+    fn packet(s: &mut MediaSession, now: Instant) -> Vec<u8> {
+        s.stream.silence(now);
+        let mut buf = Vec::new();
+        loop {
+            let t = s.stream.poll_transmit(now, &mut buf).expect("a packet due");
+            if t.channel == super::super::stream::Channel::Rtp {
+                return buf;
+            }
+        }
+    }
+
+    #[test]
+    fn a_reinvite_with_new_keys_rekeys_and_packets_in_flight_still_open() {
+        let now = Instant::now();
+        let mut a = session(20_000, 1, now);
+        let mut b = session(30_000, 2, now);
+        let offer = sdp_of(&mut a);
+        assert!(offer.contains("m=audio 20000 RTP/SAVP"), "{offer}");
+        assert_eq!(offer.matches("a=crypto:").count(), 3, "{offer}");
+        b.on_remote_sdp(&offer, now).unwrap();
+        let answer = sdp_of(&mut b);
+        assert_eq!(answer.matches("a=crypto:1 ").count(), 1, "{answer}");
+        a.on_remote_sdp(&answer, now).unwrap();
+        let mut crypto = Vec::new();
+        b.write_crypto(&mut crypto);
+        assert!(crypto.starts_with(b"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"));
+        assert!(
+            a.remote_crypto()
+                .starts_with("a=crypto:1 AES_CM_128_HMAC_SHA1_80")
+        );
+
+        let late = packet(&mut a, now);
+        // A re-INVITE from a new instance of A: same address, new keys.
+        let mut a2 = session(20_000, 3, now);
+        let reoffer = sdp_of(&mut a2);
+        assert_ne!(reoffer, offer);
+        b.on_remote_sdp(&reoffer, now).unwrap();
+        let reanswer = sdp_of(&mut b);
+        a2.on_remote_sdp(&reanswer, now).unwrap();
+        let fresh = packet(&mut a2, now + Duration::from_millis(20));
+        let mut echo = Vec::new();
+        for mut p in [fresh, late] {
+            let got = b.stream.on_rtp(&mut p, now, &mut echo);
+            assert_eq!(got.rejected, None);
+        }
+        let f = b.stream.figures();
+        assert_eq!((f.packets_received, f.srtp_auth_failures), (2, 0), "{f:?}");
+    }
+
+    #[test]
+    fn a_plain_offer_to_a_required_side_is_refused_with_the_reason() {
+        let now = Instant::now();
+        let mut b = session(30_000, 2, now);
+        let plain = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                     m=audio 4000 RTP/AVP 0\r\n";
+        let e = b.on_remote_sdp(plain, now).unwrap_err().to_string();
+        assert!(e.contains("no usable SRTP crypto"), "{e}");
+    }
+}

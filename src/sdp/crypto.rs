@@ -140,7 +140,8 @@ fn key_param(suite: Suite, info: &str) -> Result<(MasterKey, Option<String>), St
     let mut fields = info.split('|');
     let b64 = fields.next().unwrap_or("");
     let bytes = decode_base64(b64)
-        .ok_or_else(|| format!("key \"{}\" is not base64, key ignored", clip(b64)))?;
+        // The text is not quoted: it may be a real key with a typo in it.
+        .ok_or_else(|| format!("key of {} characters is not base64, key ignored", b64.len()))?;
     let mut key = MasterKey::from_key_salt(suite, &bytes).map_err(|_| {
         format!(
             "{} needs {} bytes of key||salt, inline key has {}: key ignored",
@@ -192,6 +193,28 @@ fn mki_bytes(value: &str, len: &str) -> Option<Vec<u8>> {
     out.get_mut(start..)?
         .copy_from_slice(be.get(be.len() - significant..)?);
     Some(out)
+}
+
+/// Base64 (RFC 4648), standard alphabet with `=` padding: what `inline:` keys are
+/// written in. Hand-written like [`decode_base64`]: a few lines, not worth a crate.
+pub fn encode_base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        // A chunk of k bytes gives k + 1 characters; padding fills the group of 4.
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// Base64 (RFC 4648) with or without `=` padding; the URL-safe letters are accepted too.
@@ -431,10 +454,15 @@ mod tests {
             ("Zm9vYmFy", "foobar"),
         ] {
             assert_eq!(decode_base64(enc).unwrap(), dec.as_bytes());
+            assert_eq!(encode_base64(dec.as_bytes()), enc);
             assert_eq!(
                 decode_base64(enc.trim_end_matches('=')).unwrap(),
                 dec.as_bytes()
             );
+        }
+        for len in 0u8..50 {
+            let v: Vec<u8> = (0..len).map(|i| i.wrapping_mul(37) ^ 0xa5).collect();
+            assert_eq!(decode_base64(&encode_base64(&v)).unwrap(), v);
         }
     }
 }

@@ -15,6 +15,11 @@
 //! - RTCP: [`RemoteMedia::rtcp`] is where RTCP goes *without* multiplexing (`a=rtcp`, else
 //!   port + 1); only when both sides said `a=rtcp-mux` does [`Negotiated::remote_rtcp`]
 //!   become the RTP address (RFC 5761 §5.1.1).
+//! - SRTP (SDES, see [`super::sdes`]): decided after the codec, so a codec mismatch is
+//!   reported first. Our offer is `RTP/SAVP` only when SRTP is required; the answer keeps
+//!   the offer's profile. No usable `a=crypto` line means plain RTP, except when we
+//!   require SRTP or the peer's m= line is RTP/SAVP(F): then the call fails, since one
+//!   side would send what the other cannot read.
 
 use std::fmt::Arguments;
 use std::io::Write as _;
@@ -23,6 +28,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use super::sdes::{SrtpPolicy, accept_answer, accept_offer, write_crypto};
 use super::session::{Direction, Media, Sdp};
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -160,12 +166,20 @@ pub fn write_offer(local: &LocalMedia, out: &mut Vec<u8>) {
     let mut pts: Vec<u8> = local.codecs.iter().map(|c| c.payload_type).collect();
     pts.extend(local.telephone_event);
     write_session(local, out);
-    write_m_line(local.rtp_port, &pts, out);
+    // Best effort offers RTP/AVP with crypto lines: a peer without SRTP still answers.
+    let savp = local
+        .srtp
+        .as_ref()
+        .is_some_and(|s| s.policy == SrtpPolicy::Required);
+    write_m_line(local.rtp_port, savp, &pts, out);
     for c in &local.codecs {
         write_rtpmap(c, out);
     }
     if let Some(te) = local.telephone_event {
         write_telephone_event(te, out);
+    }
+    for k in local.srtp.iter().flat_map(|s| &s.keys) {
+        write_crypto(k.tag, &k.key, out);
     }
     write_media_tail(local, local.ptime, local.rtcp_mux, local.direction, out);
 }
@@ -276,24 +290,25 @@ pub fn remote_media(sdp: &str) -> Result<RemoteMedia, NegotiateError> {
         ptime: media_ptime(sdp, index),
         direction,
         ssrc: media_ssrc(sdp, index),
-        savp: false,
-        crypto: Vec::new(),
+        savp: ["RTP/SAVP", "RTP/SAVPF"]
+            .iter()
+            .any(|p| m.proto.eq_ignore_ascii_case(p)),
+        crypto: m.crypto.clone(),
     })
 }
 
 /// Agree with the peer. As answerer (`we_offered` false): the first codec of the
 /// offer we support. As offerer: the first codec of the answer that we offered.
 ///
-/// Both roles reduce to "the peer's first codec that we also have, with the peer's
-/// payload type": the offerer's preference order is the offer's, and a conforming
-/// answer keeps it (RFC 3264 §6.1), so `we_offered` changes nothing today; it stays so
-/// role-specific rules (e.g. answerer preferring its own order) have a place to go.
+/// Both codec roles reduce to "the peer's first codec that we also have, with the
+/// peer's payload type": the offerer's preference order is the offer's, and a
+/// conforming answer keeps it (RFC 3264 §6.1). SRTP differs by role: the answerer picks
+/// an offer line, the offerer finds the line the answer echoed (see [`super::sdes`]).
 pub fn negotiate(
     local: &LocalMedia,
     remote: &RemoteMedia,
     we_offered: bool,
 ) -> Result<Negotiated, NegotiateError> {
-    let _ = we_offered;
     let codec = remote
         .codecs
         .iter()
@@ -326,6 +341,11 @@ pub fn negotiate(
         sends(local.direction) && receives(remote.direction) && !remote.rtp.ip().is_unspecified();
     let receive = receives(local.direction) && sends(remote.direction);
     let rtcp_mux = local.rtcp_mux && remote.rtcp_mux;
+    let srtp = if we_offered {
+        accept_answer(local.srtp.as_ref(), remote.savp, &remote.crypto)?
+    } else {
+        accept_offer(local.srtp.as_ref(), remote.savp, &remote.crypto)?
+    };
     Ok(Negotiated {
         codec,
         telephone_event,
@@ -336,7 +356,7 @@ pub fn negotiate(
         remote_rtp: remote.rtp,
         remote_rtcp: if rtcp_mux { remote.rtp } else { remote.rtcp },
         remote_ssrc: remote.ssrc,
-        srtp: None,
+        srtp,
     })
 }
 
@@ -470,8 +490,9 @@ fn write_session(local: &LocalMedia, out: &mut Vec<u8>) {
     line(out, format_args!("t=0 0"));
 }
 
-fn write_m_line(port: u16, pts: &[u8], out: &mut Vec<u8>) {
-    let _ = write!(out, "m=audio {port} RTP/AVP");
+fn write_m_line(port: u16, savp: bool, pts: &[u8], out: &mut Vec<u8>) {
+    let proto = if savp { "RTP/SAVP" } else { "RTP/AVP" };
+    let _ = write!(out, "m=audio {port} {proto}");
     for pt in pts {
         let _ = write!(out, " {pt}");
     }
@@ -531,10 +552,15 @@ fn write_media_tail(
 fn write_answer_audio(local: &LocalMedia, agreed: &Negotiated, out: &mut Vec<u8>) {
     let mut pts = vec![agreed.codec.payload_type];
     pts.extend(agreed.telephone_event);
-    write_m_line(local.rtp_port, &pts, out);
+    let savp = agreed.srtp.as_ref().is_some_and(|s| s.savp);
+    write_m_line(local.rtp_port, savp, &pts, out);
     write_rtpmap(&agreed.codec, out);
     if let Some(te) = agreed.telephone_event {
         write_telephone_event(te, out);
+    }
+    // One line: the offer's tag with the key we send with (RFC 4568 §5.1.2).
+    if let Some(s) = &agreed.srtp {
+        write_crypto(s.tag, &s.local, out);
     }
     // send/receive already are ours intersected with the offer's mirror: exactly the
     // answer's direction (offer sendonly → recvonly, recvonly → sendonly, ...).
@@ -545,6 +571,8 @@ fn write_answer_audio(local: &LocalMedia, agreed: &Negotiated, out: &mut Vec<u8>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sdp::sdes::{LocalSrtp, SdesKey};
+    use crate::srtp::{MasterKey, Suite};
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn codec(name: &str, pt: u8) -> Codec {
@@ -1073,12 +1101,39 @@ mod tests {
         let base = "v=0\r\no=- 1 1 IN IP4 203.0.113.7\r\ns=-\r\nc=IN IP4 203.0.113.7\r\nt=0 0\r\n\
                     m=audio 35012 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\n\
                     a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=sendonly\r\n\
-                    a=rtcp:35013 IN IP4 203.0.113.8\r\na=rtcp-mux\r\na=ptime:20\r\n";
-        let interesting = b"0123456789 :=/\r\n.-amcv";
+                    a=rtcp:35013 IN IP4 203.0.113.8\r\na=rtcp-mux\r\na=ptime:20\r\n\
+                    a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd\r\n\
+                    a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd|2:1\r\n";
+        let interesting = b"0123456789 :=/\r\n.-amcv|SAVP";
         let mut s = 0x2545_f491_4f6c_dd1d;
         let mut l = local();
         l.rtcp_mux = true;
+        let key = |suite: Suite| {
+            let n = suite.master_key_len() + suite.master_salt_len();
+            MasterKey::from_key_salt(suite, &vec![7; n]).unwrap()
+        };
+        let keys = vec![
+            SdesKey {
+                tag: 1,
+                key: key(Suite::AesCm128HmacSha1_80),
+            },
+            SdesKey {
+                tag: 2,
+                key: key(Suite::AesCm128HmacSha1_32),
+            },
+        ];
         for round in 0..4000 {
+            l.srtp = match round % 3 {
+                0 => None,
+                1 => Some(LocalSrtp {
+                    policy: SrtpPolicy::BestEffort,
+                    keys: keys.clone(),
+                }),
+                _ => Some(LocalSrtp {
+                    policy: SrtpPolicy::Required,
+                    keys: keys.clone(),
+                }),
+            };
             let mut bytes = base.as_bytes().to_vec();
             for _ in 0..1 + round % 6 {
                 let r = xorshift(&mut s);
@@ -1107,6 +1162,15 @@ mod tests {
                     let back = remote_media(&answer).unwrap();
                     assert_eq!(back.codecs[0].payload_type, n.codec.payload_type);
                     assert_eq!(back.telephone_event, n.telephone_event);
+                    match &n.srtp {
+                        Some(agreed) => {
+                            assert_eq!(back.savp, agreed.savp);
+                            assert_eq!(back.crypto.len(), 1);
+                            assert_eq!(back.crypto[0].tag, agreed.tag);
+                            assert_eq!(back.crypto[0].keys, std::slice::from_ref(&agreed.local));
+                        }
+                        None => assert!(!back.savp && back.crypto.is_empty()),
+                    }
                 }
             }
         }

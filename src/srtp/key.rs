@@ -3,7 +3,7 @@
 use super::{SrtpError, Suite};
 
 /// One master key with its salt, key derivation rate and MKI.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct MasterKey {
     pub suite: Suite,
     pub key: Vec<u8>,
@@ -12,6 +12,19 @@ pub struct MasterKey {
     pub kdr: u64,
     /// MKI value carried in each packet (already at its on-the-wire length), if any.
     pub mki: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for MasterKey {
+    /// Suite, sizes and MKI length only: key material stays out of logs and reports.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MasterKey")
+            .field("suite", &self.suite)
+            .field("key_len", &self.key.len())
+            .field("salt_len", &self.salt.len())
+            .field("kdr", &self.kdr)
+            .field("mki_len", &self.mki.as_ref().map(Vec::len))
+            .finish()
+    }
 }
 
 impl MasterKey {
@@ -68,6 +81,14 @@ mod tests {
         let bytes: Vec<u8> = (0..44).collect();
         let k = MasterKey::from_key_salt(Suite::AeadAes256Gcm, &bytes).unwrap();
         assert_eq!((k.key.len(), k.salt.len()), (32, 12));
+    }
+
+    #[test]
+    fn debug_shows_no_key_material() {
+        let k = MasterKey::from_key_salt(Suite::AesCm128HmacSha1_80, &[0xab; 30]).unwrap();
+        let text = format!("{k:?}");
+        assert!(text.contains("key_len: 16"), "{text}");
+        assert!(!text.contains("171") && !text.contains("ab"), "{text}");
     }
 
     #[test]

@@ -272,6 +272,9 @@ mod tests {
         out: Outbox,
         ctr: Counters,
         media: SessionTable,
+        /// Flip a bit in the tag of every Nth RTP packet this side sends (0: none).
+        corrupt_every: usize,
+        sent: usize,
     }
 
     fn side(name: &str, overrides: &[(&str, &str)], base_port: u16) -> Side {
@@ -292,6 +295,8 @@ mod tests {
             out: Outbox::default(),
             ctr: Counters::default(),
             media: SessionTable::new(config, base_port),
+            corrupt_every: 0,
+            sent: 0,
         }
     }
 
@@ -331,6 +336,14 @@ mod tests {
         let mut packets = Vec::new();
         if let Some(Some(s)) = from.media.sessions.first_mut() {
             while let Some(t) = s.stream.poll_transmit(now, &mut buf) {
+                from.sent += 1;
+                if from.corrupt_every > 0
+                    && from.sent % from.corrupt_every == 0
+                    && t.channel == crate::media::stream::Channel::Rtp
+                    && let Some(last) = buf.last_mut()
+                {
+                    *last ^= 1;
+                }
                 packets.push((t, buf.clone()));
             }
         }
@@ -434,6 +447,58 @@ mod tests {
         assert_eq!(session(&uas).unwrap().stream.digits_received(), "");
         assert_eq!(uac.ctr.media.dtmf_digits_sent, 4);
         assert_eq!(uas.ctr.media.dtmf_digits_received, 4);
+    }
+
+    #[test]
+    fn uac_srtp_and_uas_srtp_encrypt_both_ways_and_exchange_digits() {
+        let mut uac = side("uac-srtp", &[("call_duration", "1s")], 40_000);
+        let mut uas = side("uas-srtp", &[], 42_000);
+        run_pair(&mut uac, &mut uas);
+        for s in [&mut uac, &mut uas] {
+            assert_eq!(
+                s.call.take_outcome(),
+                Some(Outcome::Success),
+                "{:?}",
+                s.call.failure_detail()
+            );
+        }
+        let theirs = session(&uas).unwrap();
+        assert_eq!(theirs.stream.digits_received(), "1234");
+        let srtp = theirs.agreed().unwrap().srtp.as_ref().unwrap();
+        assert_eq!(srtp.suite.sdes_name(), "AES_CM_128_HMAC_SHA1_80");
+        let ours = session(&uac).unwrap();
+        let mine = ours.agreed().unwrap().srtp.as_ref().unwrap();
+        // Each side protects with its own key and opens with the other's.
+        assert_eq!(mine.local, srtp.remote);
+        assert_eq!(mine.remote, srtp.local);
+        assert_ne!(mine.local, mine.remote);
+        for f in [ours.stream.figures(), theirs.stream.figures()] {
+            assert!(f.srtp, "{f:?}");
+            assert!(f.packets_received > 100, "{f:?}");
+            assert_eq!(
+                (f.lost, f.srtp_auth_failures, f.srtp_replay_failures),
+                (0, 0, 0)
+            );
+        }
+    }
+
+    /// Packets whose tag was damaged on the way are counted, never taken as audio,
+    /// and `expect_media` fails the call over them (max_auth_failures: 0).
+    #[test]
+    fn damaged_srtp_packets_are_counted_and_fail_expect_media() {
+        let mut uac = side("uac-srtp", &[("call_duration", "1s")], 40_000);
+        uac.corrupt_every = 25;
+        let mut uas = side("uas-srtp", &[], 42_000);
+        run_pair(&mut uac, &mut uas);
+        let f = session(&uas).unwrap().stream.figures();
+        assert!(f.srtp_auth_failures > 3, "{f:?}");
+        assert!(f.packets_received > 100, "{f:?}");
+        assert_eq!(
+            uas.call.take_outcome(),
+            Some(Outcome::Failed(crate::report::FailureReason::Media))
+        );
+        let detail = uas.call.failure_detail().unwrap_or_default();
+        assert!(detail.contains("failed authentication"), "{detail}");
     }
 
     #[test]
