@@ -12,6 +12,9 @@
 //!
 //! Skips with a printed reason when python3-pylibsrtp is missing; fails under CI=true.
 
+mod common;
+use common::{VARIED_SSRC, varied_rtp_packet};
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -117,31 +120,11 @@ fn list(v: &Value, name: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
-const SSRC: u32 = 0x5eed_cafe;
+const SSRC: u32 = VARIED_SSRC;
 
-/// Plain RTP: sequence numbers 65500.. crossing the wrap; some with CSRCs and a header
-/// extension; payload sizes from 0 to a few hundred bytes.
+/// Plain RTP across the sequence-number wrap (tests/common).
 fn rtp_packets() -> Vec<Vec<u8>> {
-    (0..90u32)
-        .map(|i| {
-            let seq = (65500 + i) as u16;
-            let csrcs = if i % 5 == 3 { 2 } else { 0 };
-            let ext = i % 7 == 4;
-            let mut p = vec![0x80 | csrcs | if ext { 0x10 } else { 0 }, 0];
-            p.extend_from_slice(&seq.to_be_bytes());
-            p.extend_from_slice(&(i * 160).to_be_bytes());
-            p.extend_from_slice(&SSRC.to_be_bytes());
-            for c in 0..csrcs {
-                p.extend_from_slice(&(0x1000 + u32::from(c)).to_be_bytes());
-            }
-            if ext {
-                p.extend_from_slice(&[0xbe, 0xde, 0, 2, 0x10, 0xff, 0x21, 0xaa, 0xbb, 0, 0, 0]);
-            }
-            let size = (i as usize * 37) % 320;
-            p.extend((0..size).map(|b| (b as u32 ^ i) as u8));
-            p
-        })
-        .collect()
+    (0..90u32).map(varied_rtp_packet).collect()
 }
 
 /// Plain RTCP receiver reports of growing size.

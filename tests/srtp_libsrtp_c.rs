@@ -15,6 +15,7 @@
 //! missing; fails under CI=true.
 
 mod common;
+use common::{VARIED_SSRC, varied_rtp_packet};
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -165,35 +166,11 @@ impl Drop for Libsrtp {
     }
 }
 
-const SSRC: u32 = 0x5eed_cafe;
+const SSRC: u32 = VARIED_SSRC;
 const FIRST_SEQ: u32 = 65500;
 
-/// Plain RTP, sequence numbers 65500.. across the wrap (packet 36 has seq 0); some with
-/// CSRCs, a header extension or padding; payloads from 0 to a few hundred bytes.
 fn rtp_packet(i: u32) -> Vec<u8> {
-    let seq = (FIRST_SEQ + i) as u16;
-    let csrcs = if i % 5 == 3 { 2 } else { 0 };
-    let ext = i % 7 == 4;
-    let padding = i % 11 == 6;
-    let mut p = vec![
-        0x80 | csrcs | if ext { 0x10 } else { 0 } | if padding { 0x20 } else { 0 },
-        if i.is_multiple_of(13) { 0x80 } else { 0 },
-    ];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&(i * 160).to_be_bytes());
-    p.extend_from_slice(&SSRC.to_be_bytes());
-    for c in 0..csrcs {
-        p.extend_from_slice(&(0x1000 + u32::from(c)).to_be_bytes());
-    }
-    if ext {
-        p.extend_from_slice(&[0xbe, 0xde, 0, 2, 0x10, 0xff, 0x21, 0xaa, 0xbb, 0, 0, 0]);
-    }
-    let size = (i as usize * 37) % 330;
-    p.extend((0..size).map(|b| (b as u32 ^ i) as u8));
-    if padding {
-        p.extend_from_slice(&[0, 0, 3]);
-    }
-    p
+    varied_rtp_packet(i)
 }
 
 /// Plain SR + SDES (CNAME) compound packets: 0–3 report blocks, CNAMEs of varied length.

@@ -29,11 +29,26 @@ pub enum MediaError {
     Other(String),
 }
 
+/// Where the offer/answer exchange stands (RFC 3264: one exchange at a time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Exchange {
+    Idle,
+    /// Our offer is out: the peer's next SDP is the answer.
+    OfferSent,
+    /// The peer's offer came: our next SDP is the answer.
+    OfferReceived,
+}
+
 pub struct MediaSession {
     local: LocalMedia,
-    /// We sent our SDP before seeing theirs: theirs is the answer.
-    sent_first: bool,
+    exchange: Exchange,
+    /// The SDP being sent is (or the last one sent was) an answer: sent again in a
+    /// response (183 then 200), it repeats that answer.
+    answering: bool,
     sent_any: bool,
+    /// The peer's last SDP as it came: the same text again (an answer in a 183 and
+    /// its 200) is no new exchange.
+    last_remote: Option<Box<str>>,
     remote: Option<RemoteMedia>,
     agreed: Option<Negotiated>,
     /// The peer's offer, when we answer it: the answer repeats its other streams
@@ -74,8 +89,10 @@ impl MediaSession {
         };
         MediaSession {
             local,
-            sent_first: false,
+            exchange: Exchange::Idle,
+            answering: false,
             sent_any: false,
+            last_remote: None,
             remote: None,
             agreed: None,
             offer: None,
@@ -93,22 +110,35 @@ impl MediaSession {
         Ok(())
     }
 
-    /// Our SDP for the message being built: the answer when the peer's offer came
-    /// first, otherwise an offer (again for a re-INVITE, with a new version).
+    /// Our SDP for the message being built (after [`Self::on_sending_sdp`]): the
+    /// answer to the peer's offer, or an offer (a re-offer gets a new o= version).
     pub fn write_sdp(&self, out: &mut Vec<u8>) {
-        match (&self.agreed, self.sent_first, &self.offer) {
-            (Some(agreed), false, Some(offer)) => {
+        match (&self.agreed, self.answering, &self.offer) {
+            (Some(agreed), true, Some(offer)) => {
                 negotiate::write_answer_to_offer(&self.local, agreed, offer, out)
             }
-            (Some(agreed), false, None) => negotiate::write_answer(&self.local, agreed, out),
+            (Some(agreed), true, None) => negotiate::write_answer(&self.local, agreed, out),
             _ => negotiate::write_offer(&self.local, out),
         }
     }
 
-    /// We are about to send our SDP (rendered by `write_sdp` or written by hand).
-    pub fn on_sending_sdp(&mut self) {
-        if !self.sent_any && self.remote.is_none() {
-            self.sent_first = true;
+    /// We are about to send our SDP (rendered by `write_sdp` or written by hand) in a
+    /// response (`in_response`) or a request: decides whether it is an answer, the
+    /// same answer again, or a new offer.
+    pub fn on_sending_sdp(&mut self, in_response: bool) {
+        match self.exchange {
+            Exchange::OfferReceived => {
+                self.answering = true;
+                self.exchange = Exchange::Idle;
+            }
+            Exchange::Idle if self.answering && in_response => {}
+            Exchange::Idle | Exchange::OfferSent => {
+                if self.sent_any && !(self.exchange == Exchange::OfferSent) {
+                    self.local.session_version += 1;
+                }
+                self.answering = false;
+                self.exchange = Exchange::OfferSent;
+            }
         }
         self.sent_any = true;
     }
@@ -117,8 +147,9 @@ impl MediaSession {
     /// answer with once agreed, else every line we offer. No trailing line end.
     pub fn write_crypto(&self, out: &mut Vec<u8>) {
         let start = out.len();
-        match (&self.agreed, self.sent_first) {
-            (Some(Negotiated { srtp: Some(a), .. }), false) => {
+        let answer = self.exchange == Exchange::OfferReceived || self.answering;
+        match (&self.agreed, answer) {
+            (Some(Negotiated { srtp: Some(a), .. }), true) => {
                 sdes::write_crypto(a.tag, &a.local, out)
             }
             _ => {
@@ -138,7 +169,7 @@ impl MediaSession {
     }
 
     /// SDP written by hand in a template: what it offers is what we negotiate with.
-    pub fn on_local_sdp(&mut self, sdp: &str) {
+    pub fn on_local_sdp(&mut self, sdp: &str, in_response: bool) {
         if let Ok(ours) = negotiate::remote_media(sdp) {
             // Keys written by hand (fixed test keys) replace the generated ones.
             let keys: Vec<SdesKey> = ours
@@ -167,13 +198,17 @@ impl MediaSession {
             self.local.direction = ours.direction;
             self.local.rtcp_mux = ours.rtcp_mux;
         }
-        self.on_sending_sdp();
+        self.on_sending_sdp(in_response);
     }
 
     /// The peer's SDP (offer or answer): negotiate and (re)configure the stream.
     pub fn on_remote_sdp(&mut self, sdp: &str, now: Instant) -> Result<(), MediaError> {
+        if self.last_remote.as_deref() == Some(sdp) {
+            return Ok(());
+        }
         let remote = negotiate::remote_media(sdp)?;
-        let agreed = negotiate::negotiate(&self.local, &remote, self.sent_first)?;
+        let we_offered = self.exchange == Exchange::OfferSent;
+        let agreed = negotiate::negotiate(&self.local, &remote, we_offered)?;
         let law = AudioCodec::of_sdp(&agreed.codec).map(|c| c.law());
         let setup = StreamSetup {
             payload_type: agreed.codec.payload_type,
@@ -199,8 +234,12 @@ impl MediaSession {
         self.remote_crypto = crypto_lines(sdp);
         self.remote = Some(remote);
         self.agreed = Some(agreed);
-        if !self.sent_first {
+        self.last_remote = Some(sdp.into());
+        if we_offered {
+            self.exchange = Exchange::Idle;
+        } else {
             self.offer = Some(sdp.into());
+            self.exchange = Exchange::OfferReceived;
         }
         Ok(())
     }
@@ -298,8 +337,8 @@ mod tests {
 
     fn sdp_of(s: &mut MediaSession) -> String {
         let mut out = Vec::new();
+        s.on_sending_sdp(s.agreed().is_some());
         s.write_sdp(&mut out);
-        s.on_sending_sdp();
         String::from_utf8(out).unwrap()
     }
 
@@ -351,6 +390,40 @@ mod tests {
         }
         let f = b.stream.figures();
         assert_eq!((f.packets_received, f.srtp_auth_failures), (2, 0), "{f:?}");
+    }
+
+    /// The peer re-offers to the side that offered first: that side answers (one
+    /// crypto line, the peer's tag), and an answer repeated in a 183 and its 200 is
+    /// one exchange, not a new offer.
+    #[test]
+    fn roles_follow_each_exchange_not_who_offered_first() {
+        let now = Instant::now();
+        let mut a = session(20_000, 1, now);
+        let mut b = session(30_000, 2, now);
+        let offer = sdp_of(&mut a);
+        b.on_remote_sdp(&offer, now).unwrap();
+        let answer = sdp_of(&mut b);
+        // The same answer in a 183 and then the 200.
+        a.on_remote_sdp(&answer, now).unwrap();
+        a.on_remote_sdp(&answer, now).unwrap();
+        let again = sdp_of(&mut b);
+        assert_eq!(again, answer, "a repeated answer keeps its version");
+        // b re-offers (a re-INVITE from the side that answered).
+        b.on_sending_sdp(false);
+        let mut reoffer = Vec::new();
+        b.write_sdp(&mut reoffer);
+        let reoffer = String::from_utf8(reoffer).unwrap();
+        assert!(reoffer.contains("o=sipwright 2 2 "), "{reoffer}");
+        assert_eq!(reoffer.matches("a=crypto:").count(), 3, "{reoffer}");
+        a.on_remote_sdp(&reoffer, now).unwrap();
+        let reanswer = sdp_of(&mut a);
+        assert_eq!(reanswer.matches("a=crypto:").count(), 1, "{reanswer}");
+        assert!(
+            reanswer.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80"),
+            "{reanswer}"
+        );
+        b.on_remote_sdp(&reanswer, now).unwrap();
+        assert!(b.agreed().unwrap().srtp.is_some());
     }
 
     #[test]

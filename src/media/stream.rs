@@ -714,10 +714,9 @@ impl MediaStream {
         if rtp::is_rtcp(data) {
             return self.on_rtcp(data, arrival);
         }
-        let data = match self.srtp.as_mut().map(|p| p.open(data, false)) {
-            None => &*data,
-            Some(Ok(len)) => &data[..len],
-            Some(Err(why)) => {
+        let data = match self.open(data, false) {
+            Ok(d) => d,
+            Err(why) => {
                 out.rejected = Some(why);
                 return out;
             }
@@ -793,13 +792,21 @@ impl MediaStream {
         out
     }
 
+    /// The plain packet in a received datagram: SRTP opened in place, or the datagram
+    /// itself on a plain stream.
+    fn open<'d>(&mut self, data: &'d mut [u8], rtcp: bool) -> Result<&'d [u8], Rejected> {
+        match self.srtp.as_mut() {
+            Some(p) => p.open(data, rtcp).map(|len| &data[..len]),
+            None => Ok(data),
+        }
+    }
+
     /// A datagram on the RTCP socket (or RTCP on the RTP socket with rtcp-mux).
     pub fn on_rtcp(&mut self, data: &mut [u8], arrival: Instant) -> Received {
         let mut out = Received::default();
-        let data = match self.srtp.as_mut().map(|p| p.open(data, true)) {
-            None => &*data,
-            Some(Ok(len)) => &data[..len],
-            Some(Err(why)) => {
+        let data = match self.open(data, true) {
+            Ok(d) => d,
+            Err(why) => {
                 out.rejected = Some(why);
                 return out;
             }

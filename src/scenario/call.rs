@@ -1262,7 +1262,7 @@ impl Call {
             match self.media_session(env, now, fx.media) {
                 Ok(h) => {
                     if uses_sdp && let Some(s) = fx.media.get_mut(h) {
-                        s.on_sending_sdp();
+                        s.on_sending_sdp(t.is_response());
                     }
                 }
                 Err(why) => {
@@ -1309,7 +1309,7 @@ impl Call {
             // SDP written by hand: what it says is what we negotiate with.
             let ctype = parsed.header(HeaderName::ContentType).map(|h| h.value());
             if let Some(sdp) = crate::sdp::find_sdp(ctype.as_deref(), parsed.body) {
-                session.on_local_sdp(&String::from_utf8_lossy(sdp));
+                session.on_local_sdp(&String::from_utf8_lossy(sdp), parsed.status().is_some());
             }
         }
         if let Some(method) = parsed.method() {

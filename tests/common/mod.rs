@@ -132,3 +132,35 @@ impl Drop for Background {
         }
     }
 }
+
+/// SSRC of the packets [`varied_rtp_packet`] builds.
+pub const VARIED_SSRC: u32 = 0x5eed_cafe;
+
+/// Plain RTP packet `i` of a test stream whose sequence numbers start at 65500 and so
+/// cross the wrap (packet 36 has seq 0): some with CSRCs, a header extension, padding
+/// or the marker bit; payloads from 0 to a few hundred bytes.
+pub fn varied_rtp_packet(i: u32) -> Vec<u8> {
+    let seq = (65500 + i) as u16;
+    let csrcs = if i % 5 == 3 { 2 } else { 0 };
+    let ext = i % 7 == 4;
+    let padding = i % 11 == 6;
+    let mut p = vec![
+        0x80 | csrcs | if ext { 0x10 } else { 0 } | if padding { 0x20 } else { 0 },
+        if i.is_multiple_of(13) { 0x80 } else { 0 },
+    ];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(i * 160).to_be_bytes());
+    p.extend_from_slice(&VARIED_SSRC.to_be_bytes());
+    for c in 0..csrcs {
+        p.extend_from_slice(&(0x1000 + u32::from(c)).to_be_bytes());
+    }
+    if ext {
+        p.extend_from_slice(&[0xbe, 0xde, 0, 2, 0x10, 0xff, 0x21, 0xaa, 0xbb, 0, 0, 0]);
+    }
+    let size = (i as usize * 37) % 330;
+    p.extend((0..size).map(|b| (b as u32 ^ i) as u8));
+    if padding {
+        p.extend_from_slice(&[0, 0, 3]);
+    }
+    p
+}

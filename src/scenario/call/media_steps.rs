@@ -338,7 +338,7 @@ mod tests {
             while let Some(t) = s.stream.poll_transmit(now, &mut buf) {
                 from.sent += 1;
                 if from.corrupt_every > 0
-                    && from.sent % from.corrupt_every == 0
+                    && from.sent.is_multiple_of(from.corrupt_every)
                     && t.channel == crate::media::stream::Channel::Rtp
                     && let Some(last) = buf.last_mut()
                 {
