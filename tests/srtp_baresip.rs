@@ -4,14 +4,17 @@
 //! keyed, packets received, no authentication or replay failure) and baresip's log
 //! (the DTMF it received, no srtp error) and recording (it decoded real audio).
 //! The plain tests run the same calls without SRTP, so a failure there is the
-//! harness or the call, not the encryption. Skipped with a printed reason when
-//! `baresip` is missing, except under CI=true where that is a failure.
+//! harness or the call, not the encryption; the best-effort tests offer RTP/AVP
+//! with crypto lines (`srtp_required: false`) to a plain and to an optional-SDES
+//! baresip. Skipped with a printed reason when `baresip` is missing, except under
+//! CI=true where that is a failure.
 
 mod common;
 use common::baresip::{Baresip, wav_level};
 use common::rtpengine::{Traced, free_udp_range, read_trace};
 use common::*;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, PartialEq)]
@@ -64,13 +67,49 @@ fn traced<'a>(trace: &'a [Traced], received: bool, start: &str, method: &str) ->
         .unwrap_or_else(|| panic!("no `{start}` ({method}) in the trace"))
 }
 
-/// An SDP that asks for SDES-SRTP (RTP/SAVP with an a=crypto line), or plain RTP.
-fn assert_sdp(m: &Traced, media: Media) {
-    let savp = m.text.contains(" RTP/SAVP ");
-    let crypto = m.text.contains("a=crypto:");
+/// What an SDP asks for: RTP/SAVP or RTP/AVP, with or without a=crypto lines.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Sdp {
+    savp: bool,
+    crypto: bool,
+}
+
+impl Sdp {
+    const PLAIN: Sdp = Sdp {
+        savp: false,
+        crypto: false,
+    };
+    const SAVP: Sdp = Sdp {
+        savp: true,
+        crypto: true,
+    };
+    /// srtp_required: false: RTP/AVP with the crypto lines.
+    const BEST_EFFORT: Sdp = Sdp {
+        savp: false,
+        crypto: true,
+    };
+}
+
+fn assert_sdp(m: &Traced, want: Sdp) {
+    let got = Sdp {
+        savp: m.text.contains(" RTP/SAVP "),
+        crypto: m.text.contains("a=crypto:"),
+    };
+    assert_eq!(got, want, "SDP of:\n{}", m.text);
+}
+
+/// The suite of the first a=crypto line of a message's SDP.
+fn crypto_suite(m: &Traced) -> &str {
+    m.text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("a=crypto:")?.split(' ').nth(1))
+        .unwrap_or_else(|| panic!("no a=crypto in:\n{}", m.text))
+}
+
+fn sdp(media: Media) -> Sdp {
     match media {
-        Media::Srtp => assert!(savp && crypto, "expected RTP/SAVP + a=crypto:\n{}", m.text),
-        Media::Plain => assert!(!savp && !crypto, "expected plain RTP/AVP:\n{}", m.text),
+        Media::Plain => Sdp::PLAIN,
+        Media::Srtp => Sdp::SAVP,
     }
 }
 
@@ -128,12 +167,23 @@ fn assert_phone_heard(phone: &Baresip, media: Media) {
     assert!(rms > 1000.0, "{}: RMS {rms}", dec.display());
 }
 
-/// Our built-in UAC (`scenario`) calls baresip, which auto-answers with the sine.
-fn uac_calls_baresip(scenario: &str, media: Media) {
+/// One call from our UAC to baresip (auto-answering with the sine).
+struct UacCase<'a> {
+    tag: &'a str,
+    /// A built-in name or a scenario file.
+    scenario: &'a str,
+    /// baresip's `mediaenc` account parameter, if any.
+    account: &'a str,
+    offer: Sdp,
+    answer: Sdp,
+}
+
+fn uac_calls_baresip(case: UacCase) {
     let (ours, theirs) = rtp_ports();
     let user = "alice";
-    let tag = format!("uac-{}", media.name());
-    let Some(mut phone) = Baresip::start(&tag, user, media.account(), theirs, 40) else {
+    let tag = format!("uac-{}", case.tag);
+    let scenario = case.scenario;
+    let Some(mut phone) = Baresip::start(&tag, user, case.account, theirs, 40) else {
         return;
     };
     let r = scratch(&format!("baresip-{tag}.json"));
@@ -163,17 +213,34 @@ fn uac_calls_baresip(scenario: &str, media: Media) {
     // Quit before reading its log and recording: the WAV files are complete then.
     let quit = phone.quit();
     let context = format!("{}\nbaresip ({quit:?}):\n{}", text(&o), phone.tail(40));
-    eprintln!("{scenario} → baresip: {:.1} s", took.as_secs_f64());
+    eprintln!("{} → baresip: {:.1} s", case.tag, took.as_secs_f64());
     assert_eq!(o.status.code(), Some(0), "{context}");
+    let media = if case.answer.crypto {
+        Media::Srtp
+    } else {
+        Media::Plain
+    };
     let rep = report(&r);
     assert_eq!(u(&rep, "/calls/succeeded"), 1, "{context}");
     assert_rtp(&rep, media, &context);
     assert_eq!(u(&rep, "/dtmf/digits_sent"), 4, "{context}");
 
     let trace = read_trace(&trace);
-    assert_sdp(traced(&trace, false, "INVITE", "INVITE"), media);
-    // baresip's answer: it took our SRTP offer (or plain RTP).
-    assert_sdp(traced(&trace, true, "SIP/2.0 200", "INVITE"), media);
+    assert_sdp(traced(&trace, false, "INVITE", "INVITE"), case.offer);
+    // baresip's answer: what it took of our offer.
+    let ok = traced(&trace, true, "SIP/2.0 200", "INVITE");
+    assert_sdp(ok, case.answer);
+    if media == Media::Srtp {
+        let suite = crypto_suite(ok);
+        eprintln!("baresip answered {suite}");
+        assert!(
+            phone
+                .log()
+                .contains(&format!("SRTP is Enabled (cryptosuite={suite})")),
+            "baresip did not key {suite}:\n{}",
+            phone.tail(40)
+        );
+    }
 
     assert_eq!(phone.digits_received(), "1234", "{context}");
     assert_phone_heard(&phone, media);
@@ -234,9 +301,9 @@ fn baresip_calls_uas(scenario: &str, media: Media) {
     let trace = read_trace(&trace);
     // baresip offers only AES_CM_128_HMAC_SHA1_80; our answer takes it.
     let invite = traced(&trace, true, "INVITE", "INVITE");
-    assert_sdp(invite, media);
+    assert_sdp(invite, sdp(media));
     let ok = traced(&trace, false, "SIP/2.0 200", "INVITE");
-    assert_sdp(ok, media);
+    assert_sdp(ok, sdp(media));
     if media == Media::Srtp {
         assert!(
             ok.text
@@ -256,7 +323,13 @@ fn baresip_calls_uas(scenario: &str, media: Media) {
 /// The harness without SRTP: uac-media against baresip auto-answering.
 #[test]
 fn uac_media_calls_baresip() {
-    uac_calls_baresip("uac-media", Media::Plain);
+    uac_calls_baresip(UacCase {
+        tag: "plain",
+        scenario: "uac-media",
+        account: Media::Plain.account(),
+        offer: Sdp::PLAIN,
+        answer: Sdp::PLAIN,
+    });
 }
 
 /// The harness without SRTP: baresip dialing uas-media.
@@ -269,7 +342,13 @@ fn baresip_calls_uas_media() {
 /// both ends decrypt everything (audio both ways, DTMF 1234 to baresip).
 #[test]
 fn uac_srtp_calls_baresip() {
-    uac_calls_baresip("uac-srtp", Media::Srtp);
+    uac_calls_baresip(UacCase {
+        tag: "srtp",
+        scenario: "uac-srtp",
+        account: Media::Srtp.account(),
+        offer: Sdp::SAVP,
+        answer: Sdp::SAVP,
+    });
 }
 
 /// baresip requiring SDES dials uas-srtp: we answer its AES_CM_128_HMAC_SHA1_80
@@ -279,4 +358,48 @@ fn uac_srtp_calls_baresip() {
 #[test]
 fn baresip_calls_uas_srtp() {
     baresip_calls_uas("uas-srtp", Media::Srtp);
+}
+
+/// scenarios/uac-srtp.yaml with `srtp_required: false`: RTP/AVP plus the crypto
+/// lines (best effort).
+fn uac_srtp_best_effort(name: &str) -> String {
+    let builtin = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/uac-srtp.yaml");
+    let text = std::fs::read_to_string(builtin).unwrap();
+    assert!(text.contains("  srtp_required: true\n"));
+    let path = scratch(name);
+    std::fs::write(
+        &path,
+        text.replace("  srtp_required: true\n", "  srtp_required: false\n"),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+/// A best-effort offer to a baresip without encryption: it ignores the crypto
+/// lines and answers plain RTP/AVP, and the call goes on plain (no SRTP stream,
+/// expect_media still passes).
+#[test]
+fn uac_srtp_best_effort_to_plain_baresip_is_plain() {
+    let scenario = uac_srtp_best_effort("baresip-best-effort-plain.yaml");
+    uac_calls_baresip(UacCase {
+        tag: "best-effort-plain",
+        scenario: &scenario,
+        account: "",
+        offer: Sdp::BEST_EFFORT,
+        answer: Sdp::PLAIN,
+    });
+}
+
+/// A best-effort offer to baresip with optional SDES (`mediaenc=srtp`): it answers
+/// RTP/AVP with an a=crypto line, and both ends encrypt.
+#[test]
+fn uac_srtp_best_effort_to_srtp_baresip_is_srtp() {
+    let scenario = uac_srtp_best_effort("baresip-best-effort-srtp.yaml");
+    uac_calls_baresip(UacCase {
+        tag: "best-effort-srtp",
+        scenario: &scenario,
+        account: ";mediaenc=srtp",
+        offer: Sdp::BEST_EFFORT,
+        answer: Sdp::BEST_EFFORT,
+    });
 }
