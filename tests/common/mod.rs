@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod baresip;
 pub mod rtpengine;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
