@@ -2,7 +2,8 @@
 //! (tests/fixtures/kamailio-rtpengine.cfg): UAC → kamailio + rtpengine → our UAS,
 //! over UDP on 127.0.0.1. The first two tests prove the deployment with signalling
 //! only (the SDP each side receives must name rtpengine's ports, not the other
-//! side's); the last one sends RTP and DTMF through it. Skipped with a printed
+//! side's); the other two send RTP and DTMF through it, the last one with
+//! SDES-SRTP on the caller's leg and plain RTP on the callee's. Skipped with a printed
 //! reason when `rtpengine`, `kamailio` or `sipp` is missing, except under CI=true
 //! where that is a failure.
 
@@ -345,4 +346,160 @@ fn media_through_rtpengine() {
         "SIP/2.0 200",
         &sent_ports(&ours, "SIP/2.0 200"),
     );
+}
+
+/// The `m=audio` protocol and the `a=crypto` lines of a message's SDP.
+fn sdp_security(m: &Traced) -> (String, Vec<String>) {
+    let lines: Vec<&str> = m.body().lines().map(str::trim_end).collect();
+    let proto = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|m| m.split(' ').nth(1))
+        .unwrap_or("")
+        .to_string();
+    let crypto = lines
+        .iter()
+        .filter(|l| l.starts_with("a=crypto:"))
+        .map(|l| l.to_string())
+        .collect();
+    (proto, crypto)
+}
+
+/// SRTP on one leg only: `uac-srtp` (SDES required) through Kamailio + rtpengine
+/// started with `-A SRTP_TO_PLAIN` to `uas-media` (plain RTP). rtpengine offers
+/// the callee RTP/AVP without keys and answers the caller RTP/SAVP with its own
+/// key, decrypting and encrypting in between: audio and DTMF arrive intact both
+/// ways, and nothing fails authentication.
+#[test]
+fn uac_srtp_through_rtpengine_to_plain_uas() {
+    let uas_port = free_udp_port();
+    let Some(relay) = MediaRelay::start_with("srtp", uas_port, &["SRTP_TO_PLAIN"]) else {
+        return;
+    };
+    let (uas_low, uas_high) = free_udp_range(100);
+    let (uac_low, uac_high) = free_udp_range(100);
+    let mut uas = Uas::start(
+        "srtp",
+        "uas-media",
+        uas_port,
+        &relay,
+        &["--rtp-ports".into(), format!("{uas_low}-{uas_high}")],
+    );
+    let r = scratch("rtpe-srtp-uac.json");
+    let uac_trace = scratch("rtpe-srtp-uac.trace");
+    let _ = std::fs::remove_file(&uac_trace);
+    let o = sipwright(&[
+        "run",
+        "uac-srtp",
+        "--target",
+        &relay.target(),
+        "--calls",
+        &CALLS.to_string(),
+        "--rate",
+        "5",
+        "--call-duration",
+        "3s",
+        "--rtp-ports",
+        &format!("{uac_low}-{uac_high}"),
+        "--quiet",
+        "--report",
+        r.to_str().unwrap(),
+        "--trace-msg",
+        uac_trace.to_str().unwrap(),
+    ]);
+    // --quiet: why calls failed is only in the report.
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}\n{}\n{}",
+        text(&o),
+        std::fs::read_to_string(&r).unwrap_or_default(),
+        relay.logs()
+    );
+    let j = report(&r);
+    let u = uas.finish(&relay);
+    for (side, rep) in [("uac", &j), ("uas", &u)] {
+        eprintln!(
+            "{side}: calls {}, rtp streams {} sent {} received {} lost {}, \
+             rtcp sent {} received {}, srtp streams {} auth failures {} replay failures {}, \
+             plain rtcp {}, dtmf sent {} received {} mismatches {}",
+            rep["calls"]["succeeded"],
+            rep["rtp"]["streams"],
+            rep["rtp"]["packets_sent"],
+            rep["rtp"]["packets_received"],
+            rep["rtp"]["lost"],
+            rep["rtp"]["rtcp_sent"],
+            rep["rtp"]["rtcp_received"],
+            rep["rtp"]["srtp_streams"],
+            rep["rtp"]["srtp_auth_failures"],
+            rep["rtp"]["srtp_replay_failures"],
+            rep["rtp"]["plain_rtcp"],
+            rep["dtmf"]["digits_sent"],
+            rep["dtmf"]["digits_received"],
+            rep["dtmf"]["mismatches"],
+        );
+    }
+
+    for (side, rep) in [("uac", &j), ("uas", &u)] {
+        assert_eq!(rep["calls"]["succeeded"], CALLS, "{side}: {rep}");
+        assert_eq!(rep["calls"]["failed"], 0, "{side}: {rep}");
+        assert_eq!(rep["rtp"]["streams"], CALLS, "{side}: {rep}");
+        assert_eq!(rep["rtp"]["lost"], 0, "{side}: {rep}");
+        assert!(
+            rep["rtp"]["packets_received"].as_u64().unwrap_or(0) > 0,
+            "{side} received no RTP: {rep}"
+        );
+        assert_eq!(rep["rtp"]["srtp_auth_failures"], 0, "{side}: {rep}");
+        assert_eq!(rep["rtp"]["srtp_replay_failures"], 0, "{side}: {rep}");
+    }
+    // Encrypted on the caller's leg only.
+    assert_eq!(j["rtp"]["srtp_streams"], CALLS, "{j}");
+    assert_eq!(u["rtp"]["srtp_streams"], 0, "{u}");
+    // The digits were sent encrypted and arrived decrypted, 4 per call.
+    assert_eq!(u["dtmf"]["digits_received"], 4 * CALLS, "{u}");
+    assert_eq!(u["dtmf"]["mismatches"], 0, "{u}");
+
+    let uac = read_trace(&uac_trace);
+    let ours = read_trace(&uas.trace);
+    assert_points_at_rtpengine(&relay, &uas.trace, "INVITE ", &sent_ports(&uac, "INVITE "));
+    assert_points_at_rtpengine(
+        &relay,
+        &uac_trace,
+        "SIP/2.0 200",
+        &sent_ports(&ours, "SIP/2.0 200"),
+    );
+    // The offer we sent was SRTP; the callee got it plain, without keys.
+    for m in per_call(&uac, false, "INVITE ", "INVITE") {
+        let (proto, crypto) = sdp_security(m);
+        assert_eq!(proto, "RTP/SAVP", "{}", m.text);
+        assert!(!crypto.is_empty(), "{}", m.text);
+    }
+    for m in per_call(&ours, true, "INVITE ", "INVITE") {
+        let (proto, crypto) = sdp_security(m);
+        assert_eq!(proto, "RTP/AVP", "{}", m.text);
+        assert!(
+            crypto.is_empty(),
+            "keys reached the plain side:\n{}",
+            m.text
+        );
+    }
+    // The answer our UAC got is rtpengine's (its ports, checked above): SRTP, one
+    // a=crypto line, with a key that is not the one our UAC offered.
+    let offered: HashSet<String> = per_call(&uac, false, "INVITE ", "INVITE")
+        .into_iter()
+        .flat_map(|m| sdp_security(m).1)
+        .collect();
+    let answers = per_call(&uac, true, "SIP/2.0 200", "INVITE");
+    assert_eq!(answers.len(), CALLS);
+    for m in answers {
+        let (proto, crypto) = sdp_security(m);
+        assert_eq!(proto, "RTP/SAVP", "{}", m.text);
+        assert_eq!(crypto.len(), 1, "{}", m.text);
+        assert!(
+            !offered.contains(&crypto[0]),
+            "our own key came back:\n{}",
+            m.text
+        );
+        eprintln!("uac got: {}", crypto[0]);
+    }
 }

@@ -34,6 +34,12 @@ impl MediaRelay {
     /// to 127.0.0.1:`uas_port`, and waits until both answer. None (after printing
     /// why) when `rtpengine` or `kamailio` is not installed.
     pub fn start(tag: &str, uas_port: u16) -> Option<MediaRelay> {
+        MediaRelay::start_with(tag, uas_port, &[])
+    }
+
+    /// `start`, with Kamailio given `-A DEFINE` for each of `defines` (switches of
+    /// the fixture, e.g. `SRTP_TO_PLAIN`).
+    pub fn start_with(tag: &str, uas_port: u16, defines: &[&str]) -> Option<MediaRelay> {
         // Both lookups run, so a machine missing both says so once for each.
         let rtpengine = require("rtpengine");
         let kamailio = require("kamailio");
@@ -84,6 +90,7 @@ impl MediaRelay {
                 .arg(format!("UAS_PORT={uas_port}"))
                 .arg("-A")
                 .arg(format!("RTPENGINE_SOCK=\"udp:127.0.0.1:{ng_port}\""))
+                .args(defines.iter().flat_map(|d| ["-A", d]))
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().unwrap())
                 .stderr(log)
@@ -323,16 +330,19 @@ impl Traced {
             })
     }
 
+    /// The message body (empty when there is none).
+    pub fn body(&self) -> &str {
+        self.text
+            .split_once("\r\n\r\n")
+            .or_else(|| self.text.split_once("\n\n"))
+            .map_or("", |(_, body)| body)
+    }
+
     /// The SDP's connection address and first audio port: (c= address, m=audio port).
     pub fn sdp_audio(&self) -> Option<(String, u16)> {
-        let body = self
-            .text
-            .split_once("\r\n\r\n")
-            .or_else(|| self.text.split_once("\n\n"))?
-            .1;
         let mut address = None;
         let mut port = None;
-        for line in body.lines().map(str::trim_end) {
+        for line in self.body().lines().map(str::trim_end) {
             // Session- or media-level c=: the first one serves for this check,
             // since rtpengine rewrites both.
             if let Some(c) = line.strip_prefix("c=IN IP4 ") {
