@@ -814,7 +814,12 @@ impl Call {
         );
         if !at_recv || !self.inbox.is_empty() {
             self.inbox.push_back(msg.raw.to_vec());
-            if at_recv {
+            // A hang-up ends a wait for digits now rather than at its timeout.
+            let awaits_digits = matches!(
+                env.plan.steps.get(self.pc).map(|s| &s.kind),
+                Some(StepKind::Media(MediaStep::ExpectDtmf { .. }))
+            );
+            if at_recv || (awaits_digits && msg.method() == Some("BYE")) {
                 self.run(env, now, fx, None);
             }
             return;

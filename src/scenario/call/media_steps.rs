@@ -90,6 +90,13 @@ impl Call {
                         "expect_dtmf: expected `{digits}`, received `{got}`"
                     ));
                 }
+                if self.inbox.iter().any(|m| m.starts_with(b"BYE ")) {
+                    self.wait = None;
+                    fx.ctr.media.dtmf_mismatches += 1;
+                    return Progress::Fail(format!(
+                        "expect_dtmf: expected `{digits}`, received `{got}` before the peer hung up"
+                    ));
+                }
                 match waited {
                     Some(w) if w.until.is_some_and(|u| u <= now) => {
                         fx.ctr.media.dtmf_mismatches += 1;
@@ -499,6 +506,25 @@ mod tests {
         );
         let detail = uas.call.failure_detail().unwrap_or_default();
         assert!(detail.contains("failed authentication"), "{detail}");
+    }
+
+    /// A BYE while `expect_dtmf` waits ends the wait at once (not at its 30 s
+    /// timeout): the digits are not coming.
+    #[test]
+    fn hang_up_during_expect_dtmf_fails_at_once() {
+        let text = builtin::get("uac-media")
+            .unwrap()
+            .text
+            .replace("  - dtmf: \"1234\"\n", "");
+        let mut uac = side_of("uac-no-digits", &text, &[("call_duration", "1s")], 40_000);
+        let mut uas = side("uas-media", &[], 42_000);
+        run_pair(&mut uac, &mut uas);
+        assert_eq!(
+            uas.call.take_outcome(),
+            Some(Outcome::Failed(crate::report::FailureReason::Media))
+        );
+        let detail = uas.call.failure_detail().unwrap_or_default();
+        assert!(detail.contains("before the peer hung up"), "{detail}");
     }
 
     #[test]
