@@ -388,3 +388,50 @@ fn trace_no_media_leaves_rtp_out() {
     assert_eq!(d["streams"].as_array().unwrap().len(), 0, "{d}");
     assert_eq!(d["sip_messages"], 6, "{d}");
 }
+
+/// Bad SRTP settings are scenario errors at `check`, with FILE:LINE:COL and the fix.
+#[test]
+fn bad_srtp_settings_are_scenario_errors() {
+    for (yaml, line, needle) in [
+        (
+            "media:\n  srtp: [AES_CM_128_HMAC_SHA1_80, F8_128_HMAC_SHA1_80]\nsteps:\n  - silence\n",
+            2,
+            "unknown SRTP suite `F8_128_HMAC_SHA1_80`; sipwright has AES_CM_128_HMAC_SHA1_80",
+        ),
+        (
+            "media:\n  srtp: []\nsteps:\n  - silence\n",
+            2,
+            "empty suite list",
+        ),
+        (
+            "media:\n  srtp: [AEAD_AES_128_GCM]\n  srtp_mki: 20\nsteps:\n  - silence\n",
+            3,
+            "MKI of 20 bytes",
+        ),
+        (
+            "media:\n  srtp: [AEAD_AES_128_GCM]\n  srtp_kdr: 30\nsteps:\n  - silence\n",
+            3,
+            "KDR=30",
+        ),
+        (
+            "media:\n  srtp_required: true\nsteps:\n  - silence\n",
+            2,
+            "needs `srtp:`",
+        ),
+        (
+            "steps:\n  - expect_media: {max_auth_failures: lots}\n",
+            2,
+            "`lots` is not a number",
+        ),
+    ] {
+        let s = write("bad-srtp.yaml", yaml);
+        let o = sipwright(&["check", s.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{yaml}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(&format!("{}:{line}:", s.display())),
+            "{yaml}: {err}"
+        );
+        assert!(err.contains(needle), "{yaml}: {err}");
+    }
+}

@@ -489,6 +489,42 @@ mod tests {
         }
     }
 
+    /// MKI in every packet and keys derived every 16 packets (KDR=4) on the UAC's
+    /// side, in three suites (a 32-bit tag, GCM, a 256-bit key).
+    #[test]
+    fn srtp_with_mki_and_kdr_in_every_suite() {
+        for suite in [
+            "AES_CM_128_HMAC_SHA1_32",
+            "AEAD_AES_128_GCM",
+            "AES_256_CM_HMAC_SHA1_80",
+        ] {
+            let text = builtin::get("uac-srtp").unwrap().text.replace(
+                "  srtp: [AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32, AEAD_AES_128_GCM]\n",
+                &format!("  srtp: [{suite}]\n  srtp_mki: 2\n  srtp_kdr: 4\n"),
+            );
+            let mut uac = side_of("uac-kdr", &text, &[("call_duration", "1s")], 40_000);
+            let mut uas = side("uas-srtp", &[], 42_000);
+            run_pair(&mut uac, &mut uas);
+            for s in [&mut uac, &mut uas] {
+                assert_eq!(
+                    s.call.take_outcome(),
+                    Some(Outcome::Success),
+                    "{suite}: {:?}",
+                    s.call.failure_detail()
+                );
+            }
+            let theirs = session(&uas).unwrap();
+            let agreed = theirs.agreed().unwrap().srtp.as_ref().unwrap();
+            assert_eq!(agreed.suite.sdes_name(), suite);
+            assert_eq!(agreed.remote.kdr, 16);
+            assert_eq!(agreed.remote.mki.as_deref(), Some(&[0, 1][..]));
+            let f = theirs.stream.figures();
+            assert!(f.packets_received > 100, "{suite}: {f:?}");
+            assert_eq!(f.srtp_auth_failures, 0, "{suite}: {f:?}");
+            assert_eq!(theirs.stream.digits_received(), "1234");
+        }
+    }
+
     /// Packets whose tag was damaged on the way are counted, never taken as audio,
     /// and `expect_media` fails the call over them (max_auth_failures: 0).
     #[test]
