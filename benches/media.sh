@@ -13,6 +13,10 @@
 #   sipwright `run uac-media` at SW_STREAMS calls against the same SIPp UAS, with
 #       per-call RTP ports and with --rtp-shared (skipped when the build has no
 #       media), plus RSS per media call against `run uac` without media
+#   sipwright `run uac-srtp` (SDES-SRTP, AES_CM_128_HMAC_SHA1_80: packets of 182
+#       bytes, the header in clear for the receiver) in both modes against
+#       benches/media/uas-to-receiver-srtp.xml; "vs plain" is its CPU per packet
+#       over the plain row's of the same mode. SRTP=0 skips these rows.
 #
 # CPU per packet: the C loop's own getrusage over its sending loop; for SIPp and
 # sipwright /usr/bin/time's user + sys of the whole UAC run (signalling included,
@@ -22,6 +26,7 @@
 #   benches/media.sh                      # ≈ 10 minutes (60 s windows)
 #   QUICK=1 benches/media.sh              # < 3 minutes (10 s windows)
 #   WINDOW=30 SIPP_STREAMS="1000 4000" NO_BUILD=1 benches/media.sh
+#   SRTP=0 SIPP_STREAMS="" benches/media.sh  # no SRTP rows, no SIPp rows
 #
 # The machine has 2 cores shared by sender, receiver, the SIPp UAS and whatever
 # else runs: figures move from run to run; compare rows of the same run.
@@ -39,6 +44,7 @@ fi
 SIPP_STREAMS=${SIPP_STREAMS-"1000 2000 4000"}  # may be set empty to skip SIPp
 C_STREAMS=${C_STREAMS:-5000}
 SW_STREAMS=${SW_STREAMS:-5000}
+SRTP=${SRTP:-1}
 # Out of the way of sipwright's RTP ports (SW_RTP_PORTS) and of each other.
 PORT_UAS=${PORT_UAS:-45060}
 PORT_UAC=${PORT_UAC:-45070}
@@ -113,9 +119,10 @@ stop_receiver() { # after the sender is done: the receiver prints on SIGTERM
   finish "$receiver_pid" 5
 }
 
-# SIPp UAS for N calls, answering with SDP that points at the receiver.
-sipp_uas() {
-  spawn "$WORK/uas.out" timeout -s INT "$2" sipp -sf "$PWD/benches/media/uas-to-receiver.xml" \
+# SIPp UAS for N calls, answering with SDP that points at the receiver
+# (SCENARIO: benches/media/uas-to-receiver.xml unless given).
+sipp_uas() { # N SECONDS [SCENARIO]
+  spawn "$WORK/uas.out" timeout -s INT "$2" sipp -sf "$PWD/${3:-benches/media/uas-to-receiver.xml}" \
     -key receiver_port "$RECV_PORT" -i 127.0.0.1 -p "$PORT_UAS" -buff_size 4194304 \
     -nostdin -m "$1" -timeout "$2"s
   uas_pid=$spawned
@@ -126,21 +133,23 @@ ROWS=$WORK/rows.tsv
 NOTES=$WORK/notes.txt
 : >"$ROWS"; : >"$NOTES"
 note() { echo "- $*" >>"$NOTES"; }
-# row NAME STREAMS CPU_US_PER_PACKET FAILED: one table row, the rest of it from the
-# receiver's $WORK/recv.json, plus a note with what the table leaves out.
+# row NAME STREAMS CPU_US_PER_PACKET FAILED [PLAIN_ROW]: one table row, the rest of
+# it from the receiver's $WORK/recv.json, plus a note with what the table leaves
+# out. PLAIN_ROW names the row whose CPU per packet "vs plain" divides by.
 row() {
   python3 - "$WORK/recv.json" "$@" >>"$ROWS" 2>>"$NOTES" <<'EOF'
 import json, sys
 path, name, streams, cpu, failed = sys.argv[1:6]
+plain = sys.argv[6] if len(sys.argv) > 6 else ""
 try:
     j = json.load(open(path))
 except (OSError, ValueError):
-    print("\t".join([name, streams, "-", "-", "-", "-", cpu, failed]))
+    print("\t".join([name, streams, "-", "-", "-", "-", cpu, failed, plain]))
     sys.stderr.write(f"- {name}: the receiver printed nothing\n")
     sys.exit(0)
 jit = j["jitter_ms"]
 print("\t".join([name, str(j["streams"]), str(round(j["packets_per_s"])), "%.3f" % j["loss_pct"],
-                 "%.2f" % jit["mean"], "%.2f" % jit["max"], cpu, failed]))
+                 "%.2f" % jit["mean"], "%.2f" % jit["max"], cpu, failed, plain]))
 sys.stderr.write(
     f"- {name}: {j['packets']} packets in {j['window_s']:.1f} s from {j['streams']} streams"
     f" (expected {streams}), lost {j['lost']}, duplicates {j['duplicates']},"
@@ -203,13 +212,15 @@ run_c_loop() { # N
   note "C sendto loop $n: $(json "$WORK/loop.json" '"%d packets sent, %d errors, %.2f s CPU; %d ticks woken > 1 ms late, at worst %.1f ms" % (j["packets"], j["send_errors"], j["cpu_s"], j["late_ticks"], j["max_lag_ms"])')"
 }
 
-run_sw() { # NAME N [extra args...]
-  local name=$1 n=$2 rc=0; shift 2
+# run_sw SCENARIO UAS_XML NAME N PLAIN_ROW [extra args...] (PLAIN_ROW: "" or the
+# row this one's CPU per packet is compared with)
+run_sw() {
+  local scenario=$1 uas=$2 name=$3 n=$4 plain=$5 rc=0; shift 5
   plan "$n" "$SW_RATE"
-  sipp_uas "$n" "$bound"
+  sipp_uas "$n" "$bound" "$uas"
   receiver "$(( ramp + SETTLE ))" "$WINDOW" "$bound"
   spawn "$WORK/sw.out" timeout -s INT "$bound" /usr/bin/time -f "%e %U %S %M" -o "$WORK/sw.time" \
-    "$SW" run uac-media --target 127.0.0.1:"$PORT_UAS" --rate "$SW_RATE" \
+    "$SW" run "$scenario" --target 127.0.0.1:"$PORT_UAS" --rate "$SW_RATE" \
     --concurrency "$n" --calls "$n" --call-duration "${hold}s" --rtp-ports "$SW_RTP_PORTS" \
     --quiet --report "$WORK/sw.json" "$@"
   local uac=$spawned
@@ -220,9 +231,15 @@ run_sw() { # NAME N [extra args...]
   ok=$(json "$WORK/sw.json" 'j["calls"].get("succeeded", j["calls"]["started"] - j["calls"]["failed"])' 2>/dev/null || echo 0)
   failed=$(( n - ok ))
   cpu=$(cpu_of "$WORK/sw.time")
-  row "$name" "$n" "$(per_packet "$cpu")" "$failed"
+  row "$name" "$n" "$(per_packet "$cpu")" "$failed" "$plain"
   sw_rss=$(rss_of "$WORK/sw.time")
   note "$name: exit $rc, CPU $cpu s for $(total_packets) packets, peak RSS $sw_rss KB"
+  if [ "$scenario" = uac-srtp ]; then
+    note "$name: $(json "$WORK/sw.json" '"%d SRTP streams, %d auth failures, %d sends dropped" % (j["rtp"]["srtp_streams"], j["rtp"]["srtp_auth_failures"], j["rtp"]["send_dropped"])' 2>/dev/null || echo "no report")"
+  fi
+  if [ "$failed" != 0 ]; then
+    note "$name: failures: $(json "$WORK/sw.json" '"; ".join("%s: %s" % (f["reason"], f["detail"]) for f in j["failure_samples"][:3])' 2>/dev/null || echo "no report")"
+  fi
 }
 
 # RSS of the same calls without media: `run uac` (its INVITE's SDP is answered
@@ -252,31 +269,61 @@ SW=${SW:-${CARGO_TARGET_DIR:-target}/release/sipwright}
 if [ "${NO_BUILD:-0}" != 1 ] && command -v cargo >/dev/null; then
   cargo build --release --quiet || echo "cargo build failed: using $SW as it is" >&2
 fi
-if [ -x "$SW" ] && "$SW" scenarios 2>/dev/null | grep -q uac-media; then
+UAS_PLAIN=benches/media/uas-to-receiver.xml
+UAS_SRTP=benches/media/uas-to-receiver-srtp.xml
+sw_scenarios=$([ -x "$SW" ] && "$SW" scenarios 2>/dev/null || true)
+if grep -qw uac-media <<<"$sw_scenarios"; then
+  srtp=0
+  if [ "$SRTP" != 0 ]; then
+    if grep -qw uac-srtp <<<"$sw_scenarios"; then srtp=1
+    else echo "sipwright: no uac-srtp in this build (SRTP rows skipped)"; fi
+  fi
+  # Each SRTP row right after the plain row of its mode.
+  plain="sipwright $SW_STREAMS"
   echo "-- sipwright uac-media, $SW_STREAMS calls at $SW_RATE calls/s" >&2
-  run_sw "sipwright $SW_STREAMS" "$SW_STREAMS"; rss_ports=$sw_rss
+  run_sw uac-media "$UAS_PLAIN" "$plain" "$SW_STREAMS" ""; rss_ports=$sw_rss
+  if [ "$srtp" = 1 ]; then
+    echo "-- sipwright uac-srtp" >&2
+    run_sw uac-srtp "$UAS_SRTP" "sipwright $SW_STREAMS SRTP" "$SW_STREAMS" "$plain"
+    rss_srtp_ports=$sw_rss
+  fi
+  plain="sipwright $SW_STREAMS --rtp-shared"
   echo "-- sipwright uac-media --rtp-shared" >&2
-  run_sw "sipwright $SW_STREAMS --rtp-shared" "$SW_STREAMS" --rtp-shared; rss_shared=$sw_rss
+  run_sw uac-media "$UAS_PLAIN" "$plain" "$SW_STREAMS" "" --rtp-shared; rss_shared=$sw_rss
+  if [ "$srtp" = 1 ]; then
+    echo "-- sipwright uac-srtp --rtp-shared" >&2
+    run_sw uac-srtp "$UAS_SRTP" "sipwright $SW_STREAMS SRTP --rtp-shared" "$SW_STREAMS" "$plain" \
+      --rtp-shared
+    rss_srtp_shared=$sw_rss
+  fi
   echo "-- sipwright uac (no media), for RSS" >&2
   run_sw_signalling "$SW_STREAMS"
-  for v in rss_ports rss_shared; do
+  rss_vars="rss_ports rss_shared"
+  [ "$srtp" = 1 ] && rss_vars="rss_ports rss_srtp_ports rss_shared rss_srtp_shared"
+  for v in $rss_vars; do
     note "$(awk -v m="${!v}" -v s="$sig_rss" -v n="$SW_STREAMS" -v w="$v" 'BEGIN{
-      printf "RSS per media call (%s): (%d - %d KB) / %d calls = %.2f KB",
-        (w == "rss_ports" ? "per-call ports" : "--rtp-shared"), m, s, n, (m - s) / n }')"
+      mode["rss_ports"] = "per-call ports"; mode["rss_shared"] = "--rtp-shared"
+      mode["rss_srtp_ports"] = "SRTP, per-call ports"; mode["rss_srtp_shared"] = "SRTP, --rtp-shared"
+      printf "RSS per media call (%s): (%d - %d KB) / %d calls = %.2f KB", mode[w], m, s, n, (m - s) / n }')"
   done
 else
   echo "sipwright: media not available in this build (skipped)"
   for name in "sipwright $SW_STREAMS" "sipwright $SW_STREAMS --rtp-shared"; do
-    printf '%s\t-\t-\t-\t-\t-\t-\tskipped\n' "$name" >>"$ROWS"
+    printf '%s\t-\t-\t-\t-\t-\t-\tskipped\t\n' "$name" >>"$ROWS"
   done
 fi
 
 echo
-echo "| sender | streams | packets/s | loss % | mean jitter ms | max jitter ms | CPU µs/packet | vs C loop | failed calls |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-while IFS=$'\t' read -r name streams pps loss jm jx cpu failed; do
+declare -A cpu_of_row
+while IFS=$'\t' read -r name streams pps loss jm jx cpu failed plain; do
+  cpu_of_row[$name]=$cpu
+done <"$ROWS"
+echo "| sender | streams | packets/s | loss % | mean jitter ms | max jitter ms | CPU µs/packet | vs C loop | vs plain | failed calls |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+while IFS=$'\t' read -r name streams pps loss jm jx cpu failed plain; do
   ratio=$(awk -v a="$cpu" -v c="${c_cpu:-}" 'BEGIN{if (a + 0 > 0 && c + 0 > 0) printf "%.2fx", a / c; else print "-"}')
-  echo "| $name | $streams | $pps | $loss | $jm | $jx | $cpu | $ratio | $failed |"
+  vs_plain=$(awk -v a="$cpu" -v c="${plain:+${cpu_of_row[$plain]:-}}" 'BEGIN{if (a + 0 > 0 && c + 0 > 0) printf "%.2fx", a / c; else print "-"}')
+  echo "| $name | $streams | $pps | $loss | $jm | $jx | $cpu | $ratio | $vs_plain | $failed |"
 done <"$ROWS"
 echo
 cat "$NOTES"
