@@ -46,9 +46,9 @@ pub struct MediaSession {
     /// response (183 then 200), it repeats that answer.
     answering: bool,
     sent_any: bool,
-    /// The peer's last SDP as it came: the same text again (an answer in a 183 and
-    /// its 200) is no new exchange.
-    last_remote: Option<Box<str>>,
+    /// Hash of the peer's last SDP as it came: the same text again (an answer in a
+    /// 183 and its 200) is no new exchange. A hash, not the text: per call, it adds up.
+    last_remote: Option<u64>,
     remote: Option<RemoteMedia>,
     agreed: Option<Negotiated>,
     /// The peer's offer, when we answer it: the answer repeats its other streams
@@ -203,7 +203,13 @@ impl MediaSession {
 
     /// The peer's SDP (offer or answer): negotiate and (re)configure the stream.
     pub fn on_remote_sdp(&mut self, sdp: &str, now: Instant) -> Result<(), MediaError> {
-        if self.last_remote.as_deref() == Some(sdp) {
+        let digest = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            sdp.hash(&mut h);
+            h.finish()
+        };
+        if self.last_remote == Some(digest) {
             return Ok(());
         }
         let remote = negotiate::remote_media(sdp)?;
@@ -234,7 +240,7 @@ impl MediaSession {
         self.remote_crypto = crypto_lines(sdp);
         self.remote = Some(remote);
         self.agreed = Some(agreed);
-        self.last_remote = Some(sdp.into());
+        self.last_remote = Some(digest);
         if we_offered {
             self.exchange = Exchange::Idle;
         } else {

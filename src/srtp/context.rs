@@ -55,7 +55,57 @@ impl Hasher for SsrcHasher {
 type SsrcMap<V> = HashMap<u32, V, BuildHasherDefault<SsrcHasher>>;
 
 /// Session keys of one stream when KDR ≠ 0, with the r = index DIV KDR they were made for.
-type KeyCache = Option<(u64, Transform)>;
+/// Boxed: with KDR = 0 (nearly always) the stream state stays a few words.
+type KeyCache = Option<Box<(u64, Transform)>>;
+
+/// Per-SSRC states. A call's context sees one SSRC per direction: that one lives inline
+/// (no hashing, no heap, one cache line), further ones in a map. With thousands of calls
+/// per thread the state is cold at every packet, so its size is what a packet costs.
+#[derive(Clone, Default)]
+struct Streams {
+    first: Option<(u32, Stream)>,
+    rest: SsrcMap<Stream>,
+}
+
+impl Streams {
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    fn get(&self, ssrc: u32) -> Option<&Stream> {
+        match &self.first {
+            Some((s, st)) if *s == ssrc => Some(st),
+            _ => self.rest.get(&ssrc),
+        }
+    }
+
+    fn get_mut(&mut self, ssrc: u32) -> Option<&mut Stream> {
+        match &mut self.first {
+            Some((s, st)) if *s == ssrc => Some(st),
+            _ => self.rest.get_mut(&ssrc),
+        }
+    }
+
+    fn insert(&mut self, ssrc: u32, stream: Stream) {
+        match &mut self.first {
+            Some((s, st)) if *s == ssrc => *st = stream,
+            Some(_) => {
+                self.rest.insert(ssrc, stream);
+            }
+            None => self.first = Some((ssrc, stream)),
+        }
+    }
+
+    fn entry(&mut self, ssrc: u32) -> &mut Stream {
+        if self.first.is_none() {
+            self.first = Some((ssrc, Stream::default()));
+        }
+        match &mut self.first {
+            Some((s, st)) if *s == ssrc => st,
+            _ => self.rest.entry(ssrc).or_default(),
+        }
+    }
+}
 
 /// Receive or send state of one SRTP or SRTCP stream.
 #[derive(Clone, Default)]
@@ -96,7 +146,7 @@ impl Stream {
 /// Where session keys come from: the shared ones (KDR = 0), or the stream's own, derived
 /// again when index DIV KDR moves on.
 struct KeySource<'a> {
-    shared: &'a Option<Transform>,
+    shared: Option<&'a Transform>,
     kdf: &'a Kdf,
     suite: Suite,
     kind: Kind,
@@ -112,11 +162,13 @@ impl<'a> KeySource<'a> {
             return t;
         }
         let r = index.checked_div(self.kdr).unwrap_or(0);
-        if !matches!(cache, Some((cached, _)) if *cached == r) {
+        if !matches!(cache, Some(c) if c.0 == r) {
             *cache = None;
         }
         &cache
-            .get_or_insert_with(|| (r, Transform::derive(self.suite, self.kdf, self.kind, r)))
+            .get_or_insert_with(|| {
+                Box::new((r, Transform::derive(self.suite, self.kdf, self.kind, r)))
+            })
             .1
     }
 
@@ -129,7 +181,7 @@ impl<'a> KeySource<'a> {
         cache: &mut KeyCache,
         rocs: impl Iterator<Item = u32>,
     ) -> Option<u64> {
-        if let Some(cm) = self.shared.as_ref().and_then(Transform::as_cm_hmac) {
+        if let Some(cm) = self.shared.and_then(Transform::as_cm_hmac) {
             // One HMAC pass over the body, then only the ROC per candidate.
             let roc = cm.find_roc(packet, lay, rocs)?;
             let index = index_of(roc, lay.seq);
@@ -153,18 +205,20 @@ impl<'a> KeySource<'a> {
 #[derive(Clone)]
 pub struct Context {
     suite: Suite,
-    kdf: Kdf,
+    /// Cold (KDR ≠ 0 and set-up only), and so is SRTCP: boxed, so that what every RTP
+    /// packet reads sits in fewer cache lines.
+    kdf: Box<Kdf>,
     kdr: u64,
     mki: Vec<u8>,
     roc_trials: u32,
     replay_check: bool,
     /// Shared session keys when KDR = 0 (None: per-stream keys).
     rtp_keys: Option<Transform>,
-    rtcp_keys: Option<Transform>,
-    rtp_in: SsrcMap<Stream>,
-    rtcp_in: SsrcMap<Stream>,
-    rtp_out: SsrcMap<Stream>,
-    rtcp_out: SsrcMap<Stream>,
+    rtcp_keys: Option<Box<Transform>>,
+    rtp_in: Streams,
+    rtcp_in: Streams,
+    rtp_out: Streams,
+    rtcp_out: Streams,
 }
 
 impl std::fmt::Debug for Context {
@@ -193,16 +247,16 @@ impl Context {
         Ok(Context {
             suite,
             rtp_keys: shared(Kind::Rtp),
-            rtcp_keys: shared(Kind::Rtcp),
-            kdf,
+            rtcp_keys: shared(Kind::Rtcp).map(Box::new),
+            kdf: Box::new(kdf),
             kdr: key.kdr,
             mki: key.mki.clone().unwrap_or_default(),
             roc_trials: DEFAULT_ROC_TRIALS,
             replay_check: true,
-            rtp_in: SsrcMap::default(),
-            rtcp_in: SsrcMap::default(),
-            rtp_out: SsrcMap::default(),
-            rtcp_out: SsrcMap::default(),
+            rtp_in: Streams::default(),
+            rtcp_in: Streams::default(),
+            rtp_out: Streams::default(),
+            rtcp_out: Streams::default(),
         })
     }
 
@@ -225,13 +279,13 @@ impl Context {
     /// Known ROC for a stream: the next packet of `ssrc` (sent or received) uses it instead
     /// of the estimate.
     pub fn set_roc(&mut self, ssrc: u32, roc: u32) {
-        self.rtp_in.entry(ssrc).or_default().pending_roc = Some(roc);
-        self.rtp_out.entry(ssrc).or_default().pending_roc = Some(roc);
+        self.rtp_in.entry(ssrc).pending_roc = Some(roc);
+        self.rtp_out.entry(ssrc).pending_roc = Some(roc);
     }
 
     /// The ROC of the highest packet index seen for `ssrc` (or the one set for it).
     pub fn roc(&self, ssrc: u32) -> Option<u32> {
-        let of = |map: &SsrcMap<Stream>| map.get(&ssrc).and_then(Stream::roc);
+        let of = |map: &Streams| map.get(ssrc).and_then(Stream::roc);
         of(&self.rtp_in).or_else(|| of(&self.rtp_out))
     }
 
@@ -245,7 +299,7 @@ impl Context {
     /// The key source for `kind`, borrowing only the fields it needs so that a stream of
     /// the maps can be borrowed mutably at the same time.
     fn key_source<'a>(
-        shared: &'a Option<Transform>,
+        shared: Option<&'a Transform>,
         kdf: &'a Kdf,
         suite: Suite,
         kind: Kind,
@@ -266,9 +320,15 @@ impl Context {
     pub fn unprotect_rtp(&mut self, packet: &mut [u8]) -> Result<Unprotected, SrtpError> {
         let lay = layout::srtp(self.suite, packet, self.mki.len())?;
         self.check_mki(packet, lay.mki_at)?;
-        let keys = Self::key_source(&self.rtp_keys, &self.kdf, self.suite, Kind::Rtp, self.kdr);
+        let keys = Self::key_source(
+            self.rtp_keys.as_ref(),
+            &self.kdf,
+            self.suite,
+            Kind::Rtp,
+            self.kdr,
+        );
         let checks = (self.replay_check, self.roc_trials);
-        if let Some(stream) = self.rtp_in.get_mut(&lay.ssrc) {
+        if let Some(stream) = self.rtp_in.get_mut(lay.ssrc) {
             return unprotect_rtp_in(&keys, checks, stream, packet, &lay);
         }
         // A new SSRC: work on a scratch state that joins the map only if the packet is
@@ -285,8 +345,14 @@ impl Context {
     pub fn unprotect_rtcp(&mut self, packet: &mut [u8]) -> Result<Unprotected, SrtpError> {
         let lay = layout::srtcp(self.suite, packet, self.mki.len())?;
         self.check_mki(packet, lay.mki_at)?;
-        let keys = Self::key_source(&self.rtcp_keys, &self.kdf, self.suite, Kind::Rtcp, self.kdr);
-        if let Some(stream) = self.rtcp_in.get_mut(&lay.ssrc) {
+        let keys = Self::key_source(
+            self.rtcp_keys.as_deref(),
+            &self.kdf,
+            self.suite,
+            Kind::Rtcp,
+            self.kdr,
+        );
+        if let Some(stream) = self.rtcp_in.get_mut(lay.ssrc) {
             return unprotect_rtcp_in(&keys, self.replay_check, stream, packet, &lay);
         }
         let mut stream = Stream::default();
@@ -302,8 +368,14 @@ impl Context {
             return Err(SrtpError::Truncated);
         }
         let header = layout::rtp_header(packet, packet.len())?;
-        let keys = Self::key_source(&self.rtp_keys, &self.kdf, self.suite, Kind::Rtp, self.kdr);
-        let stream = self.rtp_out.entry(header.ssrc).or_default();
+        let keys = Self::key_source(
+            self.rtp_keys.as_ref(),
+            &self.kdf,
+            self.suite,
+            Kind::Rtp,
+            self.kdr,
+        );
+        let stream = self.rtp_out.entry(header.ssrc);
         let index = stream.estimate(header.seq);
         let t = keys.get(&mut stream.keys, index);
         if !t.seal_rtp(packet, header.len, header.ssrc, index, &self.mki) {
@@ -327,8 +399,14 @@ impl Context {
             .and_then(|b| b.try_into().ok())
             .map(u32::from_be_bytes)
             .ok_or(SrtpError::Truncated)?;
-        let keys = Self::key_source(&self.rtcp_keys, &self.kdf, self.suite, Kind::Rtcp, self.kdr);
-        let stream = self.rtcp_out.entry(ssrc).or_default();
+        let keys = Self::key_source(
+            self.rtcp_keys.as_deref(),
+            &self.kdf,
+            self.suite,
+            Kind::Rtcp,
+            self.kdr,
+        );
+        let stream = self.rtcp_out.entry(ssrc);
         let index = stream.window.map_or(0, |w| (w.highest() + 1) & 0x7fff_ffff);
         let t = keys.get(&mut stream.keys, index);
         if !t.seal_rtcp(packet, ssrc, index as u32, &self.mki) {
