@@ -287,23 +287,38 @@ fn media_through_rtpengine() {
     let Some(relay) = MediaRelay::start("media", uas_port) else {
         return;
     };
-    // Each side its own RTP ports, apart from rtpengine's and from each other,
-    // so a port in an SDP tells who wrote it.
+    calls_through_rtpengine(&relay, "media", uas_port, "uac-media");
+}
+
+/// What a media test through the relay leaves to look at.
+struct Through {
+    uac: serde_json::Value,
+    uas: serde_json::Value,
+    uac_trace: PathBuf,
+    uas_trace: PathBuf,
+}
+
+/// `uac` → relay → `uas-media`: CALLS calls of 3 s with 4 RFC 4733 digits each,
+/// each side on RTP ports of its own (apart from rtpengine's and from each other,
+/// so a port in an SDP tells who wrote it). Checks what every such run must show:
+/// all calls done on both sides, nothing lost, RTP received both ways, the digits
+/// arrived, and each side's SDP names rtpengine, not the other side.
+fn calls_through_rtpengine(relay: &MediaRelay, tag: &str, uas_port: u16, uac: &str) -> Through {
     let (uas_low, uas_high) = free_udp_range(100);
     let (uac_low, uac_high) = free_udp_range(100);
     let mut uas = Uas::start(
-        "media",
+        tag,
         "uas-media",
         uas_port,
-        &relay,
+        relay,
         &["--rtp-ports".into(), format!("{uas_low}-{uas_high}")],
     );
-    let r = scratch("rtpe-media-uac.json");
-    let uac_trace = scratch("rtpe-media-uac.trace");
+    let r = scratch(&format!("rtpe-{tag}-uac.json"));
+    let uac_trace = scratch(&format!("rtpe-{tag}-uac.trace"));
     let _ = std::fs::remove_file(&uac_trace);
     let o = sipwright(&[
         "run",
-        "uac-media",
+        uac,
         "--target",
         &relay.target(),
         "--calls",
@@ -320,11 +335,19 @@ fn media_through_rtpengine() {
         "--trace-msg",
         uac_trace.to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(0), "{}\n{}", text(&o), relay.logs());
+    // --quiet: why calls failed is only in the report.
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}\n{}\n{}",
+        text(&o),
+        std::fs::read_to_string(&r).unwrap_or_default(),
+        relay.logs()
+    );
     let j = report(&r);
-    let u = uas.finish(&relay);
-
+    let u = uas.finish(relay);
     for (side, rep) in [("uac", &j), ("uas", &u)] {
+        eprintln!("{tag} {side}: rtp {} dtmf {}", rep["rtp"], rep["dtmf"]);
         assert_eq!(rep["calls"]["succeeded"], CALLS, "{side}: {rep}");
         assert_eq!(rep["calls"]["failed"], 0, "{side}: {rep}");
         assert_eq!(rep["rtp"]["streams"], CALLS, "{side}: {rep}");
@@ -336,16 +359,23 @@ fn media_through_rtpengine() {
     }
     // 4 digits per call.
     assert_eq!(u["dtmf"]["digits_received"], 4 * CALLS, "{u}");
+    assert_eq!(u["dtmf"]["mismatches"], 0, "{u}");
 
-    let uac = read_trace(&uac_trace);
+    let sent = read_trace(&uac_trace);
     let ours = read_trace(&uas.trace);
-    assert_points_at_rtpengine(&relay, &uas.trace, "INVITE ", &sent_ports(&uac, "INVITE "));
+    assert_points_at_rtpengine(relay, &uas.trace, "INVITE ", &sent_ports(&sent, "INVITE "));
     assert_points_at_rtpengine(
-        &relay,
+        relay,
         &uac_trace,
         "SIP/2.0 200",
         &sent_ports(&ours, "SIP/2.0 200"),
     );
+    Through {
+        uac: j,
+        uas: u,
+        uac_trace,
+        uas_trace: uas.trace.clone(),
+    }
 }
 
 /// The `m=audio` protocol and the `a=crypto` lines of a message's SDP.
@@ -376,98 +406,18 @@ fn uac_srtp_through_rtpengine_to_plain_uas() {
     let Some(relay) = MediaRelay::start_with("srtp", uas_port, &["SRTP_TO_PLAIN"]) else {
         return;
     };
-    let (uas_low, uas_high) = free_udp_range(100);
-    let (uac_low, uac_high) = free_udp_range(100);
-    let mut uas = Uas::start(
-        "srtp",
-        "uas-media",
-        uas_port,
-        &relay,
-        &["--rtp-ports".into(), format!("{uas_low}-{uas_high}")],
-    );
-    let r = scratch("rtpe-srtp-uac.json");
-    let uac_trace = scratch("rtpe-srtp-uac.trace");
-    let _ = std::fs::remove_file(&uac_trace);
-    let o = sipwright(&[
-        "run",
-        "uac-srtp",
-        "--target",
-        &relay.target(),
-        "--calls",
-        &CALLS.to_string(),
-        "--rate",
-        "5",
-        "--call-duration",
-        "3s",
-        "--rtp-ports",
-        &format!("{uac_low}-{uac_high}"),
-        "--quiet",
-        "--report",
-        r.to_str().unwrap(),
-        "--trace-msg",
-        uac_trace.to_str().unwrap(),
-    ]);
-    // --quiet: why calls failed is only in the report.
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}\n{}\n{}",
-        text(&o),
-        std::fs::read_to_string(&r).unwrap_or_default(),
-        relay.logs()
-    );
-    let j = report(&r);
-    let u = uas.finish(&relay);
-    for (side, rep) in [("uac", &j), ("uas", &u)] {
-        eprintln!(
-            "{side}: calls {}, rtp streams {} sent {} received {} lost {}, \
-             rtcp sent {} received {}, srtp streams {} auth failures {} replay failures {}, \
-             plain rtcp {}, dtmf sent {} received {} mismatches {}",
-            rep["calls"]["succeeded"],
-            rep["rtp"]["streams"],
-            rep["rtp"]["packets_sent"],
-            rep["rtp"]["packets_received"],
-            rep["rtp"]["lost"],
-            rep["rtp"]["rtcp_sent"],
-            rep["rtp"]["rtcp_received"],
-            rep["rtp"]["srtp_streams"],
-            rep["rtp"]["srtp_auth_failures"],
-            rep["rtp"]["srtp_replay_failures"],
-            rep["rtp"]["plain_rtcp"],
-            rep["dtmf"]["digits_sent"],
-            rep["dtmf"]["digits_received"],
-            rep["dtmf"]["mismatches"],
-        );
-    }
-
-    for (side, rep) in [("uac", &j), ("uas", &u)] {
-        assert_eq!(rep["calls"]["succeeded"], CALLS, "{side}: {rep}");
-        assert_eq!(rep["calls"]["failed"], 0, "{side}: {rep}");
-        assert_eq!(rep["rtp"]["streams"], CALLS, "{side}: {rep}");
-        assert_eq!(rep["rtp"]["lost"], 0, "{side}: {rep}");
-        assert!(
-            rep["rtp"]["packets_received"].as_u64().unwrap_or(0) > 0,
-            "{side} received no RTP: {rep}"
-        );
+    let t = calls_through_rtpengine(&relay, "srtp", uas_port, "uac-srtp");
+    let (j, u) = (&t.uac, &t.uas);
+    for (side, rep) in [("uac", j), ("uas", u)] {
         assert_eq!(rep["rtp"]["srtp_auth_failures"], 0, "{side}: {rep}");
         assert_eq!(rep["rtp"]["srtp_replay_failures"], 0, "{side}: {rep}");
     }
     // Encrypted on the caller's leg only.
     assert_eq!(j["rtp"]["srtp_streams"], CALLS, "{j}");
     assert_eq!(u["rtp"]["srtp_streams"], 0, "{u}");
-    // The digits were sent encrypted and arrived decrypted, 4 per call.
-    assert_eq!(u["dtmf"]["digits_received"], 4 * CALLS, "{u}");
-    assert_eq!(u["dtmf"]["mismatches"], 0, "{u}");
 
-    let uac = read_trace(&uac_trace);
-    let ours = read_trace(&uas.trace);
-    assert_points_at_rtpengine(&relay, &uas.trace, "INVITE ", &sent_ports(&uac, "INVITE "));
-    assert_points_at_rtpengine(
-        &relay,
-        &uac_trace,
-        "SIP/2.0 200",
-        &sent_ports(&ours, "SIP/2.0 200"),
-    );
+    let uac = read_trace(&t.uac_trace);
+    let ours = read_trace(&t.uas_trace);
     // The offer we sent was SRTP; the callee got it plain, without keys.
     for m in per_call(&uac, false, "INVITE ", "INVITE") {
         let (proto, crypto) = sdp_security(m);
