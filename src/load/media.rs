@@ -188,13 +188,6 @@ impl MediaEngine {
         self.trace = Some(sink);
     }
 
-    /// Hand the trace's buffered records to its writer (end of run).
-    pub fn flush_trace(&mut self) {
-        if let Some(t) = self.trace.as_mut() {
-            t.flush();
-        }
-    }
-
     pub fn poller(&mut self) -> &mut Poller {
         &mut self.poller
     }
@@ -327,7 +320,7 @@ impl MediaEngine {
                         .entries
                         .get_mut(index as usize)
                         .and_then(|e| e.as_mut())
-                        && deliver(e, data, from, arrival, rtcp_socket, &mut out)
+                        && deliver(e, data, Some(from), arrival, rtcp_socket, &mut out)
                     {
                         self.events.push(e.owner);
                     }
@@ -381,7 +374,8 @@ impl MediaEngine {
             }
             for i in 0..n {
                 let arrival = self.batch.arrival(i);
-                let from = self.batch.get(i).1;
+                // The source address only matters to the trace: not converted otherwise.
+                let from = self.trace.is_some().then(|| self.batch.get(i).1);
                 let data = self.batch.data_mut(i);
                 let mut out = Out {
                     buf: &mut self.buf,
@@ -447,13 +441,13 @@ fn map_peer(shared: &mut Shared, e: &mut Entry, index: u32) {
 fn deliver(
     e: &mut Entry,
     data: &mut [u8],
-    from: SocketAddr,
+    from: Option<SocketAddr>,
     arrival: Instant,
     rtcp_socket: bool,
     out: &mut Out<'_>,
 ) -> bool {
     let rtcp = rtcp_socket || rtp::is_rtcp(data);
-    if let Some(t) = out.trace.as_deref_mut() {
+    if let (Some(t), Some(from)) = (out.trace.as_deref_mut(), from) {
         // As it arrived (still encrypted): the trace shows the wire.
         let local = local_addr(e, rtcp_socket);
         t.record(TraceDir::Received, SystemTime::now(), local, from, data);
