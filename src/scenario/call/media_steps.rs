@@ -390,6 +390,19 @@ mod tests {
         n
     }
 
+    /// Both calls ended as a success (else the failure detail, after `what`).
+    fn assert_both_succeeded(uac: &mut Side, uas: &mut Side, what: &str) {
+        for s in [uac, uas] {
+            assert_eq!(
+                s.call.take_outcome(),
+                Some(Outcome::Success),
+                "{what} {}: {:?}",
+                s.env.plan.name,
+                s.call.failure_detail()
+            );
+        }
+    }
+
     /// Run both calls in virtual time (4 s in 10 ms steps); returns RTP packets moved.
     fn run_pair(uac: &mut Side, uas: &mut Side) -> usize {
         let t0 = Instant::now();
@@ -438,18 +451,7 @@ mod tests {
         let mut uac = side_of("uac-info", &text, &[("call_duration", "1s")], 40_000);
         let mut uas = side("uas-media", &[], 42_000);
         run_pair(&mut uac, &mut uas);
-        assert_eq!(
-            uac.call.take_outcome(),
-            Some(Outcome::Success),
-            "{:?}",
-            uac.call.failure_detail()
-        );
-        assert_eq!(
-            uas.call.take_outcome(),
-            Some(Outcome::Success),
-            "{:?}",
-            uas.call.failure_detail()
-        );
+        assert_both_succeeded(&mut uac, &mut uas, "");
         assert_eq!(session(&uas).unwrap().info_digits, "1234");
         assert_eq!(session(&uas).unwrap().stream.digits_received(), "");
         assert_eq!(uac.ctr.media.dtmf_digits_sent, 4);
@@ -461,14 +463,7 @@ mod tests {
         let mut uac = side("uac-srtp", &[("call_duration", "1s")], 40_000);
         let mut uas = side("uas-srtp", &[], 42_000);
         run_pair(&mut uac, &mut uas);
-        for s in [&mut uac, &mut uas] {
-            assert_eq!(
-                s.call.take_outcome(),
-                Some(Outcome::Success),
-                "{:?}",
-                s.call.failure_detail()
-            );
-        }
+        assert_both_succeeded(&mut uac, &mut uas, "");
         let theirs = session(&uas).unwrap();
         assert_eq!(theirs.stream.digits_received(), "1234");
         let srtp = theirs.agreed().unwrap().srtp.as_ref().unwrap();
@@ -505,14 +500,7 @@ mod tests {
             let mut uac = side_of("uac-kdr", &text, &[("call_duration", "1s")], 40_000);
             let mut uas = side("uas-srtp", &[], 42_000);
             run_pair(&mut uac, &mut uas);
-            for s in [&mut uac, &mut uas] {
-                assert_eq!(
-                    s.call.take_outcome(),
-                    Some(Outcome::Success),
-                    "{suite}: {:?}",
-                    s.call.failure_detail()
-                );
-            }
+            assert_both_succeeded(&mut uac, &mut uas, suite);
             let theirs = session(&uas).unwrap();
             let agreed = theirs.agreed().unwrap().srtp.as_ref().unwrap();
             assert_eq!(agreed.suite.sdes_name(), suite);
@@ -568,18 +556,7 @@ mod tests {
         let mut uac = side("uac-media", &[("call_duration", "1s")], 40_000);
         let mut uas = side("uas-media", &[], 42_000);
         let moved = run_pair(&mut uac, &mut uas);
-        assert_eq!(
-            uac.call.take_outcome(),
-            Some(Outcome::Success),
-            "{:?}",
-            uac.call.failure_detail()
-        );
-        assert_eq!(
-            uas.call.take_outcome(),
-            Some(Outcome::Success),
-            "{:?}",
-            uas.call.failure_detail()
-        );
+        assert_both_succeeded(&mut uac, &mut uas, "");
         let theirs = session(&uas).unwrap();
         assert_eq!(theirs.stream.digits_received(), "1234");
         let agreed = theirs.agreed().unwrap();
