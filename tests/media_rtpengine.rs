@@ -172,7 +172,10 @@ fn sipp_calls_are_anchored_in_rtpengine() {
         return;
     }
     let uas_port = free_udp_port();
-    let Some(relay) = MediaRelay::start("sipp", uas_port) else {
+    // One Kamailio worker: with two, our 180 and 200 (sent back to back) can leave
+    // the proxy in the wrong order, and SIPp's built-in uac aborts a call on a 180
+    // after the 200.
+    let Some(relay) = MediaRelay::start_with("sipp", uas_port, &["CHILDREN=1"]) else {
         return;
     };
     let mut uas = Uas::start("sipp", "uas", uas_port, &relay, &[]);
