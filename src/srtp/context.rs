@@ -96,6 +96,23 @@ impl Streams {
         }
     }
 
+    /// Run a receive step on `ssrc`'s state. A new SSRC works on a scratch state that
+    /// joins only if the step succeeds (the packet was authentic), so forged packets
+    /// neither allocate nor move anything.
+    fn receive<T>(
+        &mut self,
+        ssrc: u32,
+        step: impl FnOnce(&mut Stream) -> Result<T, SrtpError>,
+    ) -> Result<T, SrtpError> {
+        if let Some(stream) = self.get_mut(ssrc) {
+            return step(stream);
+        }
+        let mut stream = Stream::default();
+        let done = step(&mut stream)?;
+        self.insert(ssrc, stream);
+        Ok(done)
+    }
+
     fn entry(&mut self, ssrc: u32) -> &mut Stream {
         if self.first.is_none() {
             self.first = Some((ssrc, Stream::default()));
@@ -328,15 +345,9 @@ impl Context {
             self.kdr,
         );
         let checks = (self.replay_check, self.roc_trials);
-        if let Some(stream) = self.rtp_in.get_mut(lay.ssrc) {
-            return unprotect_rtp_in(&keys, checks, stream, packet, &lay);
-        }
-        // A new SSRC: work on a scratch state that joins the map only if the packet is
-        // authentic.
-        let mut stream = Stream::default();
-        let done = unprotect_rtp_in(&keys, checks, &mut stream, packet, &lay)?;
-        self.rtp_in.insert(lay.ssrc, stream);
-        Ok(done)
+        self.rtp_in.receive(lay.ssrc, |stream| {
+            unprotect_rtp_in(&keys, checks, stream, packet, &lay)
+        })
     }
 
     /// Verify and decrypt an SRTCP packet in place; bytes [..len] then hold the plain RTCP
@@ -352,13 +363,10 @@ impl Context {
             Kind::Rtcp,
             self.kdr,
         );
-        if let Some(stream) = self.rtcp_in.get_mut(lay.ssrc) {
-            return unprotect_rtcp_in(&keys, self.replay_check, stream, packet, &lay);
-        }
-        let mut stream = Stream::default();
-        let done = unprotect_rtcp_in(&keys, self.replay_check, &mut stream, packet, &lay)?;
-        self.rtcp_in.insert(lay.ssrc, stream);
-        Ok(done)
+        let replay_check = self.replay_check;
+        self.rtcp_in.receive(lay.ssrc, |stream| {
+            unprotect_rtcp_in(&keys, replay_check, stream, packet, &lay)
+        })
     }
 
     /// Encrypt plain RTP held in `packet`, appending MKI and tag (in the suite's order).
