@@ -92,9 +92,48 @@ pub struct RunArgs {
     #[arg(long, short = 't')]
     pub target: Option<String>,
     /// Local address to bind (default: 127.0.0.1:0 with --loopback, otherwise
-    /// 0.0.0.0:5060 for a UAS and 0.0.0.0:0 for a UAC).
+    /// 0.0.0.0:5060 for a UAS and 0.0.0.0:0 for a UAC). IPv6: [::]:5060, [::1]:0.
     #[arg(long, short = 'b')]
     pub bind: Option<String>,
+    /// SIP transport: udp, tcp, tls, ws or wss (default: what the target says —
+    /// `;transport=tcp`, `sips:`, `ws://`, `wss://` — else udp). A UAS listens on it.
+    #[arg(long, value_name = "udp|tcp|tls|ws|wss")]
+    pub transport: Option<String>,
+    /// How calls share connections (tcp, tls, ws, wss): `per-call` (each call its own,
+    /// as phones and browsers do; SIPp's -t tn), `per-worker` (one per worker thread,
+    /// SIPp's -t t1) or a number N (N connections shared by all calls).
+    #[arg(long, value_name = "per-call|per-worker|N", default_value = "per-call")]
+    pub connections: String,
+    /// TLS: trust the CA certificate(s) in this PEM file besides the system roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// TLS: our certificate chain (PEM). A UAS serves it; a UAC presents it when
+    /// the server asks for a client certificate.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// TLS: the private key of --cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// TLS: do not verify the server's certificate (self-signed test proxies).
+    #[arg(long)]
+    pub insecure: bool,
+    /// WebSocket: the Origin header of the upgrade request (browsers always send one).
+    #[arg(long, value_name = "URL")]
+    pub origin: Option<String>,
+    /// Connections we opened and that were idle this long get a keep-alive (CRLFCRLF,
+    /// RFC 5626; a ping frame over WebSocket). 0 turns keep-alives off.
+    #[arg(long, default_value = "30s", value_parser = duration_arg)]
+    pub keepalive: Duration,
+    /// Largest SIP message accepted on a connection; a larger one (or a header that
+    /// never ends) closes that connection, counted.
+    #[arg(long, value_name = "BYTES", default_value_t = 65_535)]
+    pub max_message_size: usize,
+    /// Resolve a target host name to IPv4 addresses only.
+    #[arg(long, conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// Resolve a target host name to IPv6 addresses only.
+    #[arg(long)]
+    pub ipv6: bool,
     /// IP written in Via/Contact/SDP (default: the bound IP, or the one routing to the target).
     #[arg(long)]
     pub local_ip: Option<String>,

@@ -6,6 +6,8 @@ mod options;
 mod run;
 mod scenarios;
 mod srtp;
+mod target;
+mod transport;
 
 use clap::Parser;
 

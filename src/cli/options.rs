@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::args::OptionsArgs;
-use super::run::{load_scenario, parse_target};
+use super::run::load_scenario;
+use super::target::parse_target;
 use crate::load::schedule::RatePlan;
 use crate::load::{Driver, DriverConfig, RunShared};
 use crate::scenario::call::{CallEnv, Outcome};
@@ -38,7 +39,7 @@ pub fn options(a: OptionsArgs) -> anyhow::Result<i32> {
         plan: Arc::new(plan),
         local_ip: local_ip.to_string(),
         local_port: local.port(),
-        transport: "UDP",
+        transport: crate::transport::kind::TransportKind::Udp,
         timers: Timers::default(),
         remote: target.addr,
         remote_ip_text: crate::scenario::call::sip_ip_text(target.addr.ip()),
@@ -61,7 +62,7 @@ pub fn options(a: OptionsArgs) -> anyhow::Result<i32> {
         batch_window: Duration::ZERO,
     };
     let result: Arc<Mutex<Option<Answer>>> = Arc::default();
-    let mut driver = Driver::new(socket, env, cfg, Arc::new(RunShared::default()));
+    let mut driver = Driver::new(socket, env, cfg, Arc::new(RunShared::default()))?;
     let r = result.clone();
     driver.set_observer(Box::new(move |call, outcome, rtt, _| {
         let detail = call.failure_detail().unwrap_or("").to_string();

@@ -1,7 +1,7 @@
 //! `sipwright run`: compile the scenario, bind sockets, start the driver(s), print a
 //! summary and write the report.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
@@ -12,6 +12,8 @@ use anyhow::Context;
 
 use super::UsageError;
 use super::args::RunArgs;
+use super::target::{Family, parse_target_for};
+use super::transport::{LoopbackCert, SideTransport, side_transport, transport_of};
 use crate::load::run::{SideSpec, Tick, TraceSpec, bind_side, coordinate, spawn_side};
 use crate::load::schedule::RatePlan;
 use crate::load::{RunShared, signal};
@@ -23,78 +25,11 @@ use crate::report::{ReportData, summary_text, write_report_file};
 use crate::scenario::plan::{Plan, Role};
 use crate::scenario::{builtin, compile_file, compile_str};
 use crate::sip::transaction::Timers;
-use crate::sip::uri::SipUri;
+use crate::transport::kind::TransportKind;
 use crate::transport::ports::PortPool;
+use crate::transport::tls::TlsSettings;
 use crate::transport::{limits, udp};
 use std::path::PathBuf;
-
-/// Where calls go, from `--target`.
-#[derive(Debug, Clone)]
-pub struct Target {
-    pub addr: SocketAddr,
-    pub uri: String,
-    pub user: Option<String>,
-}
-
-/// `HOST:PORT`, `HOST` (port 5060) or a SIP URI.
-pub fn parse_target(text: &str) -> Result<Target, UsageError> {
-    let bad = |why: &str| {
-        UsageError(format!(
-            "--target `{text}`: {why}; use HOST:PORT or sip:[user@]host[:port]"
-        ))
-    };
-    let (host, port, user, uri) = if text.contains(':')
-        && text
-            .split(':')
-            .next()
-            .is_some_and(|s| s.eq_ignore_ascii_case("sip") || s.eq_ignore_ascii_case("sips"))
-    {
-        let u = SipUri::parse(text).ok_or_else(|| bad("not a SIP URI"))?;
-        let default = if u.scheme.eq_ignore_ascii_case("sips") {
-            5061
-        } else {
-            5060
-        };
-        (
-            u.host.to_string(),
-            u.port.unwrap_or(default),
-            u.user.map(str::to_string),
-            text.to_string(),
-        )
-    } else {
-        let (host, port) = split_host_port(text).ok_or_else(|| bad("bad host or port"))?;
-        let uri = if host.contains(':') {
-            format!("sip:[{host}]:{port}")
-        } else {
-            format!("sip:{host}:{port}")
-        };
-        (host, port, None, uri)
-    };
-    let addr = (host.as_str(), port)
-        .to_socket_addrs()
-        .map_err(|e| bad(&format!("cannot resolve: {e}")))?
-        .next()
-        .ok_or_else(|| bad("resolves to no address"))?;
-    Ok(Target { addr, uri, user })
-}
-
-fn split_host_port(text: &str) -> Option<(String, u16)> {
-    if let Some(rest) = text.strip_prefix('[') {
-        let (host, after) = rest.split_once(']')?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().ok()?,
-            None if after.is_empty() => 5060,
-            None => return None,
-        };
-        return Some((host.to_string(), port));
-    }
-    match text.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => Some((h.to_string(), p.parse().ok()?)),
-        _ if text.parse::<std::net::Ipv6Addr>().is_ok() => Some((text.to_string(), 5060)),
-        _ if !text.is_empty() => Some((text.to_string(), 5060)),
-        _ => None,
-    }
-}
 
 fn parse_bind(text: &str) -> Result<SocketAddr, UsageError> {
     text.parse::<SocketAddr>()
@@ -242,7 +177,22 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
         return Err(UsageError("--stats-interval must be more than 0".into()).into());
     }
     let workers = |role: Role| a.workers.unwrap_or_else(|| default_workers(role, &rate));
-    let target = a.target.as_deref().map(parse_target).transpose()?;
+    let family = if a.ipv4 {
+        Family::V4
+    } else if a.ipv6 {
+        Family::V6
+    } else {
+        Family::Any
+    };
+    let target = a
+        .target
+        .as_deref()
+        .map(|t| parse_target_for(t, family))
+        .transpose()?;
+    let kind = transport_of(&a, target.as_ref())?;
+    if a.workers == Some(0) {
+        return Err(UsageError("--workers 0: must be at least 1".into()).into());
+    }
     let mut overrides = a.set.clone();
     if let Some(d) = a.call_duration {
         overrides.push(("call_duration".into(), duration_text(d)));
@@ -263,7 +213,37 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
         t2: a.t2,
         t4: a.t4,
     };
-    let loopback_ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let bind_arg = a.bind.as_deref().map(parse_bind).transpose()?;
+    // A loopback run stays in the family of --bind ([::1]:0 runs both sides on ::1).
+    let loopback_ip = match bind_arg {
+        Some(b) if b.is_ipv6() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
+    };
+    // TLS: the run's settings; a loopback run without --cert makes its own
+    // certificate, served by whichever side listens and trusted by the other.
+    let mut tls = TlsSettings {
+        ca: a.ca.clone(),
+        cert: a.cert.clone(),
+        key: a.key.clone(),
+        insecure: a.insecure,
+    };
+    let loopback_cert = if a.loopback && kind.is_secure() && a.cert.is_none() {
+        let c = LoopbackCert::generate()?;
+        tls.cert = Some(c.cert.clone());
+        tls.key = Some(c.key.clone());
+        if tls.ca.is_none() {
+            tls.ca = Some(c.cert.clone());
+        }
+        Some(c)
+    } else {
+        None
+    };
+    if kind.is_secure() && role == Role::Uas && !a.loopback && tls.cert.is_none() {
+        return Err(UsageError(format!(
+            "a UAS over {kind} serves a certificate: give --cert FILE --key FILE"
+        ))
+        .into());
+    }
     // The UAC side's plan decides when the run ends: --duration, or the end of a ramp.
     let duration = a.duration.or_else(|| rate.end());
     let t0 = Instant::now() + Duration::from_millis(20);
@@ -289,36 +269,50 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
         }
     }
     let mut main_traces = Some(traces);
-    let mut spec =
-        |plan: Plan, sockets, local_ip, remote, target_uri: String, calls_side: bool| SideSpec {
-            plan: Arc::new(plan),
-            sockets,
-            local_ip,
-            remote,
-            target_uri,
-            timers,
-            t0,
-            rate: rate.clone(),
-            max_calls: a.calls,
-            concurrency: if calls_side { a.concurrency } else { None },
-            duration: if calls_side { duration } else { None },
-            drain_timeout: a.drain_timeout,
-            stats_interval: a.stats_interval,
-            batch_window: a.batch_window,
-            // The first side built is the main side: it writes the traces.
-            traces: main_traces.take().unwrap_or_default(),
-            rtp_ports: rtp_ports.clone(),
-            rtp_shared: a.rtp_shared,
-        };
+    let via_host = |r: Role| {
+        // RFC 7118 §5.2: a WebSocket client has no address a server could reach,
+        // so it writes a random `.invalid` host in Via and Contact.
+        (kind.is_websocket() && r == Role::Uac)
+            .then(|| format!("{:08x}.invalid", rand::random::<u32>()))
+    };
+    let mut spec = |plan: Plan,
+                    sockets,
+                    local_ip,
+                    remote,
+                    target_uri: String,
+                    calls_side: bool,
+                    side: SideTransport| SideSpec {
+        via_host: via_host(plan.role),
+        plan: Arc::new(plan),
+        sockets,
+        transport: side.kind,
+        connection_settings: side.settings,
+        connection_model: side.model,
+        connection_host: side.host,
+        keepalive: side.keepalive,
+        local_ip,
+        remote,
+        target_uri,
+        timers,
+        t0,
+        rate: rate.clone(),
+        max_calls: a.calls,
+        concurrency: if calls_side { a.concurrency } else { None },
+        duration: if calls_side { duration } else { None },
+        drain_timeout: a.drain_timeout,
+        stats_interval: a.stats_interval,
+        batch_window: a.batch_window,
+        // The first side built is the main side: it writes the traces.
+        traces: main_traces.take().unwrap_or_default(),
+        rtp_ports: rtp_ports.clone(),
+        rtp_shared: a.rtp_shared,
+    };
 
     let (main, peer) = if a.loopback {
         if target.is_some() {
             return Err(UsageError("--target and --loopback exclude each other".into()).into());
         }
-        let main_bind = match &a.bind {
-            Some(b) => parse_bind(b)?,
-            None => SocketAddr::new(loopback_ip, 0),
-        };
+        let main_bind = bind_arg.unwrap_or(SocketAddr::new(loopback_ip, 0));
         let (peer_plan, _) = load_scenario(
             peer_name,
             &overrides
@@ -327,16 +321,17 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
                 .cloned()
                 .collect::<Vec<_>>(),
         )?;
-        let main_socks = bind_side(role, main_bind, workers(role))
+        let main_socks = bind_side(role, main_bind, workers(role), listens(kind, role, &tls))
             .with_context(|| format!("binding {main_bind}"))?;
         let peer_socks = bind_side(
             peer_plan.role,
             SocketAddr::new(loopback_ip, 0),
             workers(peer_plan.role),
+            listens(kind, peer_plan.role, &tls),
         )
         .context("binding the loopback peer")?;
-        let main_addr = main_socks[0].local_addr()?;
-        let peer_addr = peer_socks[0].local_addr()?;
+        let main_addr = main_socks[0].udp.local_addr()?;
+        let peer_addr = peer_socks[0].udp.local_addr()?;
         let main_ip = match a.local_ip.as_deref() {
             Some(ip) => ip
                 .parse()
@@ -344,7 +339,14 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
             None if main_addr.ip().is_unspecified() => loopback_ip,
             None => main_addr.ip(),
         };
-        let uri = |addr: SocketAddr| format!("sip:{addr}");
+        let uri = |addr: SocketAddr| match kind {
+            TransportKind::Udp => format!("sip:{addr}"),
+            k => format!("sip:{addr};transport={}", k.uri_param()),
+        };
+        let host = loopback_ip.to_string();
+        let main_side = side_transport(&a, kind, &tls, role == Role::Uas, &host, None)?;
+        let peer_is_uac = peer_plan.role == Role::Uac;
+        let peer_side = side_transport(&a, kind, &tls, !peer_is_uac, &host, None)?;
         let main = spec(
             plan,
             main_socks,
@@ -352,8 +354,8 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
             peer_addr,
             uri(peer_addr),
             role == Role::Uac,
+            main_side,
         );
-        let peer_is_uac = peer_plan.role == Role::Uac;
         let peer = spec(
             peer_plan,
             peer_socks,
@@ -361,11 +363,12 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
             main_addr,
             uri(main_addr),
             peer_is_uac,
+            peer_side,
         );
         (main, Some(peer))
     } else {
-        let bind = match &a.bind {
-            Some(b) => parse_bind(b)?,
+        let bind = match bind_arg {
+            Some(b) => b,
             None if role == Role::Uas => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5060),
             None => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
         };
@@ -383,9 +386,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
                 .into());
             }
         };
-        let socks =
-            bind_side(role, bind, workers(role)).with_context(|| format!("binding {bind}"))?;
-        let local = socks[0].local_addr()?;
+        let socks = bind_side(role, bind, workers(role), listens(kind, role, &tls))
+            .with_context(|| format!("binding {bind}"))?;
+        let local = socks[0].udp.local_addr()?;
         let local_ip = match a.local_ip.as_deref() {
             Some(ip) => ip
                 .parse()
@@ -394,8 +397,21 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
             None if target.is_some() => udp::local_ip_towards(remote).unwrap_or(loopback_ip),
             None => loopback_ip,
         };
+        let host = target
+            .as_ref()
+            .map(|t| t.host.clone())
+            .unwrap_or_else(|| remote.ip().to_string());
+        let ws_path = target.as_ref().and_then(|t| t.ws_path.clone());
+        let side = side_transport(
+            &a,
+            kind,
+            &tls,
+            role == Role::Uas || tls.cert.is_some(),
+            &host,
+            ws_path.as_deref(),
+        )?;
         (
-            spec(plan, socks, local_ip, remote, uri, role == Role::Uac),
+            spec(plan, socks, local_ip, remote, uri, role == Role::Uac, side),
             None,
         )
     };
@@ -405,19 +421,20 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
         None => None,
     };
     if !a.quiet {
-        let local = main.sockets[0].local_addr()?;
+        let local = main.sockets[0].udp.local_addr()?;
         let what = match (&peer, role) {
             (Some(p), _) => format!(
                 "loopback peer `{}` on {}",
                 p.plan.name,
-                p.sockets[0].local_addr()?
+                p.sockets[0].udp.local_addr()?
             ),
             (None, Role::Uac) => format!("target {}", main.remote),
             (None, Role::Uas) => "waiting for calls".to_string(),
         };
         eprintln!(
-            "sipwright: running `{}` on {local} (UDP, {} workers), {what}",
+            "sipwright: running `{}` on {local} ({}, {} workers), {what}",
             main.plan.name,
+            kind.via_token(),
             main.sockets.len()
         );
     }
@@ -529,26 +546,20 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
         write_report_file(path, &data)
             .with_context(|| format!("writing report {}", path.display()))?;
     }
+    drop(loopback_cert);
     Ok(if cumulative.calls_failed > 0 { 1 } else { 0 })
+}
+
+/// Does a side listen for connections? A UAS always (on a connection transport); a
+/// UAC too (a proxy may connect towards its Contact), unless it would need a
+/// certificate it does not have.
+fn listens(kind: TransportKind, role: Role, tls: &TlsSettings) -> bool {
+    kind.is_connection() && (role == Role::Uas || !kind.is_secure() || tls.cert.is_some())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn targets() {
-        let t = parse_target("127.0.0.1:5070").unwrap();
-        assert_eq!(t.addr, "127.0.0.1:5070".parse().unwrap());
-        assert_eq!(t.uri, "sip:127.0.0.1:5070");
-        assert!(t.user.is_none());
-        let t = parse_target("127.0.0.1").unwrap();
-        assert_eq!(t.addr.port(), 5060);
-        let t = parse_target("[::1]:5080").unwrap();
-        assert_eq!(t.addr, "[::1]:5080".parse().unwrap());
-        assert!(parse_target("127.0.0.1:notaport").is_err());
-        assert!(parse_target("").is_err());
-    }
 
     #[test]
     fn bind_forms() {

@@ -22,11 +22,13 @@ use crate::transport::udp;
 
 use super::call_index::CallIndex;
 use super::linger::Linger;
-use super::media::{MediaEngine, SIP_TOKEN};
+use super::media::MediaEngine;
 use super::schedule::{RatePlan, Schedule};
 use super::stateless;
 use super::tracing::{CallTraces, TraceTarget, Tracer};
 use crate::report::trace::Direction;
+use crate::transport::connections::{CloseReason, ConnId, Connections};
+use crate::transport::poller::{Poller, Registrar};
 
 /// Datagrams one recvmmsg call may return.
 const RECV_SLOTS: usize = 32;
@@ -39,6 +41,33 @@ const FLUSH_AT: usize = 64;
 const MEDIA_MIN_SLEEP: Duration = Duration::from_micros(50);
 /// Longest sleep: stop flags and the run duration are noticed at least this often.
 const MAX_SLEEP: Duration = Duration::from_millis(50);
+/// The driver's SIP UDP socket in its poller.
+const SIP_TOKEN: u64 = 0;
+/// Readiness events one wait returns at most.
+const POLL_EVENTS: usize = 1024;
+
+/// Which connection a call's messages take (tcp, tls, ws, wss).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionModel {
+    /// Each call opens its own connection, closed when the call is done (SIPp's
+    /// `-t tn`; phones and browsers each hold their own).
+    PerCall,
+    /// One connection per worker and destination, shared by its calls (`-t t1`).
+    PerWorker,
+    /// This many connections per worker and destination; call k takes k mod N.
+    Pool(usize),
+}
+
+/// How a queued packet leaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    /// The owner call's connection, else one to the destination (opened if needed).
+    Auto,
+    /// This connection (a response goes back the way its request came).
+    Conn(ConnId),
+    /// The UDP socket (a request that came over UDP on a connection side).
+    Udp,
+}
 
 #[derive(Clone, Debug)]
 pub struct DriverConfig {
@@ -105,10 +134,32 @@ struct Slot {
     scheduled: Option<Instant>,
     counted: bool,
     traces: CallTraces,
+    /// The connection this call's messages take (connection transports).
+    conn: Option<ConnId>,
 }
 
 pub struct Driver {
     socket: UdpSocket,
+    /// One readiness poller for everything this driver owns: the SIP socket, the
+    /// listener and connections, media sockets.
+    poller: Poller,
+    /// Tokens of the last wait, handled on the next pass (edge-triggered: each
+    /// event is seen once).
+    ready: Vec<u64>,
+    /// tcp/tls/ws/wss: the connection table, and how calls share connections.
+    conns: Option<Connections>,
+    model: ConnectionModel,
+    /// Server name for TLS and WebSocket (`Host`) when this side opens connections.
+    conn_host: String,
+    /// `ConnectionModel::Pool`: the shared connections, by call number mod N.
+    pool: Vec<Option<ConnId>>,
+    /// The connection (or, None with `via_udp`, the UDP socket) of the message
+    /// being handled: new calls adopt it and responses go back on it.
+    arrival: Option<ConnId>,
+    /// The message being handled came over UDP on a side that uses connections.
+    arrival_udp: bool,
+    /// How each packet in `out` leaves (parallel to `out_owner`).
+    out_route: Vec<Route>,
     env: CallEnv,
     cfg: DriverConfig,
     role: Role,
@@ -167,15 +218,27 @@ impl Driver {
         env: CallEnv,
         cfg: DriverConfig,
         shared: Arc<RunShared>,
-    ) -> Driver {
+    ) -> io::Result<Driver> {
+        use std::os::fd::AsRawFd;
         let role = env.plan.role;
+        let poller = Poller::new(POLL_EVENTS)?;
+        poller.register(socket.as_raw_fd(), SIP_TOKEN)?;
         let schedule = Schedule::new(
             cfg.rate.clone(),
             cfg.worker as u64,
             cfg.workers.max(1) as u64,
         );
-        Driver {
+        Ok(Driver {
             socket,
+            poller,
+            ready: Vec::new(),
+            conns: None,
+            model: ConnectionModel::PerCall,
+            conn_host: String::new(),
+            pool: Vec::new(),
+            arrival: None,
+            arrival_udp: false,
+            out_route: Vec::new(),
             env,
             cfg,
             role,
@@ -198,17 +261,29 @@ impl Driver {
             headers: Vec::new(),
             media: None,
             no_media: NoMedia,
-        }
+        })
     }
 
-    /// Give this driver a media engine; its poller then also watches the SIP socket.
-    pub fn set_media(&mut self, mut engine: MediaEngine) -> io::Result<()> {
-        use std::os::fd::AsRawFd;
-        engine
-            .poller()
-            .register(self.socket.as_raw_fd(), SIP_TOKEN)?;
+    /// Registers sockets (media, connections) with this driver's poller.
+    pub fn registrar(&self) -> io::Result<Registrar> {
+        self.poller.registrar()
+    }
+
+    /// Give this driver a media engine (made with this driver's `registrar`).
+    pub fn set_media(&mut self, engine: MediaEngine) {
         self.media = Some(engine);
-        Ok(())
+    }
+
+    /// Carry SIP over connections (made with this driver's `registrar`): `host`
+    /// names the peer for TLS and WebSocket.
+    pub fn set_connections(&mut self, conns: Connections, model: ConnectionModel, host: String) {
+        self.pool = match model {
+            ConnectionModel::Pool(n) => vec![None; n.max(1)],
+            _ => Vec::new(),
+        };
+        self.conns = Some(conns);
+        self.model = model;
+        self.conn_host = host;
     }
 
     pub fn set_observer(&mut self, observer: Observer) {
@@ -238,6 +313,7 @@ impl Driver {
 
     pub fn counters(&mut self) -> &Counters {
         self.collect_media();
+        self.collect_connections();
         &self.counters
     }
 
@@ -269,16 +345,20 @@ impl Driver {
             let starting = next_start.is_some();
             self.fire_timers(now);
             self.media_turn(now);
+            self.connection_turn(now);
+            self.ready.clear();
             self.lingering.expire(now);
             for _ in 0..RECV_ROUNDS {
                 // ICMP errors surface here (e.g. port unreachable); the affected calls
                 // time out on their own, so the run goes on.
                 let n = batch.recv(&self.socket).unwrap_or_default();
                 let now = Instant::now();
+                self.arrival_udp = self.conns.is_some();
                 for i in 0..n {
                     let (data, from) = batch.get(i);
                     self.on_datagram(data, from, now);
                 }
+                self.arrival_udp = false;
                 self.flush();
                 if n < RECV_SLOTS {
                     break;
@@ -353,9 +433,7 @@ impl Driver {
                 let window = self.cfg.batch_window.min(MAX_SLEEP);
                 let tick = grid_after(t0, now, window).min(now + timeout.max(MEDIA_MIN_SLEEP));
                 std::thread::sleep(tick.saturating_duration_since(Instant::now()));
-                if let Some(m) = self.media.as_mut()
-                    && let Err(e) = m.poller().wait(Some(Duration::ZERO))
-                {
+                if let Err(e) = self.wait(Some(Duration::ZERO)) {
                     break Err(e);
                 }
             } else if busy && self.cfg.batch_window > Duration::ZERO {
@@ -366,20 +444,104 @@ impl Driver {
                 // for each of them instead (every 100 µs at 10,000 calls/s) costs more
                 // CPU in sleeps and wake-ups than the calls themselves.
                 std::thread::sleep(self.cfg.batch_window.min(MAX_SLEEP));
-            } else if let Some(m) = self.media.as_mut() {
-                if let Err(e) = m.poller().wait(Some(timeout)) {
+                if let Err(e) = self.wait(Some(Duration::ZERO)) {
                     break Err(e);
                 }
-            } else if let Err(e) = udp::wait_readable(&self.socket, Some(timeout)) {
-                // Idle: the first datagram wakes us, so latency stays low.
+            } else if let Err(e) = self.wait(Some(timeout)) {
+                // Idle: the first datagram or connection event wakes us, so latency
+                // stays low.
                 break Err(e);
             }
         };
+        if let Some(c) = self.conns.as_mut() {
+            c.close_all();
+            c.closed.clear();
+        }
         self.send_snapshot(true);
         if let Some(t) = self.tracer.as_mut() {
             t.flush();
         }
         result
+    }
+
+    /// Wait for readiness (or `timeout`) and keep the tokens for the next pass.
+    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.poller.wait(timeout)?;
+        self.ready
+            .extend(self.poller.ready().filter(|t| *t != SIP_TOKEN));
+        Ok(())
+    }
+
+    /// Connections: accept, read, close; hand every message received to its call.
+    fn connection_turn(&mut self, now: Instant) {
+        let Some(conns) = self.conns.as_mut() else {
+            return;
+        };
+        for &t in &self.ready {
+            conns.on_ready(t, now);
+        }
+        conns.poll_pending(now);
+        let received = std::mem::take(&mut conns.received);
+        let messages = std::mem::take(&mut conns.messages);
+        for (id, peer, range) in &messages {
+            self.arrival = Some(*id);
+            self.on_datagram(&received[range.clone()], *peer, now);
+        }
+        self.arrival = None;
+        let Some(conns) = self.conns.as_mut() else {
+            return;
+        };
+        let (mut received, mut messages) = (received, messages);
+        received.clear();
+        messages.clear();
+        conns.received = received;
+        conns.messages = messages;
+        let closed = std::mem::take(&mut conns.closed);
+        for c in &closed {
+            if c.reason == CloseReason::Local {
+                continue;
+            }
+            let why = format!("connection {}: {}", c.reason.as_str(), c.detail);
+            match c.owner {
+                Some((idx, generation)) => self.fail_call(idx, generation, &why, now),
+                None => {
+                    // A shared connection: every call on it loses its path.
+                    for idx in 0..self.slots.len() {
+                        let on_it = self.slots[idx]
+                            .as_ref()
+                            .filter(|s| s.conn == Some(c.id))
+                            .map(|s| s.generation);
+                        if let Some(generation) = on_it {
+                            self.fail_call(idx, generation, &why, now);
+                        }
+                    }
+                }
+            }
+        }
+        self.flush();
+    }
+
+    /// A transport failure for one call (if it is still running).
+    fn fail_call(&mut self, idx: usize, generation: u32, why: &str, now: Instant) {
+        if let Some(slot) = self.slots.get_mut(idx).and_then(|s| s.as_mut())
+            && slot.generation == generation
+            && slot.call.is_running()
+        {
+            slot.call
+                .fail_external(FailureReason::TransportError, why.to_string());
+            self.account(idx, now);
+        }
+    }
+
+    /// The connection table's figures into the driver's counters.
+    fn collect_connections(&mut self) {
+        let Some(conns) = self.conns.as_mut() else {
+            return;
+        };
+        self.counters.connections = conns.counters.clone();
+        for d in conns.handshakes.drain(..) {
+            self.counters.latency.record(Metric::TlsHandshake, d);
+        }
     }
 
     /// Hand the media engine's totals to the driver's counters.
@@ -402,7 +564,7 @@ impl Driver {
         };
         engine.reschedule();
         engine.fire(now);
-        engine.read_ready();
+        engine.read_ready(&self.ready);
         engine.read_shared();
         engine.reschedule();
         let events = std::mem::take(&mut engine.events);
@@ -434,6 +596,7 @@ impl Driver {
 
     fn send_snapshot(&mut self, done: bool) {
         self.collect_media();
+        self.collect_connections();
         let Some(tx) = &self.snapshots else { return };
         let snap = Snapshot {
             worker: self.cfg.worker,
@@ -505,6 +668,7 @@ impl Driver {
                 .as_ref()
                 .map(|t| t.new_call())
                 .unwrap_or_default(),
+            conn: self.arrival,
         };
         let idx = match self.free.pop() {
             Some(i) => {
@@ -518,6 +682,9 @@ impl Driver {
         };
         if let Some(s) = &self.slots[idx] {
             self.by_call_id.insert(s.call.call_id(), idx);
+            if let (Some(id), Some(c)) = (s.conn, self.conns.as_mut()) {
+                c.adopt(id, (idx, s.generation));
+            }
         }
         idx
     }
@@ -609,6 +776,17 @@ impl Driver {
             }
         };
         self.trace(Some(idx), Direction::Received, from, data);
+        if let (Some(id), Some(slot)) = (self.arrival, self.slots[idx].as_mut())
+            && slot
+                .conn
+                .is_none_or(|c| !self.conns.as_ref().is_some_and(|t| t.is_alive(c)))
+        {
+            // The call's path was lost or never set: answer where the peer is now.
+            slot.conn = Some(id);
+            if let Some(c) = self.conns.as_mut() {
+                c.adopt(id, (idx, slot.generation));
+            }
+        }
         if let Some(slot) = self.slots[idx].as_mut() {
             let mut fx = effects(
                 &mut self.out,
@@ -678,6 +856,20 @@ impl Driver {
         let owner = (idx, slot.generation);
         let first = self.out_owner.len();
         self.out_owner.resize(self.out.len(), owner);
+        // Responses made while handling a message go back on its connection
+        // (RFC 3261 §18.2.2); everything else takes the call's own path.
+        let arrival = self.arrival;
+        for i in first..self.out.len() {
+            let is_response = self
+                .out
+                .get(i)
+                .is_some_and(|(_, b)| b.starts_with(b"SIP/2.0 "));
+            self.out_route.push(match arrival {
+                Some(id) if is_response => Route::Conn(id),
+                None if is_response && self.arrival_udp => Route::Udp,
+                _ => Route::Auto,
+            });
+        }
         if let Some(tracer) = self.tracer.as_mut() {
             for (to, bytes) in self.out.iter().skip(first) {
                 tracer.packet(Some(&mut slot.traces), Direction::Sent, to, bytes);
@@ -735,6 +927,13 @@ impl Driver {
             self.lingering.insert(slot.call.call_id(), &txs);
         }
         if slot.call.is_reapable() {
+            if let (Some(id), Some(conns)) = (slot.conn, self.conns.as_mut())
+                && self.model == ConnectionModel::PerCall
+                && conns.outgoing_owner(id) == Some((idx, slot.generation))
+            {
+                // Per-call: the connection this call opened ends with it.
+                conns.close(id);
+            }
             self.by_call_id.remove(slot.call.call_id(), idx);
             self.slots[idx] = None;
             self.free.push(idx);
@@ -752,6 +951,10 @@ impl Driver {
     /// socket refuses fails the call that produced it.
     fn flush(&mut self) {
         if self.out.is_empty() {
+            return;
+        }
+        if self.conns.is_some() {
+            self.flush_connections();
             return;
         }
         let failed = udp::send_batch(&self.socket, self.out.iter());
@@ -774,6 +977,119 @@ impl Driver {
         }
         self.out.clear();
         self.out_owner.clear();
+        self.out_route.clear();
+    }
+
+    /// Connection transports: each queued message goes to its connection (opened
+    /// when the call has none); the table writes them all at the end.
+    fn flush_connections(&mut self) {
+        let now = Instant::now();
+        let mut failed = Vec::new();
+        for i in 0..self.out.len() {
+            let Some((to, _)) = self.out.get(i) else {
+                continue;
+            };
+            let (idx, generation) = self.out_owner.get(i).copied().unwrap_or((usize::MAX, 0));
+            let route = self.out_route.get(i).copied().unwrap_or(Route::Auto);
+            if route == Route::Udp {
+                if let Some((_, bytes)) = self.out.get(i) {
+                    let _ = self.socket.send_to(bytes, to);
+                }
+                continue;
+            }
+            let sent = match self.connection_for(route, idx, generation, to, now) {
+                Ok(id) => {
+                    let bytes = self.out.get(i).map(|(_, b)| b).unwrap_or_default();
+                    let sent = self.conns.as_mut().is_some_and(|c| c.send(id, bytes, now));
+                    if sent {
+                        Ok(())
+                    } else {
+                        Err(format!("sending to {to}: the connection closed"))
+                    }
+                }
+                Err(why) => Err(why),
+            };
+            if let Err(why) = sent {
+                failed.push((idx, generation, why));
+            }
+        }
+        if let Some(c) = self.conns.as_mut() {
+            c.flush();
+        }
+        self.out.clear();
+        self.out_owner.clear();
+        self.out_route.clear();
+        for (idx, generation, why) in failed {
+            self.fail_call(idx, generation, &why, now);
+        }
+    }
+
+    /// The connection a packet takes: the one its route names, else its call's,
+    /// else one the connection model shares, else a new one.
+    fn connection_for(
+        &mut self,
+        route: Route,
+        idx: usize,
+        generation: u32,
+        to: SocketAddr,
+        now: Instant,
+    ) -> Result<ConnId, String> {
+        let Some(conns) = self.conns.as_mut() else {
+            return Err("no connections".into());
+        };
+        if let Route::Conn(id) = route
+            && conns.is_alive(id)
+        {
+            return Ok(id);
+        }
+        let slot = self
+            .slots
+            .get_mut(idx)
+            .and_then(|s| s.as_mut())
+            .filter(|s| s.generation == generation);
+        let Some(slot) = slot else {
+            // Owned by no call (a stateless reply, a lingering answer).
+            return match conns.find(to) {
+                Some(id) => Ok(id),
+                None => conns
+                    .open(to, &self.conn_host, None, now)
+                    .map_err(|(_, why)| why),
+            };
+        };
+        if let Some(id) = slot.conn
+            && conns.is_alive(id)
+        {
+            return Ok(id);
+        }
+        let id = match self.model {
+            ConnectionModel::PerCall => conns
+                .open(to, &self.conn_host, Some((idx, generation)), now)
+                .map_err(|(_, why)| why)?,
+            ConnectionModel::PerWorker => match conns.find(to) {
+                Some(id) => id,
+                None => conns
+                    .open(to, &self.conn_host, None, now)
+                    .map_err(|(_, why)| why)?,
+            },
+            ConnectionModel::Pool(_) => {
+                let k = (slot.call.number() as usize) % self.pool.len().max(1);
+                match self.pool.get(k).copied().flatten() {
+                    Some(id) if conns.is_alive(id) => id,
+                    _ => {
+                        let id = conns
+                            .open(to, &self.conn_host, None, now)
+                            .map_err(|(_, why)| why)?;
+                        if let Some(p) = self.pool.get_mut(k) {
+                            *p = Some(id);
+                        }
+                        id
+                    }
+                }
+            }
+        };
+        slot.conn = Some(id);
+        conns.adopt(id, (idx, generation));
+        Ok(id)
     }
 
     fn trace(&mut self, idx: Option<usize>, dir: Direction, remote: SocketAddr, bytes: &[u8]) {
@@ -792,6 +1108,11 @@ impl Driver {
         self.trace(None, Direction::Sent, to, bytes);
         self.out.push(to, bytes);
         self.out_owner.resize(self.out.len(), (usize::MAX, 0));
+        self.out_route.push(match self.arrival {
+            Some(id) => Route::Conn(id),
+            None if self.arrival_udp => Route::Udp,
+            None => Route::Auto,
+        });
         self.counters.messages_sent += 1;
     }
 

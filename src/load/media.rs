@@ -22,16 +22,17 @@ use crate::media::session::{MediaError, MediaSession};
 use crate::media::stream::{Channel, MediaStream, ntp_from_unix};
 use crate::report::MediaCounters;
 use crate::report::trace::{Direction as TraceDir, TraceSink};
+use crate::transport::connections::CONN_TOKEN;
 use crate::transport::media_socket::{MediaSocket, TimestampedBatch, send_batch_nowait};
-use crate::transport::poller::Poller;
+use crate::transport::poller::Registrar;
 use crate::transport::ports::PortPool;
 
-/// The driver's own SIP socket in the poller.
-pub const SIP_TOKEN: u64 = 0;
+/// Media tokens in the driver's poller: `MEDIA_TOKEN_BASE + 2·stream + (1 for RTCP)`,
+/// below [`crate::transport::connections::CONN_TOKEN`]. 0 is the driver's SIP socket,
+/// 1 its listener.
+const MEDIA_TOKEN_BASE: u64 = 2;
 /// Datagrams read per recvmmsg on a media socket.
 const RECV_SLOTS: usize = 16;
-/// Events one poller wait returns at most.
-const POLL_EVENTS: usize = 1024;
 
 struct Entry {
     generation: u32,
@@ -101,7 +102,8 @@ pub struct MediaEngine {
     /// Where media sockets bind and what SDP advertises.
     ip: IpAddr,
     ports: Arc<Mutex<PortPool>>,
-    poller: Poller,
+    /// The driver's poller, where per-call media sockets are registered.
+    registrar: Registrar,
     entries: Vec<Option<Entry>>,
     free: Vec<u32>,
     generation: u32,
@@ -112,8 +114,6 @@ pub struct MediaEngine {
     touched: Vec<u32>,
     /// Calls (slot, generation) with something new on their media.
     pub events: Vec<(usize, u32)>,
-    /// Tokens of the last wait, copied out of the poller (reused: no allocation).
-    ready: Vec<u64>,
     /// Totals not yet handed to the driver's counters.
     pub counters: MediaCounters,
     /// Jitter of each stream that closed, for the run's histogram.
@@ -137,6 +137,7 @@ impl MediaEngine {
         ports: Arc<Mutex<PortPool>>,
         seed: u64,
         shared: bool,
+        registrar: Registrar,
     ) -> io::Result<MediaEngine> {
         let shared = if shared {
             let mut pool = ports
@@ -162,7 +163,7 @@ impl MediaEngine {
             config,
             ip,
             ports,
-            poller: Poller::new(POLL_EVENTS)?,
+            registrar,
             entries: Vec::new(),
             free: Vec::new(),
             generation: 0,
@@ -171,7 +172,6 @@ impl MediaEngine {
             buf: Vec::with_capacity(1500),
             touched: Vec::new(),
             events: Vec::new(),
-            ready: Vec::new(),
             counters: MediaCounters::default(),
             jitter_samples: Vec::new(),
             ntp_origin: (Instant::now(), ntp_from_unix(unix)),
@@ -186,10 +186,6 @@ impl MediaEngine {
     /// Record every media datagram sent and received into this trace (pcap).
     pub fn set_trace(&mut self, sink: TraceSink) {
         self.trace = Some(sink);
-    }
-
-    pub fn poller(&mut self) -> &mut Poller {
-        &mut self.poller
     }
 
     /// Streams open now.
@@ -335,22 +331,17 @@ impl MediaEngine {
     }
 
     /// Read every media socket the last wait found readable.
-    pub fn read_ready(&mut self) {
-        let mut ready = std::mem::take(&mut self.ready);
-        ready.clear();
-        ready.extend(self.poller.ready().filter(|t| *t != SIP_TOKEN));
-        for &token in &ready {
-            self.on_ready(token);
+    pub fn read_ready(&mut self, tokens: &[u64]) {
+        for &token in tokens {
+            if (MEDIA_TOKEN_BASE..CONN_TOKEN).contains(&token) {
+                self.on_ready(token);
+            }
         }
-        self.ready = ready;
     }
 
     /// A media socket is readable: read it dry (edge-triggered).
     fn on_ready(&mut self, token: u64) {
-        if token < 2 {
-            return;
-        }
-        let index = ((token - 2) / 2) as u32;
+        let index = ((token - MEDIA_TOKEN_BASE) / 2) as u32;
         let rtcp_socket = token % 2 == 1;
         let Some(e) = self
             .entries
@@ -679,16 +670,16 @@ impl MediaEngine {
             pool.bind_pair(self.ip, !self.config.rtcp_mux)
                 .map_err(|e| MediaError::Ports(e.to_string()))?
         };
-        let token = 2 + u64::from(index) * 2;
-        let registered = self
-            .poller
-            .register(rtp.as_raw_fd(), token)
-            .and_then(|_| match &rtcp {
-                Some(s) => self.poller.register(s.as_raw_fd(), token + 1),
-                None => Ok(()),
-            });
+        let token = MEDIA_TOKEN_BASE + u64::from(index) * 2;
+        let registered =
+            self.registrar
+                .register(rtp.as_raw_fd(), token)
+                .and_then(|_| match &rtcp {
+                    Some(s) => self.registrar.register(s.as_raw_fd(), token + 1),
+                    None => Ok(()),
+                });
         if let Err(e) = registered {
-            let _ = self.poller.deregister(rtp.as_raw_fd());
+            let _ = self.registrar.deregister(rtp.as_raw_fd());
             self.release_port(&rtp);
             return Err(MediaError::Ports(format!(
                 "registering a media socket: {e}"
@@ -701,9 +692,9 @@ impl MediaEngine {
     /// addresses, and free its slot.
     fn forget(&mut self, index: u32, e: Entry) {
         if let Some((rtp, rtcp)) = &e.own {
-            let _ = self.poller.deregister(rtp.as_raw_fd());
+            let _ = self.registrar.deregister(rtp.as_raw_fd());
             if let Some(s) = rtcp {
-                let _ = self.poller.deregister(s.as_raw_fd());
+                let _ = self.registrar.deregister(s.as_raw_fd());
             }
             self.release_port(rtp);
         }

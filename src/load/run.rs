@@ -2,7 +2,7 @@
 //! their periodic snapshots into interval and cumulative statistics.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -12,13 +12,16 @@ use crate::report::{Counters, FailureSample};
 use crate::scenario::call::{CallEnv, Outcome};
 use crate::scenario::plan::{Plan, Role};
 use crate::sip::transaction::Timers;
-use crate::transport::udp;
+use crate::transport::kind::TransportKind;
+use crate::transport::{tcp, udp};
 
-use super::driver::{Driver, DriverConfig, RunShared, Snapshot};
+use super::driver::{ConnectionModel, Driver, DriverConfig, RunShared, Snapshot};
 use super::media::MediaEngine;
 use super::schedule::RatePlan;
 use super::tracing::TraceTarget;
 use crate::report::trace::{TraceFormat, TraceWriter};
+use crate::transport::connection::ConnectionSettings;
+use crate::transport::connections::Connections;
 use crate::transport::ports::PortPool;
 
 /// Failed calls whose details are kept per side (counts are kept for all).
@@ -27,8 +30,20 @@ pub const FAILURE_SAMPLES: usize = 20;
 /// Everything needed to start one side.
 pub struct SideSpec {
     pub plan: Arc<Plan>,
-    /// One socket per worker (UAC: each its own port; UAS: one port via SO_REUSEPORT).
-    pub sockets: Vec<UdpSocket>,
+    /// One socket set per worker (UAC: each its own port; UAS: one port via
+    /// SO_REUSEPORT).
+    pub sockets: Vec<WorkerSockets>,
+    /// The SIP transport; connection transports take the settings below.
+    pub transport: TransportKind,
+    pub connection_settings: ConnectionSettings,
+    pub connection_model: ConnectionModel,
+    /// Server name for TLS (SNI, verification) and WebSocket `Host`.
+    pub connection_host: String,
+    /// Idle time before a keep-alive on connections we opened (None: none).
+    pub keepalive: Option<Duration>,
+    /// Written in Via/Contact instead of the IP (WebSocket clients: a random
+    /// `.invalid` host, RFC 7118 §5.2).
+    pub via_host: Option<String>,
     /// IP written in messages.
     pub local_ip: IpAddr,
     pub remote: SocketAddr,
@@ -60,14 +75,46 @@ pub struct TraceSpec {
     pub media: bool,
 }
 
+/// One worker's sockets: its SIP UDP socket and, for connection transports, the
+/// TCP listener on the same port.
+pub struct WorkerSockets {
+    pub udp: UdpSocket,
+    pub listener: Option<TcpListener>,
+}
+
 /// Bind the sockets for `workers` drivers at `bind`. A UAS shares one port among its
 /// workers (SO_REUSEPORT: the kernel spreads peers by address); a UAC gives each worker
 /// its own port (responses must come back to the worker that sent the request), `bind`'s
-/// port + worker index when a port was given.
-pub fn bind_side(role: Role, bind: SocketAddr, workers: usize) -> io::Result<Vec<UdpSocket>> {
+/// port + worker index when a port was given. Connection transports also listen on
+/// TCP at each worker's port (a UAC too: a proxy may open a connection towards its
+/// Contact).
+pub fn bind_side(
+    role: Role,
+    bind: SocketAddr,
+    workers: usize,
+    listen: bool,
+) -> io::Result<Vec<WorkerSockets>> {
+    // A port chosen by the kernel for UDP may be taken in TCP: try a few.
+    let attempts = if bind.port() == 0 && listen { 8 } else { 1 };
+    let mut last = None;
+    for _ in 0..attempts {
+        match bind_side_once(role, bind, workers, listen) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("no sockets")))
+}
+
+fn bind_side_once(
+    role: Role,
+    bind: SocketAddr,
+    workers: usize,
+    listen: bool,
+) -> io::Result<Vec<WorkerSockets>> {
     let workers = workers.max(1);
-    match role {
-        Role::Uas => udp::bind_shared(bind, workers),
+    let udp = match role {
+        Role::Uas => udp::bind_shared(bind, workers)?,
         Role::Uac => (0..workers)
             .map(|w| {
                 let port = if bind.port() == 0 {
@@ -77,8 +124,19 @@ pub fn bind_side(role: Role, bind: SocketAddr, workers: usize) -> io::Result<Vec
                 };
                 udp::bind(SocketAddr::new(bind.ip(), port))
             })
-            .collect(),
-    }
+            .collect::<io::Result<_>>()?,
+    };
+    udp.into_iter()
+        .map(|udp| {
+            let listener = if listen {
+                let at = SocketAddr::new(bind.ip(), udp.local_addr()?.port());
+                Some(tcp::listen(at, role == Role::Uas)?)
+            } else {
+                None
+            };
+            Ok(WorkerSockets { udp, listener })
+        })
+        .collect()
 }
 
 pub struct SideHandle {
@@ -130,18 +188,25 @@ pub fn spawn_side(
     let local = spec
         .sockets
         .first()
-        .map(|s| s.local_addr())
+        .map(|s| s.udp.local_addr())
         .transpose()?
         .unwrap_or(spec.remote);
     let mut threads = Vec::with_capacity(workers);
     let per_worker = spec.concurrency.map(|c| c.div_ceil(workers.max(1)).max(1));
-    for (w, socket) in spec.sockets.into_iter().enumerate() {
+    for (w, sockets) in spec.sockets.into_iter().enumerate() {
+        let WorkerSockets {
+            udp: socket,
+            listener,
+        } = sockets;
         let port = socket.local_addr()?.port();
         let env = CallEnv {
             plan: spec.plan.clone(),
-            local_ip: spec.local_ip.to_string(),
+            local_ip: spec
+                .via_host
+                .clone()
+                .unwrap_or_else(|| spec.local_ip.to_string()),
             local_port: port,
-            transport: "UDP",
+            transport: spec.transport,
             timers: spec.timers,
             remote: spec.remote,
             remote_ip_text: crate::scenario::call::sip_ip_text(spec.remote.ip()),
@@ -163,7 +228,7 @@ pub fn spawn_side(
             stats_interval: spec.stats_interval,
             batch_window: spec.batch_window,
         };
-        let mut driver = Driver::new(socket, env, cfg, shared.clone());
+        let mut driver = Driver::new(socket, env, cfg, shared.clone())?;
         if let Some(media) = &spec.plan.media {
             let mut engine = MediaEngine::new(
                 media.clone(),
@@ -171,11 +236,27 @@ pub fn spawn_side(
                 spec.rtp_ports.clone(),
                 rand::random(),
                 spec.rtp_shared,
+                driver.registrar()?,
             )?;
             if let Some(t) = spec.traces.iter().find(|t| t.media) {
                 engine.set_trace(t.writer.sink());
             }
-            driver.set_media(engine)?;
+            driver.set_media(engine);
+        }
+        if spec.transport.is_connection() {
+            let conns = Connections::new(
+                spec.transport,
+                spec.connection_settings.clone(),
+                driver.registrar()?,
+                listener,
+                spec.keepalive,
+            )?;
+            let model = match spec.connection_model {
+                // N connections for the side: each worker holds its share.
+                ConnectionModel::Pool(n) => ConnectionModel::Pool(n.div_ceil(workers).max(1)),
+                m => m,
+            };
+            driver.set_connections(conns, model, spec.connection_host.clone());
         }
         if let Some(tx) = &snapshots {
             driver.set_snapshots(tx.clone());

@@ -72,6 +72,59 @@ pub struct Counters {
     pub last_start: Option<std::time::Duration>,
     pub latency: Latencies,
     pub media: MediaCounters,
+    /// tcp/tls/ws/wss connections.
+    pub connections: ConnectionCounters,
+}
+
+/// Connection figures of one driver (merged into the report).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConnectionCounters {
+    /// Connections we opened (connect started).
+    pub opened: u64,
+    /// Connections peers opened to our listener.
+    pub accepted: u64,
+    /// Open now.
+    pub active: u64,
+    /// Connects that failed, and connections that ended on an error before or after
+    /// they were up (TLS, garbage, reset, stuck).
+    pub failed: u64,
+    pub closed_by_peer: u64,
+    /// Per reason (CloseReason::as_str), errors only.
+    pub errors: std::collections::BTreeMap<&'static str, u64>,
+    /// Keep-alive pings sent / answered, pings from peers answered.
+    pub keepalives_sent: u64,
+}
+
+impl ConnectionCounters {
+    pub fn merge(&mut self, o: &ConnectionCounters) {
+        self.opened += o.opened;
+        self.accepted += o.accepted;
+        self.active += o.active;
+        self.failed += o.failed;
+        self.closed_by_peer += o.closed_by_peer;
+        for (k, v) in &o.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
+        self.keepalives_sent += o.keepalives_sent;
+    }
+
+    /// What happened since `earlier` (`active` is a level, not a count).
+    pub fn since(&self, earlier: &ConnectionCounters) -> ConnectionCounters {
+        let mut errors = self.errors.clone();
+        for (k, v) in errors.iter_mut() {
+            *v = v.saturating_sub(earlier.errors.get(k).copied().unwrap_or(0));
+        }
+        errors.retain(|_, v| *v > 0);
+        ConnectionCounters {
+            opened: self.opened.saturating_sub(earlier.opened),
+            accepted: self.accepted.saturating_sub(earlier.accepted),
+            active: self.active,
+            failed: self.failed.saturating_sub(earlier.failed),
+            closed_by_peer: self.closed_by_peer.saturating_sub(earlier.closed_by_peer),
+            errors,
+            keepalives_sent: self.keepalives_sent.saturating_sub(earlier.keepalives_sent),
+        }
+    }
 }
 
 /// RTP/RTCP and DTMF totals. Packet counts grow as packets go; the per-stream
@@ -211,6 +264,7 @@ impl Counters {
             starts_delayed: self.starts_delayed.saturating_sub(earlier.starts_delayed),
             last_start: self.last_start,
             media: self.media.since(&earlier.media),
+            connections: self.connections.since(&earlier.connections),
             ..Counters::default()
         };
         for (i, f) in d.failures.iter_mut().enumerate() {
@@ -250,6 +304,7 @@ impl Counters {
         self.starts_delayed += other.starts_delayed;
         self.last_start = self.last_start.max(other.last_start);
         self.media.merge(&other.media);
+        self.connections.merge(&other.connections);
     }
 
     /// Calls started per second over the period in which calls were started (call k

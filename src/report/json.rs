@@ -43,11 +43,29 @@ pub fn side_json(side: &Side<'_>) -> Value {
             "stray": c.messages_stray,
         },
         "rtp": rtp_json(c),
+        "connections": connections_json(c),
         "dtmf": {
             "digits_sent": c.media.dtmf_digits_sent,
             "digits_received": c.media.dtmf_digits_received,
             "mismatches": c.media.dtmf_mismatches,
         },
+    })
+}
+
+/// Connection figures of a side (all zero over UDP).
+fn connections_json(c: &Counters) -> Value {
+    let k = &c.connections;
+    let h = c.latency.summary(super::latency::Metric::TlsHandshake);
+    let round = |x: f64| (x * 1000.0).round() / 1000.0;
+    json!({
+        "opened": k.opened,
+        "accepted": k.accepted,
+        "failed": k.failed,
+        "closed_by_peer": k.closed_by_peer,
+        "errors": k.errors,
+        "keepalives_sent": k.keepalives_sent,
+        "tls_handshakes": h.count,
+        "tls_handshake_ms": {"p50": round(h.p50), "p99": round(h.p99)},
     })
 }
 

@@ -22,15 +22,18 @@ pub enum Metric {
     StartLag,
     /// RFC 3550 interarrival jitter of each received RTP stream, when it closed.
     RtpJitter,
+    /// TCP connect started → TLS handshake finished, per connection.
+    TlsHandshake,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 5] = [
+    pub const ALL: [Metric; 6] = [
         Metric::FirstProvisional,
         Metric::FinalResponse,
         Metric::CallLength,
         Metric::StartLag,
         Metric::RtpJitter,
+        Metric::TlsHandshake,
     ];
     /// Name used in reports: `invite_to_1xx`, `invite_to_final`, `call_length`, `start_lag`.
     pub fn name(self) -> &'static str {
@@ -40,6 +43,7 @@ impl Metric {
             Metric::CallLength => "call_length",
             Metric::StartLag => "start_lag",
             Metric::RtpJitter => "rtp_jitter",
+            Metric::TlsHandshake => "tls_handshake",
         }
     }
 }

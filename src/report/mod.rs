@@ -13,7 +13,7 @@ pub mod trace;
 use std::path::Path;
 use std::time::Duration;
 
-pub use counters::{Counters, FailureReason, FailureSample, MediaCounters};
+pub use counters::{ConnectionCounters, Counters, FailureReason, FailureSample, MediaCounters};
 use json::Side;
 
 /// Failure samples shown in the summary on stdout (reports list all kept samples).

@@ -26,6 +26,7 @@ use crate::sip::transaction::{
 };
 use crate::sip::uri::SipUri;
 use crate::sip::write_dec;
+use crate::transport::kind::TransportKind;
 
 use super::duration::parse_duration;
 use super::plan::{
@@ -46,8 +47,9 @@ pub struct CallEnv {
     /// Local IP as written in messages (no brackets).
     pub local_ip: String,
     pub local_port: u16,
-    /// "UDP", "TCP", ...
-    pub transport: &'static str,
+    /// Written as `{{ transport }}` (Via) and `{{ transport_param }}` (URIs); over a
+    /// reliable transport, transactions do not retransmit.
+    pub transport: TransportKind,
     pub timers: Timers,
     /// Where new calls are sent (UAC) when no route says otherwise.
     pub remote: SocketAddr,
@@ -75,7 +77,7 @@ pub fn sip_ip_text(ip: IpAddr) -> String {
 impl CallEnv {
     fn local(&self) -> Local<'_> {
         Local {
-            transport: self.transport,
+            transport: self.transport.via_token(),
             host: &self.local_ip,
             port: self.local_port,
         }
@@ -120,6 +122,12 @@ impl Outbox {
     pub fn iter(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
         self.packets.iter().map(|(a, r)| (*a, &self.buf[r.clone()]))
     }
+    /// Packet `i`: destination and bytes.
+    pub fn get(&self, i: usize) -> Option<(SocketAddr, &[u8])> {
+        let (to, r) = self.packets.get(i)?;
+        Some((*to, &self.buf[r.clone()]))
+    }
+
     pub fn len(&self) -> usize {
         self.packets.len()
     }
@@ -753,7 +761,15 @@ impl Call {
         let dest = response_destination(via.as_ref(), from);
         push_one(
             &mut self.servers,
-            ServerTransaction::new(method, branch, sent_by, dest, false, now, env.timers),
+            ServerTransaction::new(
+                method,
+                branch,
+                sent_by,
+                dest,
+                env.transport.is_reliable(),
+                now,
+                env.timers,
+            ),
         );
         let seq = msg.cseq().map(|c| c.seq).unwrap_or(0);
         self.remote_cseq = seq;
@@ -1409,7 +1425,15 @@ impl Call {
         }
         push_one(
             &mut self.clients,
-            ClientTransaction::new(method, branch, bytes, dest, false, now, env.timers),
+            ClientTransaction::new(
+                method,
+                branch,
+                bytes,
+                dest,
+                env.transport.is_reliable(),
+                now,
+                env.timers,
+            ),
         );
     }
 
@@ -1680,7 +1704,19 @@ impl RenderContext for Ctx<'_> {
                 write_dec(out, u64::from(call.peer.port()));
                 Ok(())
             }
-            Builtin::Transport => out.write_all(env.transport.as_bytes()),
+            Builtin::Transport => out.write_all(env.transport.via_token().as_bytes()),
+            Builtin::TransportParam => {
+                if env.transport != TransportKind::Udp {
+                    out.extend_from_slice(b";transport=");
+                    out.extend_from_slice(env.transport.uri_param().as_bytes());
+                }
+                Ok(())
+            }
+            Builtin::MediaIpType => out.write_all(if env.media_ip.contains(':') {
+                b"IP6"
+            } else {
+                b"IP4"
+            }),
             Builtin::FromTag | Builtin::ToTag => {
                 let ours = (b == Builtin::FromTag) == (call.role == Role::Uac);
                 if ours {
@@ -1826,7 +1862,7 @@ mod tests {
             plan: Arc::new(plan),
             local_ip: local.ip().to_string(),
             local_port: local.port(),
-            transport: "UDP",
+            transport: TransportKind::Udp,
             timers: Timers::default(),
             remote: remote.parse().unwrap(),
             remote_ip_text: "127.0.0.1".into(),

@@ -22,6 +22,10 @@ pub enum Builtin {
     RemotePort,
     /// "UDP", "TCP", ...
     Transport,
+    /// `;transport=tcp` (tls, ws, wss) for URIs in Contact; empty over UDP.
+    TransportParam,
+    /// `IP4` or `IP6`: the address type of `media_ip` for SDP `c=`/`o=` lines.
+    MediaIpType,
     /// Tag in the From header of the dialog-creating request (UAC: ours, UAS: theirs).
     FromTag,
     /// Tag in the To header (UAC: theirs once known, UAS: ours).
@@ -48,7 +52,7 @@ pub enum Builtin {
 }
 
 impl Builtin {
-    pub const ALL: [(&'static str, Builtin); 19] = [
+    pub const ALL: [(&'static str, Builtin); 21] = [
         ("call_id", Builtin::CallId),
         ("branch", Builtin::Branch),
         ("local_ip", Builtin::LocalIp),
@@ -56,6 +60,8 @@ impl Builtin {
         ("remote_ip", Builtin::RemoteIp),
         ("remote_port", Builtin::RemotePort),
         ("transport", Builtin::Transport),
+        ("transport_param", Builtin::TransportParam),
+        ("media_ip_type", Builtin::MediaIpType),
         ("from_tag", Builtin::FromTag),
         ("to_tag", Builtin::ToTag),
         ("cseq", Builtin::Cseq),

@@ -36,6 +36,14 @@ impl Poller {
         self.poll.registry().deregister(&mut SourceFd(&fd))
     }
 
+    /// A handle that registers sockets with this poller from elsewhere in the driver
+    /// (the media engine, the connection table): one poller, one wait, many owners.
+    pub fn registrar(&self) -> io::Result<Registrar> {
+        Ok(Registrar {
+            registry: self.poll.registry().try_clone()?,
+        })
+    }
+
     /// Wait until a registered descriptor is ready or `timeout` passes (None: no
     /// limit; zero: just collect); a signal ends the wait early with no events.
     pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
@@ -91,6 +99,34 @@ impl Poller {
             return Err(e);
         }
         Ok(n > 0)
+    }
+}
+
+/// Registers descriptors with a driver's [`Poller`].
+pub struct Registrar {
+    registry: mio::Registry,
+}
+
+impl Registrar {
+    /// Watch `fd` for readability (edge-triggered: read until WouldBlock).
+    pub fn register(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        self.registry
+            .register(&mut SourceFd(&fd), to_token(token)?, Interest::READABLE)
+    }
+
+    /// Watch `fd` for readability and writability, once for its whole life: with
+    /// edge triggering a writable edge comes after a write hit WouldBlock, so no
+    /// re-registration per write is needed.
+    pub fn register_rw(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        self.registry.register(
+            &mut SourceFd(&fd),
+            to_token(token)?,
+            Interest::READABLE | Interest::WRITABLE,
+        )
+    }
+
+    pub fn deregister(&self, fd: RawFd) -> io::Result<()> {
+        self.registry.deregister(&mut SourceFd(&fd))
     }
 }
 
