@@ -26,7 +26,7 @@ use super::media::MediaEngine;
 use super::schedule::{RatePlan, Schedule};
 use super::stateless;
 use super::tracing::{CallTraces, TraceTarget, Tracer};
-use crate::report::trace::Direction;
+use crate::report::trace::{Direction, Segment};
 use crate::transport::connections::{CloseReason, ConnId, Connections};
 use crate::transport::poller::{Poller, Registrar};
 
@@ -870,7 +870,11 @@ impl Driver {
                 _ => Route::Auto,
             });
         }
-        if let Some(tracer) = self.tracer.as_mut() {
+        if let Some(tracer) = self.tracer.as_mut()
+            && self.conns.is_none()
+        {
+            // Over connections, a message is traced once its connection is known
+            // (`flush_connections`).
             for (to, bytes) in self.out.iter().skip(first) {
                 tracer.packet(Some(&mut slot.traces), Direction::Sent, to, bytes);
             }
@@ -991,14 +995,24 @@ impl Driver {
             };
             let (idx, generation) = self.out_owner.get(i).copied().unwrap_or((usize::MAX, 0));
             let route = self.out_route.get(i).copied().unwrap_or(Route::Auto);
+            let call = self
+                .slots
+                .get(idx)
+                .and_then(|s| s.as_ref())
+                .filter(|s| s.generation == generation)
+                .map(|_| idx);
             if route == Route::Udp {
-                if let Some((_, bytes)) = self.out.get(i) {
-                    let _ = self.socket.send_to(bytes, to);
-                }
+                let bytes = self.out.get(i).map(|(_, b)| b.to_vec()).unwrap_or_default();
+                let _ = self.socket.send_to(&bytes, to);
+                self.trace_on(call, None, Direction::Sent, to, &bytes);
                 continue;
             }
             let sent = match self.connection_for(route, idx, generation, to, now) {
                 Ok(id) => {
+                    if self.tracer.is_some() {
+                        let bytes = self.out.get(i).map(|(_, b)| b.to_vec()).unwrap_or_default();
+                        self.trace_on(call, Some(id), Direction::Sent, to, &bytes);
+                    }
                     let bytes = self.out.get(i).map(|(_, b)| b).unwrap_or_default();
                     let sent = self.conns.as_mut().is_some_and(|c| c.send(id, bytes, now));
                     if sent {
@@ -1093,6 +1107,23 @@ impl Driver {
     }
 
     fn trace(&mut self, idx: Option<usize>, dir: Direction, remote: SocketAddr, bytes: &[u8]) {
+        let conn = match dir {
+            Direction::Received => self.arrival,
+            Direction::Sent => None,
+        };
+        self.trace_on(idx, conn, dir, remote, bytes);
+    }
+
+    /// Trace a message; one that went over connection `conn` is written as a TCP
+    /// segment of that connection.
+    fn trace_on(
+        &mut self,
+        idx: Option<usize>,
+        conn: Option<ConnId>,
+        dir: Direction,
+        remote: SocketAddr,
+        bytes: &[u8],
+    ) {
         let Some(tracer) = self.tracer.as_mut() else {
             return;
         };
@@ -1100,12 +1131,22 @@ impl Driver {
             .and_then(|i| self.slots.get_mut(i))
             .and_then(|s| s.as_mut())
             .map(|s| &mut s.traces);
-        tracer.packet(call, dir, remote, bytes);
+        let seg = conn.zip(self.conns.as_mut()).and_then(|(id, c)| {
+            c.trace_segment(id, dir == Direction::Sent, bytes.len())
+        });
+        match seg {
+            Some((local, peer, seq, ack)) => {
+                tracer.segment(call, dir, local, peer, Segment::Tcp { seq, ack }, bytes)
+            }
+            None => tracer.packet(call, dir, remote, bytes),
+        }
     }
 
     /// A stateless reply: queued like any packet, owned by no call.
     fn send_raw(&mut self, to: SocketAddr, bytes: &[u8]) {
-        self.trace(None, Direction::Sent, to, bytes);
+        if self.conns.is_none() {
+            self.trace(None, Direction::Sent, to, bytes);
+        }
         self.out.push(to, bytes);
         self.out_owner.resize(self.out.len(), (usize::MAX, 0));
         self.out_route.push(match self.arrival {

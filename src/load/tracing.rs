@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
-use crate::report::trace::{CallTrace, Direction, TraceFormat, TraceSink};
+use crate::report::trace::{CallTrace, Direction, Segment, TraceFormat, TraceSink};
 
 pub struct TraceTarget {
     pub sink: TraceSink,
@@ -52,15 +52,30 @@ impl Tracer {
         remote: SocketAddr,
         payload: &[u8],
     ) {
+        let local = self.local;
+        self.segment(call, dir, local, remote, Segment::Udp, payload);
+    }
+
+    /// One message that went over a connection (`local` is its real address; `seg`
+    /// the synthesized TCP header).
+    pub fn segment(
+        &mut self,
+        call: Option<&mut CallTraces>,
+        dir: Direction,
+        local: SocketAddr,
+        remote: SocketAddr,
+        seg: Segment,
+        payload: &[u8],
+    ) {
         let ts = SystemTime::now();
         let mut per_call = call.map(|c| c.0.iter_mut());
         for t in &mut self.targets {
             if t.failed_only {
                 if let Some(ct) = per_call.as_mut().and_then(|it| it.next()) {
-                    ct.record(t.format, dir, ts, self.local, remote, payload);
+                    ct.record(t.format, dir, ts, local, remote, seg, payload);
                 }
             } else {
-                t.sink.record(dir, ts, self.local, remote, payload);
+                t.sink.record_segment(dir, ts, local, remote, seg, payload);
             }
         }
     }

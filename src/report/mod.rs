@@ -87,7 +87,13 @@ pub fn summary_text(data: &ReportData<'_>) -> String {
             }
         }
     }
-    if let Some(line) = text::media_line(data.main.counters) {
+    for line in [
+        text::media_line(data.main.counters),
+        text::connections_line(data.main.counters),
+    ]
+    .into_iter()
+    .flatten()
+    {
         out.push_str(&format!("  {line}\n"));
     }
     let setup = data

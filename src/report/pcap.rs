@@ -5,7 +5,11 @@
 //! The file uses the classic (not pcapng) format with microsecond timestamps, written
 //! little-endian regardless of the host (readers detect the byte order from the magic).
 //! Records are raw IP packets (`LINKTYPE_RAW`), so there is no fake link layer to get
-//! wrong: each record is an IPv4 or IPv6 header, a UDP header and the SIP message.
+//! wrong: each record is an IPv4 or IPv6 header, a UDP header and the SIP message. SIP
+//! that went over a connection (TCP, and TLS or WebSocket, whose plaintext SIP is what
+//! is recorded, as SIPp's text trace does) is written as one TCP segment per message
+//! with sequence numbers that run on per connection and direction, so readers put the
+//! stream together and decode it as SIP.
 //! Wireshark, tshark and sngrep (libpcap) all read this combination.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -31,7 +35,18 @@ pub const RECORD_HEADER_LEN: usize = 16;
 const IPV4_HEADER_LEN: usize = 20;
 const IPV6_HEADER_LEN: usize = 40;
 const UDP_HEADER_LEN: usize = 8;
+const TCP_HEADER_LEN: usize = 20;
 const IPPROTO_UDP: u8 = 17;
+const IPPROTO_TCP: u8 = 6;
+
+/// The layer-4 header a record gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Segment {
+    Udp,
+    /// A TCP segment with PSH|ACK: `seq` of its first byte, `ack` of the other
+    /// direction's next byte.
+    Tcp { seq: u32, ack: u32 },
+}
 const TTL: u8 = 64;
 
 /// Append the 24-byte file header (pcap 2.4, no time zone offset, raw IP).
@@ -63,6 +78,22 @@ pub fn write_udp_record(
     dst: SocketAddr,
     payload: &[u8],
 ) {
+    write_record(out, ts, src, dst, Segment::Udp, payload);
+}
+
+/// Like [`write_udp_record`], with the layer-4 header `seg` says.
+pub fn write_record(
+    out: &mut Vec<u8>,
+    ts: SystemTime,
+    src: SocketAddr,
+    dst: SocketAddr,
+    seg: Segment,
+    payload: &[u8],
+) {
+    let (l4_len, proto) = match seg {
+        Segment::Udp => (UDP_HEADER_LEN, IPPROTO_UDP),
+        Segment::Tcp { .. } => (TCP_HEADER_LEN, IPPROTO_TCP),
+    };
     let addrs = match (src.ip(), dst.ip()) {
         (IpAddr::V4(s), IpAddr::V4(d)) => Addrs::V4(s.octets(), d.octets()),
         (s, d) => Addrs::V6(as_v6(s).octets(), as_v6(d).octets()),
@@ -71,12 +102,12 @@ pub fn write_udp_record(
         Addrs::V4(..) => IPV4_HEADER_LEN,
         Addrs::V6(..) => IPV6_HEADER_LEN,
     };
-    let max_payload = SNAPLEN as usize - ip_header_len - UDP_HEADER_LEN;
+    let max_payload = SNAPLEN as usize - ip_header_len - l4_len;
     let data = &payload[..payload.len().min(max_payload)];
     // Both fit in u16 thanks to the cut above.
-    let udp_len = (UDP_HEADER_LEN + data.len()) as u16;
+    let udp_len = (l4_len + data.len()) as u16;
     let incl_len = (ip_header_len + usize::from(udp_len)) as u32;
-    let orig_len = u32::try_from((ip_header_len + UDP_HEADER_LEN).saturating_add(payload.len()))
+    let orig_len = u32::try_from((ip_header_len + l4_len).saturating_add(payload.len()))
         .unwrap_or(u32::MAX);
 
     let (secs, micros) = match ts.duration_since(UNIX_EPOCH) {
@@ -106,7 +137,7 @@ pub fn write_udp_record(
             // Identification 0 is fine for a datagram that may not be fragmented (RFC 6864).
             ip[6] = 0x40; // flags: DF
             ip[8] = TTL;
-            ip[9] = IPPROTO_UDP;
+            ip[9] = proto;
             ip[12..16].copy_from_slice(s);
             ip[16..20].copy_from_slice(d);
             let header_checksum = checksum(&ip);
@@ -114,13 +145,13 @@ pub fn write_udp_record(
             out.extend_from_slice(&ip);
             let mut sum = ones_sum(0, s);
             sum = ones_sum(sum, d);
-            ones_sum(sum, &[0, IPPROTO_UDP, (udp_len >> 8) as u8, udp_len as u8])
+            ones_sum(sum, &[0, proto, (udp_len >> 8) as u8, udp_len as u8])
         }
         Addrs::V6(s, d) => {
             let mut ip = [0u8; IPV6_HEADER_LEN];
             ip[0] = 0x60; // version 6, traffic class 0, flow label 0
             ip[4..6].copy_from_slice(&udp_len.to_be_bytes()); // payload length
-            ip[6] = IPPROTO_UDP; // next header
+            ip[6] = proto; // next header
             ip[7] = TTL; // hop limit
             ip[8..24].copy_from_slice(s);
             ip[24..40].copy_from_slice(d);
@@ -130,11 +161,28 @@ pub fn write_udp_record(
             let len32 = u32::from(udp_len).to_be_bytes();
             ones_sum(
                 sum,
-                &[len32[0], len32[1], len32[2], len32[3], 0, 0, 0, IPPROTO_UDP],
+                &[len32[0], len32[1], len32[2], len32[3], 0, 0, 0, proto],
             )
         }
     };
 
+    if let Segment::Tcp { seq, ack } = seg {
+        let mut tcp = [0u8; TCP_HEADER_LEN];
+        tcp[0..2].copy_from_slice(&src.port().to_be_bytes());
+        tcp[2..4].copy_from_slice(&dst.port().to_be_bytes());
+        tcp[4..8].copy_from_slice(&seq.to_be_bytes());
+        tcp[8..12].copy_from_slice(&ack.to_be_bytes());
+        tcp[12] = 5 << 4; // data offset: 5 words, no options
+        tcp[13] = 0x18; // PSH | ACK
+        tcp[14..16].copy_from_slice(&u16::MAX.to_be_bytes()); // window
+        let mut sum = ones_sum(pseudo_sum, &tcp);
+        sum = ones_sum(sum, data);
+        let c = fold(sum);
+        tcp[16..18].copy_from_slice(&c.to_be_bytes());
+        out.extend_from_slice(&tcp);
+        out.extend_from_slice(data);
+        return;
+    }
     let mut udp = [0u8; UDP_HEADER_LEN];
     udp[0..2].copy_from_slice(&src.port().to_be_bytes());
     udp[2..4].copy_from_slice(&dst.port().to_be_bytes());

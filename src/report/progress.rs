@@ -106,6 +106,17 @@ pub fn status_line(t: &Tick<'_>, planned: Option<Duration>) -> String {
             line.push_str(&format!(" | {rejected} srtp packets rejected"));
         }
     }
+    let conns = &t.cumulative.connections;
+    if conns.opened + conns.accepted > 0 {
+        line.push_str(&format!(" | {} conns", conns.active));
+        if conns.failed > 0 {
+            line.push_str(&format!(", {} failed", conns.failed));
+        }
+        let tls = t.interval.latency.summary(Metric::TlsHandshake);
+        if tls.count > 0 {
+            line.push_str(&format!(", tls p50 {:.1} ms", tls.p50));
+        }
+    }
     if t.interval.messages_retransmitted > 0 {
         line.push_str(&format!(
             " | {} retransmitted",

@@ -98,7 +98,7 @@ fn side_section(t: &mut String, c: &Counters, ind: &str) {
         c.messages_unparseable,
         c.messages_stray
     );
-    if let Some(line) = media_line(c) {
+    for line in [media_line(c), connections_line(c)].into_iter().flatten() {
         let _ = writeln!(t, "{ind}{line}");
     }
     let rows = c.latency.summaries();
@@ -162,6 +162,31 @@ pub fn media_line(c: &Counters) -> Option<String> {
         "; dtmf: {} sent, {} received, {} mismatched",
         m.dtmf_digits_sent, m.dtmf_digits_received, m.dtmf_mismatches
     ));
+    Some(line)
+}
+
+/// `connections: 1000 opened, 0 accepted, 0 failed, 0 closed by peer; tls handshake p50 1.20 ms p99 3.10 ms`;
+/// None over UDP.
+pub fn connections_line(c: &Counters) -> Option<String> {
+    let k = &c.connections;
+    if k.opened + k.accepted == 0 {
+        return None;
+    }
+    let mut line = format!(
+        "connections: {} opened, {} accepted, {} failed, {} closed by peer",
+        k.opened, k.accepted, k.failed, k.closed_by_peer
+    );
+    if !k.errors.is_empty() {
+        let why: Vec<String> = k.errors.iter().map(|(r, n)| format!("{n} {r}")).collect();
+        line.push_str(&format!(" ({})", why.join(", ")));
+    }
+    let h = c.latency.summary(super::latency::Metric::TlsHandshake);
+    if h.count > 0 {
+        line.push_str(&format!(
+            "; tls handshake p50 {:.2} ms p99 {:.2} ms",
+            h.p50, h.p99
+        ));
+    }
     Some(line)
 }
 

@@ -27,6 +27,7 @@ use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::pcap;
+pub use super::pcap::Segment;
 
 /// A sink hands its buffer to the writer once it holds this much. Large enough that the
 /// writer does few, large writes and the channel traffic is negligible (at 5,000 calls/s
@@ -227,7 +228,24 @@ impl TraceSink {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        encode(&mut self.buf, self.format, dir, ts, local, remote, payload);
+        self.record_segment(dir, ts, local, remote, Segment::Udp, payload);
+    }
+
+    /// Record one message with the layer-4 header `seg` (TCP for connections).
+    pub fn record_segment(
+        &mut self,
+        dir: Direction,
+        ts: SystemTime,
+        local: SocketAddr,
+        remote: SocketAddr,
+        seg: Segment,
+        payload: &[u8],
+    ) {
+        if self.dead {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        encode(&mut self.buf, self.format, dir, ts, local, remote, seg, payload);
         self.records += 1;
         if self.buf.len() >= FLUSH_AT {
             self.hand_over();
@@ -335,6 +353,7 @@ impl CallTrace {
     }
 
     /// Record one message, encoded exactly as [`TraceSink::record`] would.
+    #[allow(clippy::too_many_arguments)]
     pub fn record(
         &mut self,
         format: TraceFormat,
@@ -342,6 +361,7 @@ impl CallTrace {
         ts: SystemTime,
         local: SocketAddr,
         remote: SocketAddr,
+        seg: Segment,
         payload: &[u8],
     ) {
         debug_assert!(
@@ -349,7 +369,7 @@ impl CallTrace {
             "one format per call"
         );
         self.format = Some(format);
-        encode(&mut self.buf, format, dir, ts, local, remote, payload);
+        encode(&mut self.buf, format, dir, ts, local, remote, seg, payload);
         self.records += 1;
     }
 
@@ -367,6 +387,7 @@ impl CallTrace {
 
 /// Append one message in `format`. The single encoder behind [`TraceSink::record`] and
 /// [`CallTrace::record`], so the two paths cannot drift apart.
+#[allow(clippy::too_many_arguments)]
 pub fn encode(
     out: &mut Vec<u8>,
     format: TraceFormat,
@@ -374,6 +395,7 @@ pub fn encode(
     ts: SystemTime,
     local: SocketAddr,
     remote: SocketAddr,
+    seg: Segment,
     payload: &[u8],
 ) {
     match format {
@@ -382,7 +404,7 @@ pub fn encode(
                 Direction::Sent => (local, remote),
                 Direction::Received => (remote, local),
             };
-            pcap::write_udp_record(out, ts, src, dst, payload);
+            pcap::write_record(out, ts, src, dst, seg, payload);
         }
         TraceFormat::Text => write_text_record(out, dir, ts, local, remote, payload),
     }
@@ -707,7 +729,15 @@ mod tests {
                 b.record(Direction::Sent, t0, l6, r6, INVITE.as_bytes());
                 // --trace-failed: a successful call is cleared, a failed one appended.
                 let mut call = CallTrace::new();
-                call.record(TraceFormat::Pcap, Direction::Sent, t0, local, remote, b"x");
+                call.record(
+                    TraceFormat::Pcap,
+                    Direction::Sent,
+                    t0,
+                    local,
+                    remote,
+                    Segment::Udp,
+                    b"x",
+                );
                 let capacity = call.buf.capacity();
                 call.clear();
                 assert!(call.is_empty());
@@ -719,6 +749,7 @@ mod tests {
                     t0,
                     local,
                     remote,
+                    Segment::Udp,
                     busy.as_bytes(),
                 );
                 b.append_call(&call);

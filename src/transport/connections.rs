@@ -123,6 +123,11 @@ struct Entry {
     /// the ones it opened).
     outgoing: bool,
     started: Instant,
+    /// Our end of it (for traces).
+    local: SocketAddr,
+    /// Bytes traced so far per direction (sent, received): the synthesized TCP
+    /// sequence numbers of `--trace`.
+    traced: [u32; 2],
     /// When the TLS handshake ended (for its duration), once.
     handshake_noted: bool,
     last_activity: Instant,
@@ -255,6 +260,9 @@ impl Connections {
             index,
             generation: self.generation,
         };
+        let local = socket
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         if let Err(e) = self.registrar.register_rw(socket.as_raw_fd(), id.token()) {
             self.free.push(index);
             return Err(e);
@@ -268,6 +276,8 @@ impl Connections {
             shared: false,
             outgoing,
             started: now,
+            local,
+            traced: [1, 1],
             handshake_noted: false,
             last_activity: now,
         });
@@ -299,6 +309,21 @@ impl Connections {
             .get(&peer)
             .copied()
             .filter(|id| self.is_alive(*id))
+    }
+
+    /// For a trace of `len` bytes in one direction (`sent`): our address, the
+    /// peer's, and the TCP sequence and acknowledgement numbers of the segment.
+    pub fn trace_segment(
+        &mut self,
+        id: ConnId,
+        sent: bool,
+        len: usize,
+    ) -> Option<(SocketAddr, SocketAddr, u32, u32)> {
+        let e = self.entry(id)?;
+        let (mine, theirs) = if sent { (0, 1) } else { (1, 0) };
+        let seq = e.traced[mine];
+        e.traced[mine] = seq.wrapping_add(len as u32);
+        Some((e.local, e.peer, seq, e.traced[theirs]))
     }
 
     /// The call a connection we opened belongs to (None: shared or accepted).
