@@ -1,5 +1,5 @@
 //! SIP over TCP in a capture: per-direction reassembly in sequence order, then SIP
-//! framing with [`crate::sip::message::parse_stream`].
+//! framing with [`crate::sip::message::stream_head`].
 //!
 //! Each direction of a connection is a byte stream rebuilt from segments:
 //! - bytes already taken (retransmissions, overlapping segments) are dropped, so the
@@ -23,7 +23,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use crate::sip::message::{ParseError, leading_empty_lines, parse, parse_stream};
+use crate::sip::message::{leading_empty_lines, stream_head};
 
 /// In-order bytes held for one direction while a message is incomplete.
 const MAX_MESSAGE: usize = 256 << 10;
@@ -160,19 +160,11 @@ impl Flow {
             if self.buf.is_empty() {
                 return;
             }
-            let used = match parse_stream(&self.buf) {
-                Ok(Some((msg, used))) => {
-                    out.push(SipOverTcp {
-                        ts_nanos: ts,
-                        src,
-                        dst,
-                        message: msg.raw.to_vec(),
-                    });
-                    used
-                }
-                Ok(None) if self.buf.len() <= MAX_MESSAGE => return,
-                Err(ParseError::ContentLength) => match head_without_length(&self.buf) {
-                    Some(end) => {
+            let used = match stream_head(&self.buf) {
+                // Without Content-Length the message ends with its headers.
+                Ok(Some(head)) => match head.content_length.unwrap_or(0).checked_add(head.head_len)
+                {
+                    Some(end) if end <= self.buf.len() => {
                         out.push(SipOverTcp {
                             ts_nanos: ts,
                             src,
@@ -181,9 +173,12 @@ impl Flow {
                         });
                         end
                     }
-                    None => line_len(&self.buf),
+                    Some(_) if self.buf.len() <= MAX_MESSAGE => return,
+                    // A body too big to hold (or to count): skip a line.
+                    _ => line_len(&self.buf),
                 },
-                // Not a message start (or a message too big to hold): skip a line.
+                Ok(None) if self.buf.len() <= MAX_MESSAGE => return,
+                // Not a message start (or a head too big to hold): skip a line.
                 _ => line_len(&self.buf),
             };
             self.buf.drain(..used.min(self.buf.len()));
@@ -194,22 +189,6 @@ impl Flow {
 /// Length of the first line including its LF (all of `buf` if there is none).
 fn line_len(buf: &[u8]) -> usize {
     memchr::memchr(b'\n', buf).map_or(buf.len(), |i| i + 1)
-}
-
-/// If `buf` starts with a complete head that parses and has no Content-Length, its
-/// length (through the empty line).
-fn head_without_length(buf: &[u8]) -> Option<usize> {
-    let mut pos = 0;
-    let end = loop {
-        let nl = pos + memchr::memchr(b'\n', buf.get(pos..)?)?;
-        let line = &buf[pos..nl];
-        if line.is_empty() || line == b"\r" {
-            break nl + 1;
-        }
-        pos = nl + 1;
-    };
-    let msg = parse(&buf[..end]).ok()?;
-    msg.content_length().is_none().then_some(end)
 }
 
 /// Reassembles the TCP streams of a capture into SIP messages.

@@ -156,6 +156,14 @@ pub struct Message<'a> {
     pub raw: &'a [u8],
 }
 
+/// Where a head ends: its start line, where the body starts and the
+/// Content-Length (`None` when absent).
+struct HeadEnd<'a> {
+    start: StartLine<'a>,
+    body_start: usize,
+    content_length: Option<usize>,
+}
+
 /// The part of a message before the body.
 struct Head<'a> {
     start: StartLine<'a>,
@@ -221,7 +229,7 @@ fn utf8(b: &[u8]) -> Result<&str, std::str::Utf8Error> {
     std::str::from_utf8(b)
 }
 
-fn parse_start_line(line: &[u8]) -> Result<StartLine<'_>, ParseError> {
+pub(crate) fn parse_start_line(line: &[u8]) -> Result<StartLine<'_>, ParseError> {
     let mut pos = 0;
     let first = word(line, &mut pos).ok_or(ParseError::StartLine("empty"))?;
     if first.len() >= 4 && first[..4].eq_ignore_ascii_case(b"SIP/") {
@@ -323,7 +331,7 @@ struct Pending {
 fn finish_header<'b>(
     buf: &'b [u8],
     p: Pending,
-    headers: &mut Vec<Header<'b>>,
+    each: &mut impl FnMut(Header<'b>),
     content_length: &mut Option<usize>,
 ) -> Result<(), ParseError> {
     let name_bytes = &buf[p.name_start..p.name_end];
@@ -338,7 +346,7 @@ fn finish_header<'b>(
         }
         *content_length = Some(n);
     }
-    headers.push(Header {
+    each(Header {
         name: token_str(name_bytes),
         kind,
         raw_value,
@@ -348,20 +356,20 @@ fn finish_header<'b>(
     Ok(())
 }
 
-/// Parses start line and headers from `buf[from..]`. `Ok(None)`: no complete
-/// head yet (more bytes could complete it). Errors in complete lines are
-/// reported at once so a stream does not buffer garbage forever.
-fn parse_head<'b>(
+/// Walks the start line and headers of `buf[from..]`, handing each header to
+/// `each` (the message parser collects them; stream framing only needs where
+/// the head ends and its Content-Length, and keeps none). `Ok(None)`: no
+/// complete head yet (more bytes could complete it). Errors in complete lines
+/// are reported at once so a stream does not buffer garbage forever.
+fn scan_head<'b>(
     buf: &'b [u8],
     from: usize,
-    mut headers: Vec<Header<'b>>,
-) -> Result<Option<Head<'b>>, ParseError> {
+    mut each: impl FnMut(Header<'b>),
+) -> Result<Option<HeadEnd<'b>>, ParseError> {
     let Some((sl_end, mut pos)) = next_line(buf, from) else {
         return Ok(None);
     };
     let start = parse_start_line(&buf[from..sl_end])?;
-    headers.clear();
-    headers.reserve(16);
     let mut content_length = None;
     let mut pending: Option<Pending> = None;
 
@@ -373,19 +381,10 @@ fn parse_head<'b>(
         match line.first() {
             None => {
                 if let Some(p) = pending.take() {
-                    finish_header(buf, p, &mut headers, &mut content_length)?;
+                    finish_header(buf, p, &mut each, &mut content_length)?;
                 }
-                // One check of the head, a word at a time, spares each header
-                // read its own UTF-8 validation.
-                if buf[from..pos].is_ascii() {
-                    for h in &mut headers {
-                        h.ascii = true;
-                    }
-                }
-                return Ok(Some(Head {
+                return Ok(Some(HeadEnd {
                     start,
-                    headers,
-                    msg_start: from,
                     body_start: next,
                     content_length,
                 }));
@@ -401,7 +400,7 @@ fn parse_head<'b>(
             },
             Some(_) => {
                 if let Some(p) = pending.take() {
-                    finish_header(buf, p, &mut headers, &mut content_length)?;
+                    finish_header(buf, p, &mut each, &mut content_length)?;
                 }
                 let (name_len, colon) =
                     header_name(line).map_err(|why| ParseError::Header { offset: pos, why })?;
@@ -415,6 +414,58 @@ fn parse_head<'b>(
         }
         pos = next;
     }
+}
+
+/// Parses start line and headers from `buf[from..]` into `headers` (emptied
+/// first). `Ok(None)`: no complete head yet.
+fn parse_head<'b>(
+    buf: &'b [u8],
+    from: usize,
+    mut headers: Vec<Header<'b>>,
+) -> Result<Option<Head<'b>>, ParseError> {
+    headers.clear();
+    headers.reserve(16);
+    let Some(end) = scan_head(buf, from, |h| headers.push(h))? else {
+        return Ok(None);
+    };
+    // One check of the head, a word at a time, spares each header read its
+    // own UTF-8 validation.
+    if buf[from..end.body_start].is_ascii() {
+        for h in &mut headers {
+            h.ascii = true;
+        }
+    }
+    Ok(Some(Head {
+        start: end.start,
+        headers,
+        msg_start: from,
+        body_start: end.body_start,
+        content_length: end.content_length,
+    }))
+}
+
+/// Where a message's head ends, read without parsing the body: what stream
+/// framing needs (RFC 3261 §18.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamHead {
+    /// Bytes from the start line through the empty line that ends the head.
+    pub head_len: usize,
+    /// The Content-Length value; `None` when the header is absent.
+    pub content_length: Option<usize>,
+}
+
+/// Reads the head at the front of a stream buffer, which must start at the
+/// start line (drain keep-alives first, see [`leading_empty_lines`]): its
+/// length and Content-Length. Headers are checked as [`parse`] checks them
+/// (so framing and parsing agree on the Content-Length, including a repeated
+/// one that differs) but not collected: nothing is allocated. Unlike
+/// [`parse_stream`], a missing Content-Length is not an error here; the
+/// caller decides what it means. `Ok(None)`: the head is not complete yet.
+pub fn stream_head(buf: &[u8]) -> Result<Option<StreamHead>, ParseError> {
+    Ok(scan_head(buf, 0, |_| {})?.map(|end| StreamHead {
+        head_len: end.body_start,
+        content_length: end.content_length,
+    }))
 }
 
 /// Parse one message from a datagram. Content-Length, when present, bounds the
@@ -634,6 +685,20 @@ impl<'a> Message<'a> {
         parse_content_length(self.header(HeaderName::ContentLength)?.raw_value)
     }
 }
+
+/// Messages whose Content-Length cannot delimit them (not a number, out of
+/// range, or two that differ): the parser and the stream framer both refuse them.
+#[cfg(test)]
+pub(crate) const BAD_CONTENT_LENGTHS: [&[u8]; 8] = [
+    b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length: five\r\n\r\nhello",
+    b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length: -1\r\n\r\n",
+    b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length: +5\r\n\r\nhello",
+    b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length:\r\n\r\n",
+    b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length: 5 5\r\n\r\nhello",
+    b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length: 99999999999999999999\r\n\r\n",
+    b"MESSAGE sip:a@b SIP/2.0\r\nl: 18446744073709551616\r\n\r\n",
+    b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length: 5\r\nl: 4\r\n\r\nhello",
+];
 
 #[cfg(test)]
 mod tests {
@@ -960,16 +1025,7 @@ From: <sip:a@[2001:db8::2]>;tag=6\r\n\r\n");
         assert_eq!(msg.body, b"all of this");
         assert_eq!(msg.content_length(), None);
 
-        for bad in [
-            &b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length: five\r\n\r\nhello"[..],
-            b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length: -1\r\n\r\n",
-            b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length: +5\r\n\r\nhello",
-            b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length:\r\n\r\n",
-            b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length: 5 5\r\n\r\nhello",
-            b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length: 99999999999999999999\r\n\r\n",
-            b"MESSAGE sip:a@b SIP/2.0\r\nl: 18446744073709551616\r\n\r\n",
-            b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length: 5\r\nl: 4\r\n\r\nhello",
-        ] {
+        for bad in BAD_CONTENT_LENGTHS {
             assert_eq!(
                 parse(bad).unwrap_err(),
                 ParseError::ContentLength,
@@ -1292,6 +1348,39 @@ l: 0\r\n\r\n"
             parse_stream(b"OPTIONS sip:a SIP/2.0\r\nl: x\r\n\r\n").unwrap_err(),
             ParseError::ContentLength
         );
+    }
+
+    #[test]
+    fn stream_head_frames_without_collecting() {
+        let head = b"MESSAGE sip:a SIP/2.0\r\nl: 3\r\nContent-Length:\r\n 3\r\n\r\n";
+        let mut buf = head.to_vec();
+        buf.extend_from_slice(b"abc and more");
+        assert_eq!(
+            stream_head(&buf),
+            Ok(Some(StreamHead {
+                head_len: head.len(),
+                content_length: Some(3)
+            }))
+        );
+        // Absent is not an error here; the caller decides.
+        assert_eq!(
+            stream_head(b"SIP/2.0 200 OK\nCall-ID: x\n\n"),
+            Ok(Some(StreamHead {
+                head_len: 27,
+                content_length: None
+            }))
+        );
+        for cut in 0..head.len() {
+            assert_eq!(stream_head(&head[..cut]), Ok(None), "cut at {cut}");
+        }
+        assert_eq!(
+            stream_head(b"MESSAGE sip:a SIP/2.0\r\nl: 3\r\nl: 4\r\n\r\n"),
+            Err(ParseError::ContentLength)
+        );
+        assert!(matches!(
+            stream_head(b"HELLO\r\n"),
+            Err(ParseError::StartLine(_))
+        ));
     }
 
     #[test]
