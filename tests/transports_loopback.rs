@@ -12,7 +12,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 fn loopback(transport: &str, extra: &[&str], calls: u64) -> serde_json::Value {
-    let r = scratch(&format!("loop-{transport}-{}.json", extra.join("_").replace('/', "")));
+    let r = scratch(&format!(
+        "loop-{transport}-{}.json",
+        extra.join("_").replace('/', "")
+    ));
     let calls = calls.to_string();
     let mut args = vec![
         "run",
@@ -37,7 +40,10 @@ fn assert_all_ok(j: &serde_json::Value, calls: u64) {
     assert_eq!(j["calls"]["succeeded"], calls, "{j:#}");
     assert_eq!(j["calls"]["failed"], 0, "{j:#}");
     assert_eq!(j["peer"]["calls"]["succeeded"], calls, "{j:#}");
-    assert_eq!(j["messages"]["retransmitted"], 0, "reliable: no retransmissions");
+    assert_eq!(
+        j["messages"]["retransmitted"], 0,
+        "reliable: no retransmissions"
+    );
     assert_eq!(j["connections"]["failed"], 0, "{j:#}");
 }
 
@@ -52,7 +58,11 @@ fn tcp_per_call_connections() {
 
 #[test]
 fn tcp_per_worker_and_pool() {
-    let j = loopback("tcp", &["--connections", "per-worker", "--workers", "2"], 200);
+    let j = loopback(
+        "tcp",
+        &["--connections", "per-worker", "--workers", "2"],
+        200,
+    );
     assert_all_ok(&j, 200);
     assert_eq!(j["connections"]["opened"], 2);
     let j = loopback("tcp", &["--connections", "3"], 100);
@@ -66,7 +76,12 @@ fn tls_calls_with_handshake_figures() {
     assert_all_ok(&j, 100);
     assert_eq!(j["connections"]["opened"], 100);
     assert_eq!(j["connections"]["tls_handshakes"], 100);
-    assert!(j["connections"]["tls_handshake_ms"]["p50"].as_f64().unwrap() > 0.0);
+    assert!(
+        j["connections"]["tls_handshake_ms"]["p50"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
 }
 
 #[test]
@@ -93,7 +108,10 @@ fn tcp_keepalives_are_sent_and_answered() {
         5,
     );
     assert_all_ok(&j, 5);
-    assert!(j["connections"]["keepalives_sent"].as_u64().unwrap() >= 5, "{j:#}");
+    assert!(
+        j["connections"]["keepalives_sent"].as_u64().unwrap() >= 5,
+        "{j:#}"
+    );
 }
 
 /// `--trace` of a TLS call holds the SIP itself, as TCP segments tshark decodes.
@@ -105,7 +123,18 @@ fn tls_trace_shows_sip_to_tshark() {
     let pcap = scratch("tls-trace.pcap");
     loopback("tls", &["--trace", pcap.to_str().unwrap()], 3);
     let o = std::process::Command::new(tshark)
-        .args(["-r", pcap.to_str().unwrap(), "-Y", "sip", "-T", "fields", "-e", "sip.Method", "-e", "sip.Status-Code"])
+        .args([
+            "-r",
+            pcap.to_str().unwrap(),
+            "-Y",
+            "sip",
+            "-T",
+            "fields",
+            "-e",
+            "sip.Method",
+            "-e",
+            "sip.Status-Code",
+        ])
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
@@ -142,15 +171,16 @@ fn garbage_on_connections_closes_only_them() {
         let _ = s.write_all(bytes);
         s
     };
-    let mut junk: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let mut junk: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     junk[0] = 0;
     let a = send(&junk);
     let mut endless = b"INVITE sip:x@y SIP/2.0\r\nX-Long: ".to_vec();
     endless.extend(std::iter::repeat_n(b'a', 100_000));
     let b = send(&endless);
-    let c = send(
-        b"INVITE sip:x@y SIP/2.0\r\nCall-ID: big\r\nContent-Length: 10000000\r\n\r\nhello",
-    );
+    let c =
+        send(b"INVITE sip:x@y SIP/2.0\r\nCall-ID: big\r\nContent-Length: 10000000\r\n\r\nhello");
     let r = scratch("garbage-uac.json");
     let target = format!("sip:127.0.0.1:{port};transport=tcp");
     let o = sipwright(&[

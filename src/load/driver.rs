@@ -1131,9 +1131,9 @@ impl Driver {
             .and_then(|i| self.slots.get_mut(i))
             .and_then(|s| s.as_mut())
             .map(|s| &mut s.traces);
-        let seg = conn.zip(self.conns.as_mut()).and_then(|(id, c)| {
-            c.trace_segment(id, dir == Direction::Sent, bytes.len())
-        });
+        let seg = conn
+            .zip(self.conns.as_mut())
+            .and_then(|(id, c)| c.trace_segment(id, dir == Direction::Sent, bytes.len()));
         match seg {
             Some((local, peer, seq, ack)) => {
                 tracer.segment(call, dir, local, peer, Segment::Tcp { seq, ack }, bytes)

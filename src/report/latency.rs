@@ -68,7 +68,7 @@ const SIGFIG: u8 = 3;
 #[derive(Clone, Debug)]
 pub struct Latencies {
     /// Indexed by `Metric as usize` (same order as `Metric::ALL`).
-    fixed: [Histogram<u64>; 5],
+    fixed: [Histogram<u64>; Metric::ALL.len()],
     /// Scenario-defined `rtd` intervals; a scenario has only a few names, so a linear
     /// search beats hashing and keeps the names owned once.
     rtd: Vec<(Box<str>, Histogram<u64>)>,
@@ -249,7 +249,8 @@ mod tests {
                 "invite_to_final",
                 "call_length",
                 "start_lag",
-                "rtp_jitter"
+                "rtp_jitter",
+                "tls_handshake"
             ]
         );
     }

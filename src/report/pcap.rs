@@ -45,7 +45,10 @@ pub enum Segment {
     Udp,
     /// A TCP segment with PSH|ACK: `seq` of its first byte, `ack` of the other
     /// direction's next byte.
-    Tcp { seq: u32, ack: u32 },
+    Tcp {
+        seq: u32,
+        ack: u32,
+    },
 }
 const TTL: u8 = 64;
 
@@ -107,8 +110,8 @@ pub fn write_record(
     // Both fit in u16 thanks to the cut above.
     let udp_len = (l4_len + data.len()) as u16;
     let incl_len = (ip_header_len + usize::from(udp_len)) as u32;
-    let orig_len = u32::try_from((ip_header_len + l4_len).saturating_add(payload.len()))
-        .unwrap_or(u32::MAX);
+    let orig_len =
+        u32::try_from((ip_header_len + l4_len).saturating_add(payload.len())).unwrap_or(u32::MAX);
 
     let (secs, micros) = match ts.duration_since(UNIX_EPOCH) {
         // The classic format has 32-bit seconds: saturate past 2106 rather than wrap.

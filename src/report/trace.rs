@@ -245,7 +245,16 @@ impl TraceSink {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        encode(&mut self.buf, self.format, dir, ts, local, remote, seg, payload);
+        encode(
+            &mut self.buf,
+            self.format,
+            dir,
+            ts,
+            local,
+            remote,
+            seg,
+            payload,
+        );
         self.records += 1;
         if self.buf.len() >= FLUSH_AT {
             self.hand_over();
@@ -1000,6 +1009,7 @@ mod tests {
                     ts,
                     l,
                     r,
+                    Segment::Udp,
                     std::hint::black_box(&msg),
                 );
                 if buf.len() >= FLUSH_AT {

@@ -296,6 +296,8 @@ impl Connection {
             ws.ping(&mut frame);
             return self.send_below_ws(&frame);
         }
+        // A lone CRLF is a pong only while our ping is out.
+        self.framer.expect_pong();
         self.send_stream(b"\r\n\r\n")
     }
 
