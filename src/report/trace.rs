@@ -415,7 +415,13 @@ pub fn encode(
             };
             pcap::write_record(out, ts, src, dst, seg, payload);
         }
-        TraceFormat::Text => write_text_record(out, dir, ts, local, remote, payload),
+        TraceFormat::Text => {
+            let proto: &[u8] = match seg {
+                Segment::Udp => b"UDP",
+                Segment::Tcp { .. } => b"TCP",
+            };
+            write_text_record(out, proto, dir, ts, local, remote, payload)
+        }
     }
 }
 
@@ -426,6 +432,7 @@ pub fn encode(
 /// formatting does not allocate.
 fn write_text_record(
     out: &mut Vec<u8>,
+    proto: &[u8],
     dir: Direction,
     ts: SystemTime,
     local: SocketAddr,
@@ -437,14 +444,16 @@ fn write_text_record(
     out.reserve(160 + payload.len());
     out.extend_from_slice(b"----------------------------------------------- ");
     write_utc(out, ts);
+    out.push(b'\n');
+    out.extend_from_slice(proto);
     let (what, first, second) = match dir {
         Direction::Sent => (
-            &b"\nUDP message sent ("[..],
+            &b" message sent ("[..],
             &b" bytes) to "[..],
             &b" from "[..],
         ),
         Direction::Received => (
-            &b"\nUDP message received ("[..],
+            &b" message received ("[..],
             &b" bytes) from "[..],
             &b" to "[..],
         ),
