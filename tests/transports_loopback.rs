@@ -303,3 +303,177 @@ fn free_tcp_port() -> u16 {
         }
     }
 }
+
+/// A TLS alert instead of a ClientHello, and a WebSocket frame that is not SIP, each
+/// close their connection with a counted reason; calls on the same UAS succeed.
+#[test]
+fn tls_alert_and_non_sip_websocket_frame_close_their_connection() {
+    let dir = scratch("alert-certs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (cert, keyfile) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, key.cert.pem()).unwrap();
+    std::fs::write(&keyfile, key.signing_key.serialize_pem()).unwrap();
+    for (transport, bad) in [("tls", "tls"), ("ws", "garbage")] {
+        let port = free_tcp_port();
+        let uas_report = scratch(&format!("alert-{transport}.json"));
+        let bind = format!("127.0.0.1:{port}");
+        let uas = Background::start(&[
+            "run",
+            "uas",
+            "--bind",
+            &bind,
+            "--transport",
+            transport,
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            keyfile.to_str().unwrap(),
+            "--calls",
+            "10",
+            "--quiet",
+            "--report",
+            uas_report.to_str().unwrap(),
+        ]);
+        let mut s = TcpStream::connect(&bind).unwrap();
+        if transport == "tls" {
+            // A fatal handshake_failure alert record.
+            s.write_all(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28])
+                .unwrap();
+        } else {
+            s.write_all(
+                b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+                  Sec-WebSocket-Protocol: sip\r\n\r\n",
+            )
+            .unwrap();
+            let mut answer = [0u8; 512];
+            let n = s.read(&mut answer).unwrap();
+            assert!(
+                answer[..n].starts_with(b"HTTP/1.1 101"),
+                "{}",
+                String::from_utf8_lossy(&answer[..n])
+            );
+            // A masked text frame "hello" (not a SIP message).
+            let mask = [1u8, 2, 3, 4];
+            let mut frame = vec![0x81, 0x80 | 5];
+            frame.extend_from_slice(&mask);
+            frame.extend(b"hello".iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+            s.write_all(&frame).unwrap();
+        }
+        let r = scratch(&format!("alert-{transport}-uac.json"));
+        let target = format!("sip:127.0.0.1:{port};transport={transport}");
+        let o = sipwright(&[
+            "run",
+            "uac",
+            "--target",
+            &target,
+            "--insecure",
+            "--calls",
+            "10",
+            "--rate",
+            "50",
+            "--report",
+            r.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        assert!(uas.wait().expect("uas finished").success());
+        let j = report(&uas_report);
+        assert_eq!(j["calls"]["succeeded"], 10, "{j:#}");
+        assert_eq!(j["connections"]["errors"][bad], 1, "{transport}: {j:#}");
+        drop(s);
+    }
+}
+
+/// Verification is on: a certificate from an unknown CA fails the calls with a
+/// message that says what to do.
+#[test]
+fn unknown_ca_is_a_clear_error() {
+    let dir = scratch("unknown-ca");
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (cert, keyfile) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, key.cert.pem()).unwrap();
+    std::fs::write(&keyfile, key.signing_key.serialize_pem()).unwrap();
+    let port = free_tcp_port();
+    let bind = format!("127.0.0.1:{port}");
+    let _uas = Background::start(&[
+        "run",
+        "uas",
+        "--bind",
+        &bind,
+        "--transport",
+        "tls",
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        keyfile.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let target = format!("sips:127.0.0.1:{port}");
+    let o = sipwright(&[
+        "run", "uac", "--target", &target, "--calls", "2", "--rate", "10",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains("not trusted") && out.contains("--ca") && out.contains("--insecure"),
+        "{out}"
+    );
+    // The same with the certificate trusted: calls succeed.
+    let o = sipwright(&[
+        "run",
+        "uac",
+        "--target",
+        &target,
+        "--ca",
+        cert.to_str().unwrap(),
+        "--calls",
+        "2",
+        "--rate",
+        "10",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+#[test]
+fn family_and_transport_usage_errors() {
+    let o = sipwright(&[
+        "run",
+        "uac",
+        "--target",
+        "127.0.0.1:5060",
+        "--ipv6",
+        "--calls",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("no IPv6 address"), "{}", text(&o));
+    let o = sipwright(&[
+        "run",
+        "uac",
+        "--target",
+        "sip:127.0.0.1;transport=tcp",
+        "--transport",
+        "udp",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = sipwright(&["run", "uac", "--loopback", "--connections", "zero"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = sipwright(&["run", "uas", "--transport", "tls", "--bind", "127.0.0.1:0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--cert"), "{}", text(&o));
+    // --ipv4 resolves a name to its IPv4 address.
+    let o = sipwright(&[
+        "run",
+        "uac",
+        "--loopback",
+        "--ipv4",
+        "--calls",
+        "2",
+        "--rate",
+        "20",
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}

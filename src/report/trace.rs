@@ -447,11 +447,7 @@ fn write_text_record(
     out.push(b'\n');
     out.extend_from_slice(proto);
     let (what, first, second) = match dir {
-        Direction::Sent => (
-            &b" message sent ("[..],
-            &b" bytes) to "[..],
-            &b" from "[..],
-        ),
+        Direction::Sent => (&b" message sent ("[..], &b" bytes) to "[..], &b" from "[..]),
         Direction::Received => (
             &b" message received ("[..],
             &b" bytes) from "[..],
