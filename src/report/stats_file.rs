@@ -145,6 +145,17 @@ fn columns(
             Cell::Int(m.dtmf_digits_received),
         ),
     ]);
+    let k = &interval.connections;
+    cols.extend([
+        (
+            "connections_active".into(),
+            Cell::Int(cumulative.connections.active),
+        ),
+        ("connections_opened".into(), Cell::Int(k.opened)),
+        ("connections_accepted".into(), Cell::Int(k.accepted)),
+        ("connections_failed".into(), Cell::Int(k.failed)),
+        ("connections_closed_by_peer".into(), Cell::Int(k.closed_by_peer)),
+    ]);
     for m in Metric::ALL {
         let s = interval.latency.summary(m);
         let has = s.count > 0;
