@@ -150,21 +150,12 @@ fn garbage_on_connections_closes_only_them() {
     let port = free_tcp_port();
     let uas_report = scratch("garbage-uas.json");
     let bind = format!("127.0.0.1:{port}");
-    let uas = Background::start(&[
-        "run",
-        "uas",
-        "--bind",
+    let uas = uas(
         &bind,
-        "--transport",
         "tcp",
-        "--max-message-size",
-        "65535",
-        "--calls",
-        "50",
-        "--quiet",
-        "--report",
-        uas_report.to_str().unwrap(),
-    ]);
+        &uas_report,
+        &["--max-message-size", "65535", "--calls", "50"],
+    );
     let addr: SocketAddr = bind.parse().unwrap();
     let send = |bytes: &[u8]| {
         let mut s = TcpStream::connect(addr).unwrap();
@@ -211,17 +202,7 @@ fn connection_lost_mid_call_fails_that_call_only() {
     let uas_port = free_tcp_port();
     let uas_report = scratch("cut-uas.json");
     let bind = format!("127.0.0.1:{uas_port}");
-    let _uas = Background::start(&[
-        "run",
-        "uas",
-        "--bind",
-        &bind,
-        "--transport",
-        "tcp",
-        "--quiet",
-        "--report",
-        uas_report.to_str().unwrap(),
-    ]);
+    let _uas = uas(&bind, "tcp", &uas_report, &[]);
     // A relay between the UAC and the UAS that cuts its 5th connection 300 ms in
     // (the calls last a second).
     let relay = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -274,6 +255,37 @@ fn connection_lost_mid_call_fails_that_call_only() {
     assert_eq!(j["connections"]["closed_by_peer"], 1, "{j:#}");
 }
 
+/// A UAS in the background on `bind` over `transport`, writing `report`.
+fn uas(bind: &str, transport: &str, report: &std::path::Path, extra: &[&str]) -> Background {
+    let mut args = vec![
+        "run",
+        "uas",
+        "--bind",
+        bind,
+        "--transport",
+        transport,
+        "--quiet",
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    Background::start(&args)
+}
+
+/// A throwaway self-signed certificate for 127.0.0.1 in `dir`: (cert, key).
+fn self_signed(dir: &str) -> (String, String) {
+    let dir = scratch(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (cert, keyfile) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, key.cert.pem()).unwrap();
+    std::fs::write(&keyfile, key.signing_key.serialize_pem()).unwrap();
+    (
+        cert.to_str().unwrap().to_string(),
+        keyfile.to_str().unwrap().to_string(),
+    )
+}
+
 fn pipe(mut from: TcpStream, mut to: TcpStream) {
     std::thread::spawn(move || {
         let mut buf = [0u8; 16384];
@@ -308,33 +320,17 @@ fn free_tcp_port() -> u16 {
 /// close their connection with a counted reason; calls on the same UAS succeed.
 #[test]
 fn tls_alert_and_non_sip_websocket_frame_close_their_connection() {
-    let dir = scratch("alert-certs");
-    std::fs::create_dir_all(&dir).unwrap();
-    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
-    let (cert, keyfile) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert, key.cert.pem()).unwrap();
-    std::fs::write(&keyfile, key.signing_key.serialize_pem()).unwrap();
+    let (cert, keyfile) = self_signed("alert-certs");
     for (transport, bad) in [("tls", "tls"), ("ws", "garbage")] {
         let port = free_tcp_port();
         let uas_report = scratch(&format!("alert-{transport}.json"));
         let bind = format!("127.0.0.1:{port}");
-        let uas = Background::start(&[
-            "run",
-            "uas",
-            "--bind",
+        let uas = uas(
             &bind,
-            "--transport",
             transport,
-            "--cert",
-            cert.to_str().unwrap(),
-            "--key",
-            keyfile.to_str().unwrap(),
-            "--calls",
-            "10",
-            "--quiet",
-            "--report",
-            uas_report.to_str().unwrap(),
-        ]);
+            &uas_report,
+            &["--cert", &cert, "--key", &keyfile, "--calls", "10"],
+        );
         let mut s = TcpStream::connect(&bind).unwrap();
         if transport == "tls" {
             // A fatal handshake_failure alert record.
@@ -389,27 +385,15 @@ fn tls_alert_and_non_sip_websocket_frame_close_their_connection() {
 /// message that says what to do.
 #[test]
 fn unknown_ca_is_a_clear_error() {
-    let dir = scratch("unknown-ca");
-    std::fs::create_dir_all(&dir).unwrap();
-    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
-    let (cert, keyfile) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert, key.cert.pem()).unwrap();
-    std::fs::write(&keyfile, key.signing_key.serialize_pem()).unwrap();
+    let (cert, keyfile) = self_signed("unknown-ca");
     let port = free_tcp_port();
     let bind = format!("127.0.0.1:{port}");
-    let _uas = Background::start(&[
-        "run",
-        "uas",
-        "--bind",
+    let _uas = uas(
         &bind,
-        "--transport",
         "tls",
-        "--cert",
-        cert.to_str().unwrap(),
-        "--key",
-        keyfile.to_str().unwrap(),
-        "--quiet",
-    ]);
+        &scratch("unknown-ca-uas.json"),
+        &["--cert", &cert, "--key", &keyfile],
+    );
     let target = format!("sips:127.0.0.1:{port}");
     let o = sipwright(&[
         "run", "uac", "--target", &target, "--calls", "2", "--rate", "10",
@@ -422,16 +406,7 @@ fn unknown_ca_is_a_clear_error() {
     );
     // The same with the certificate trusted: calls succeed.
     let o = sipwright(&[
-        "run",
-        "uac",
-        "--target",
-        &target,
-        "--ca",
-        cert.to_str().unwrap(),
-        "--calls",
-        "2",
-        "--rate",
-        "10",
+        "run", "uac", "--target", &target, "--ca", &cert, "--calls", "2", "--rate", "10",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }

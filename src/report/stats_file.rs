@@ -154,7 +154,10 @@ fn columns(
         ("connections_opened".into(), Cell::Int(k.opened)),
         ("connections_accepted".into(), Cell::Int(k.accepted)),
         ("connections_failed".into(), Cell::Int(k.failed)),
-        ("connections_closed_by_peer".into(), Cell::Int(k.closed_by_peer)),
+        (
+            "connections_closed_by_peer".into(),
+            Cell::Int(k.closed_by_peer),
+        ),
     ]);
     for m in Metric::ALL {
         let s = interval.latency.summary(m);

@@ -224,10 +224,6 @@ impl TraceSink {
         remote: SocketAddr,
         payload: &[u8],
     ) {
-        if self.dead {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
         self.record_segment(dir, ts, local, remote, Segment::Udp, payload);
     }
 

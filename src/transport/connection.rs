@@ -372,15 +372,21 @@ fn looks_like_sip(msg: &[u8]) -> bool {
     line.starts_with(b"SIP/2.0 ") || line.ends_with(b" SIP/2.0")
 }
 
+/// Settings for unit tests: defaults, 1 MB of output.
+#[cfg(test)]
+pub(crate) fn test_settings() -> ConnectionSettings {
+    ConnectionSettings {
+        max_output: 1 << 20,
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn settings() -> ConnectionSettings {
-        ConnectionSettings {
-            max_output: 1 << 20,
-            ..Default::default()
-        }
+        test_settings()
     }
 
     const INVITE: &[u8] = b"INVITE sip:a@b SIP/2.0\r\nCall-ID: x\r\nContent-Length: 4\r\n\r\nabcd";

@@ -658,14 +658,8 @@ enum ReadOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::connection::test_settings as settings;
     use crate::transport::poller::Poller;
-
-    fn settings() -> ConnectionSettings {
-        ConnectionSettings {
-            max_output: 1 << 20,
-            ..Default::default()
-        }
-    }
 
     const OPTIONS: &[u8] =
         b"OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nCall-ID: c1\r\nContent-Length: 0\r\n\r\n";
