@@ -6,39 +6,16 @@
 mod common;
 use common::*;
 
-use std::fs::File;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use common::kamailio::{answers_options, kamailio_fixture, spawn_kamailio};
+use common::process::{interrupt, stop_group, tail, wait_ready};
 
-fn kamailio_fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/kamailio")
-        .join(name)
-        .display()
-        .to_string()
-}
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::Duration;
 
-fn signal(pid: i32, sig: i32) {
-    // SAFETY: kill(2) has no memory effects; a stale pid only yields ESRCH.
-    unsafe {
-        libc::kill(pid, sig);
-    }
-}
-
-/// Waits up to `limit` for `child` to exit.
-fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let end = Instant::now() + limit;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        if Instant::now() >= end {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// A file of tests/fixtures/kamailio as a command-line argument.
+fn fixture_path(name: &str) -> String {
+    kamailio_fixture(name).display().to_string()
 }
 
 /// Our UAS behind kamailio. Dropping it stops both, whatever happened to the
@@ -60,16 +37,12 @@ impl Rig {
         let uas_port = free_udp_port();
         let proxy_port = free_udp_port();
         let uas_report = scratch(&format!("kam-{tag}-uas.json"));
-        let kamailio_log = scratch(&format!("kam-{tag}.log"));
-        let run_dir = scratch(&format!("kam-{tag}-run"));
-        std::fs::create_dir_all(&run_dir).unwrap();
-
         let mut rig = Rig {
             proxy_port,
             uas: None,
             uas_report,
             kamailio: None,
-            kamailio_log,
+            kamailio_log: PathBuf::new(),
         };
         rig.uas = Some(
             Command::new(bin())
@@ -80,44 +53,30 @@ impl Rig {
                 .spawn()
                 .expect("start our uas"),
         );
-        let log = File::create(&rig.kamailio_log).unwrap();
-        rig.kamailio = Some(
-            Command::new(kamailio)
-                .args(["-f", &kamailio_fixture("proxy.cfg")])
-                .args(["-DD", "-E", "-m", "1024", "-M", "32", "-Y"])
-                .arg(&run_dir)
-                .arg("-A")
-                .arg(format!("LISTEN_PORT={proxy_port}"))
-                .arg("-A")
-                .arg(format!("UAS_PORT={uas_port}"))
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .process_group(0)
-                .spawn()
-                .expect("start kamailio"),
+        let (child, log) = spawn_kamailio(
+            &kamailio,
+            &kamailio_fixture("proxy.cfg"),
+            &format!("kam-{tag}"),
+            1024,
+            &[
+                format!("LISTEN_PORT={proxy_port}"),
+                format!("UAS_PORT={uas_port}"),
+            ],
         );
+        rig.kamailio = Some(child);
+        rig.kamailio_log = log;
 
         // The OPTIONS goes through the proxy to our uas (which answers OPTIONS
         // statelessly), so a 200 means the whole chain is up.
         let target = format!("sip:127.0.0.1:{proxy_port}");
-        let end = Instant::now() + Duration::from_secs(5);
-        loop {
-            let o = sipwright(&["options", &target, "--timeout", "300ms"]);
-            if o.status.success() {
-                break;
-            }
-            if let Some(status) = rig.kamailio.as_mut().unwrap().try_wait().unwrap() {
-                panic!("kamailio exited ({status}):\n{}", rig.kamailio_log());
-            }
-            assert!(
-                Instant::now() < end,
-                "proxy not answering after 5 s: {}\nkamailio log:\n{}",
-                text(&o),
-                rig.kamailio_log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let log = rig.kamailio_log.clone();
+        wait_ready(
+            rig.kamailio.as_mut().unwrap(),
+            "kamailio",
+            Duration::from_secs(5),
+            || answers_options(&target),
+            || format!("kamailio log:\n{}", tail(&log, 30)),
+        );
         Some(rig)
     }
 
@@ -127,19 +86,13 @@ impl Rig {
 
     /// The last lines of kamailio's log, for failure messages.
     fn kamailio_log(&self) -> String {
-        let log = std::fs::read_to_string(&self.kamailio_log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        tail(&self.kamailio_log, 30)
     }
 
     /// Interrupts the uas (it drains and writes its report) and returns the report.
     fn stop_uas(&mut self) -> serde_json::Value {
-        let mut uas = self.uas.take().expect("uas running");
-        signal(uas.id() as i32, libc::SIGINT);
-        let status = wait_for(&mut uas, Duration::from_secs(5));
-        if status.is_none() {
-            let _ = uas.kill();
-            let _ = uas.wait();
+        let uas = self.uas.take().expect("uas running");
+        if interrupt(uas, Duration::from_secs(5)).is_none() {
             panic!("our uas did not exit within 5 s of SIGINT");
         }
         report(&self.uas_report)
@@ -152,15 +105,8 @@ impl Drop for Rig {
             let _ = uas.kill();
             let _ = uas.wait();
         }
-        if let Some(mut kam) = self.kamailio.take() {
-            let pgid = kam.id() as i32;
-            signal(-pgid, libc::SIGTERM);
-            if wait_for(&mut kam, Duration::from_secs(3)).is_none() {
-                let _ = kam.kill();
-                let _ = kam.wait();
-            }
-            // Workers that outlived the main process.
-            signal(-pgid, libc::SIGKILL);
+        if let Some(kam) = self.kamailio.take() {
+            stop_group(kam);
         }
     }
 }
@@ -212,13 +158,13 @@ fn calls_through_kamailio() {
 /// Route consumed) — asserted by the two scenarios on each side.
 #[test]
 fn ack_and_bye_follow_the_record_route() {
-    let Some(mut rig) = Rig::start("route", &kamailio_fixture("uas-check-route.yaml")) else {
+    let Some(mut rig) = Rig::start("route", &fixture_path("uas-check-route.yaml")) else {
         return;
     };
     let r = scratch("kam-route-uac.json");
     let o = sipwright(&[
         "run",
-        &kamailio_fixture("uac-check-route.yaml"),
+        &fixture_path("uac-check-route.yaml"),
         "--target",
         &rig.target(),
         "--calls",

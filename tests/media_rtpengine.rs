@@ -8,7 +8,8 @@
 //! where that is a failure.
 
 mod common;
-use common::rtpengine::{MediaRelay, Traced, free_udp_range, read_trace, wait_for};
+use common::process::wait_for;
+use common::rtpengine::{MediaRelay, Traced, free_udp_range, read_trace};
 use common::*;
 
 use std::collections::HashSet;

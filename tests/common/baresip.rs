@@ -4,6 +4,7 @@
 //! when dropped. A missing `baresip` skips the test with a printed reason (a failure
 //! under CI=true, see `require`).
 
+use super::process::{signal, wait_for};
 use super::{free_udp_port, require, scratch};
 
 use std::fs::File;
@@ -154,17 +155,7 @@ impl Baresip {
         if let Some(stdin) = self.stdin.as_mut() {
             let _ = stdin.write_all(b"q").and_then(|_| stdin.flush());
         }
-        let child = self.child.as_mut()?;
-        let end = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() >= end {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for(self.child.as_mut()?, Duration::from_secs(10))
     }
 
     /// The RFC 4733 digits it received, in order: one per `received event: 'D'
@@ -216,13 +207,6 @@ impl Drop for Baresip {
             signal(-pgid, libc::SIGKILL);
             let _ = child.wait();
         }
-    }
-}
-
-fn signal(pid: i32, sig: i32) {
-    // SAFETY: kill(2) has no memory effects; a stale pid only yields ESRCH.
-    unsafe {
-        libc::kill(pid, sig);
     }
 }
 

@@ -4,10 +4,16 @@
 #![allow(dead_code)]
 
 pub mod baresip;
+pub mod certs;
+pub mod kamailio;
+pub mod process;
 pub mod rtpengine;
-use std::net::UdpSocket;
+pub mod sipp;
+use std::collections::BTreeSet;
+use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Mutex;
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_sipwright")
@@ -29,13 +35,42 @@ pub fn text(o: &Output) -> String {
     )
 }
 
-/// A UDP port that was free a moment ago on 127.0.0.1.
+/// A UDP port that was free a moment ago on 127.0.0.1, and that this process has
+/// not handed out before.
 pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    unused_port(|| {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = socket.local_addr().unwrap().port();
+        (socket, port)
+    })
+}
+
+/// A TCP port that was free a moment ago on 127.0.0.1, and that this process has
+/// not handed out before.
+pub fn free_tcp_port() -> u16 {
+    unused_port(|| {
+        let socket = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = socket.local_addr().unwrap().port();
+        (socket, port)
+    })
+}
+
+/// The port of a socket from `bind` (to port 0) that no earlier call returned.
+/// The kernel may give the next bind(0) the port of a socket just closed (std's
+/// TcpListener sets SO_REUSEADDR, and Linux then readily does): a test's UAS
+/// port then came back as one of Kamailio's listeners, which forwarded to
+/// itself. Sockets with a port already handed out stay bound until a new one
+/// turns up, so the kernel cannot offer the same one again.
+fn unused_port<S>(bind: impl Fn() -> (S, u16)) -> u16 {
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut held = Vec::new();
+    loop {
+        let (socket, port) = bind();
+        if GIVEN.lock().unwrap().insert(port) {
+            return port;
+        }
+        held.push(socket);
+    }
 }
 
 pub fn scratch(name: &str) -> PathBuf {
@@ -83,6 +118,12 @@ pub fn report(path: &Path) -> serde_json::Value {
         .expect("report is JSON")
 }
 
+/// A report's `calls` say `succeeded` calls succeeded and `failed` failed.
+pub fn assert_calls(j: &serde_json::Value, succeeded: u64, failed: u64) {
+    assert_eq!(j["calls"]["succeeded"], succeeded, "{j}");
+    assert_eq!(j["calls"]["failed"], failed, "{j}");
+}
+
 /// A sipwright process in the background (a UAS for the test to call); killed when
 /// dropped, so a failing assertion leaves nothing running.
 pub struct Background(Option<std::process::Child>);
@@ -112,6 +153,11 @@ impl Background {
         let _ = child.kill();
         let _ = child.wait();
         None
+    }
+
+    /// Its exit status if it has exited already (a run that refused its arguments).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.0.as_mut()?.try_wait().ok().flatten()
     }
 
     /// SIGINT (the way a user stops a run), then wait for it to finish.

@@ -5,15 +5,17 @@
 //! whatever happened to the test. Missing programs skip the test with a printed
 //! reason (a failure under CI=true, see `require`).
 
-use super::{require, scratch, sipwright, text};
+use super::kamailio::{answers_options, spawn_kamailio};
+use super::process::{stop_group, tail, wait_ready};
+use super::{require, scratch};
 
 use std::fs::File;
 use std::net::UdpSocket;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// rtpengine (userspace) and a Kamailio that asks it to relay the media.
 pub struct MediaRelay {
@@ -50,8 +52,6 @@ impl MediaRelay {
         // 5 calls need 4 ports each (two legs, RTP + RTCP); the rest is slack for
         // calls whose ports are still held when the next ones start.
         let rtp_ports = free_udp_range(200);
-        let run_dir = scratch(&format!("rtpe-{tag}-run"));
-        std::fs::create_dir_all(&run_dir).unwrap();
 
         let mut relay = MediaRelay {
             sip_port,
@@ -78,28 +78,21 @@ impl MediaRelay {
         // start and disables one that does not answer, so rtpengine comes first.
         relay.wait_for_rtpengine();
 
-        let log = File::create(&relay.kamailio_log).unwrap();
-        relay.kamailio = Some(
-            Command::new(kamailio)
-                .args(["-f", &fixture_cfg()])
-                .args(["-DD", "-E", "-m", "256", "-M", "32", "-Y"])
-                .arg(&run_dir)
-                .arg("-A")
-                .arg(format!("LISTEN_PORT={sip_port}"))
-                .arg("-A")
-                .arg(format!("UAS_PORT={uas_port}"))
-                .arg("-A")
-                .arg(format!("RTPENGINE_SOCK=\"udp:127.0.0.1:{ng_port}\""))
-                .args(defines.iter().flat_map(|d| ["-A", d]))
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                // Its own process group: the main process and its workers are
-                // stopped together on drop.
-                .process_group(0)
-                .spawn()
-                .expect("start kamailio"),
+        let mut all = vec![
+            format!("LISTEN_PORT={sip_port}"),
+            format!("UAS_PORT={uas_port}"),
+            format!("RTPENGINE_SOCK=\"udp:127.0.0.1:{ng_port}\""),
+        ];
+        all.extend(defines.iter().map(|d| d.to_string()));
+        let (child, log) = spawn_kamailio(
+            &kamailio,
+            Path::new(&fixture_cfg()),
+            &format!("rtpe-{tag}-kamailio"),
+            256,
+            &all,
         );
+        relay.kamailio = Some(child);
+        relay.kamailio_log = log;
         relay.wait_for_kamailio();
         Some(relay)
     }
@@ -127,54 +120,51 @@ impl MediaRelay {
 
     /// The last lines of both logs, for failure messages.
     pub fn logs(&self) -> String {
-        format!(
-            "rtpengine log:\n{}\nkamailio log:\n{}",
-            tail(&self.rtpengine_log, 30),
-            tail(&self.kamailio_log, 30)
-        )
+        logs_of(&self.log_paths())
     }
 
     fn wait_for_rtpengine(&mut self) {
-        let end = Instant::now() + Duration::from_secs(10);
-        loop {
-            if ng_ping(self.ng_port) {
-                return;
-            }
-            if let Some(status) = self.rtpengine.as_mut().unwrap().try_wait().unwrap() {
-                panic!("rtpengine exited ({status}):\n{}", self.logs());
-            }
-            assert!(
-                Instant::now() < end,
-                "rtpengine does not answer an ng ping on 127.0.0.1:{} after 10 s\n{}",
-                self.ng_port,
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let ng_port = self.ng_port;
+        let logs = self.log_paths();
+        wait_ready(
+            self.rtpengine.as_mut().unwrap(),
+            "rtpengine",
+            Duration::from_secs(10),
+            || {
+                ng_ping(ng_port)
+                    .then_some(())
+                    .ok_or_else(|| format!("no answer to an ng ping on 127.0.0.1:{ng_port}"))
+            },
+            || logs_of(&logs),
+        );
     }
 
     fn wait_for_kamailio(&mut self) {
         // The fixture answers an OPTIONS to itself without a user part, so this
         // needs no UAS yet.
         let probe = format!("sip:127.0.0.1:{}", self.sip_port);
-        let end = Instant::now() + Duration::from_secs(10);
-        loop {
-            let o = sipwright(&["options", &probe, "--timeout", "300ms"]);
-            if o.status.success() {
-                return;
-            }
-            if let Some(status) = self.kamailio.as_mut().unwrap().try_wait().unwrap() {
-                panic!("kamailio exited ({status}):\n{}", self.logs());
-            }
-            assert!(
-                Instant::now() < end,
-                "kamailio not answering after 10 s: {}\n{}",
-                text(&o),
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let logs = self.log_paths();
+        wait_ready(
+            self.kamailio.as_mut().unwrap(),
+            "kamailio",
+            Duration::from_secs(10),
+            || answers_options(&probe),
+            || logs_of(&logs),
+        );
     }
+
+    fn log_paths(&self) -> (PathBuf, PathBuf) {
+        (self.rtpengine_log.clone(), self.kamailio_log.clone())
+    }
+}
+
+/// The last lines of both logs, for failure messages.
+fn logs_of((rtpengine, kamailio): &(PathBuf, PathBuf)) -> String {
+    format!(
+        "rtpengine log:\n{}\nkamailio log:\n{}",
+        tail(rtpengine, 30),
+        tail(kamailio, 30)
+    )
 }
 
 impl Drop for MediaRelay {
@@ -264,45 +254,6 @@ pub fn free_udp_range(len: u16) -> (u16, u16) {
         }
     }
     panic!("no free range of {len} UDP ports between {LOW} and {HIGH}");
-}
-
-/// SIGTERM to the child's process group, SIGKILL if it is still there after 3 s.
-fn stop_group(mut child: Child) {
-    let pgid = child.id() as i32;
-    signal(-pgid, libc::SIGTERM);
-    if wait_for(&mut child, Duration::from_secs(3)).is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    // Workers that outlived the main process.
-    signal(-pgid, libc::SIGKILL);
-}
-
-fn signal(pid: i32, sig: i32) {
-    // SAFETY: kill(2) has no memory effects; a stale pid only yields ESRCH.
-    unsafe {
-        libc::kill(pid, sig);
-    }
-}
-
-/// Waits up to `limit` for `child` to exit.
-pub fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let end = Instant::now() + limit;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        if Instant::now() >= end {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn tail(path: &Path, lines: usize) -> String {
-    let log = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = log.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// One message of a `--trace-msg` file (sipwright's or SIPp's `-trace_msg`: both
