@@ -4,14 +4,9 @@
 //! `uas` over UDP; our `uas` reached by Kamailio over TCP and TLS; TLS certificate
 //! verification (unknown CA, --insecure, client certificates); and a `--trace` of a
 //! TLS call that tshark decodes as SIP.
-//!
-//! The tests marked `#[ignore = "needs the transports driver"]` use the command-line
-//! surface of the transports work (`--transport`, sips:/ws:/wss: targets, `--ca`,
-//! `--insecure`, `--cert`/`--key`, the report's `connections`) and pass once it
-//! lands: `cargo test --release --test transports_kamailio -- --include-ignored`.
-//! The others check the rig itself (every listener answers, client certificates
-//! can be demanded, a callee's BYE finds a caller on a connection; no sipwright
-//! in these) and our UDP calls through it, and pass today.
+//! Some tests check the rig itself (every listener answers, client certificates
+//! can be demanded, a callee's BYE finds a caller on a connection; no sipwright in
+//! these).
 //!
 //! Skipped with a printed reason when kamailio, its tls/websocket modules, openssl,
 //! sipp or tshark is missing, except under CI=true where that is a failure.
@@ -168,25 +163,21 @@ fn uac_over_udp_through_kamailio() {
 }
 
 #[test]
-#[ignore = "needs the transports driver"]
 fn uac_over_tcp_through_kamailio() {
     calls_over("tcp");
 }
 
 #[test]
-#[ignore = "needs the transports driver"]
 fn uac_over_tls_through_kamailio() {
     calls_over("tls");
 }
 
 #[test]
-#[ignore = "needs the transports driver"]
 fn uac_over_ws_through_kamailio() {
     calls_over("ws");
 }
 
 #[test]
-#[ignore = "needs the transports driver"]
 fn uac_over_wss_through_kamailio() {
     calls_over("wss");
 }
@@ -208,13 +199,11 @@ fn uas_reached_over(transport: &'static str) {
 }
 
 #[test]
-#[ignore = "needs the transports driver"]
 fn uas_reached_over_tcp() {
     uas_reached_over("tcp");
 }
 
 #[test]
-#[ignore = "needs the transports driver"]
 fn uas_reached_over_tls() {
     uas_reached_over("tls");
 }
@@ -244,14 +233,12 @@ fn tls_calls_fail_to_verify(tag: &str, extra: &[&str]) {
 /// The test CA is not among the system roots: without `--ca` the proxy's
 /// certificate is from an unknown issuer.
 #[test]
-#[ignore = "needs the transports driver"]
 fn tls_without_ca_fails_and_says_why() {
     tls_calls_fail_to_verify("tls-no-ca", &[]);
 }
 
 /// Trusting some other CA does not help.
 #[test]
-#[ignore = "needs the transports driver"]
 fn tls_with_the_wrong_ca_fails() {
     let Some(certs) = common::certs::certs() else {
         return;
@@ -264,7 +251,6 @@ fn tls_with_the_wrong_ca_fails() {
 
 /// `--insecure` skips verification: the calls go through.
 #[test]
-#[ignore = "needs the transports driver"]
 fn tls_insecure_skips_verification() {
     let tag = "tls-insecure";
     if let Some((rig, uas)) = rig_with_uas(tag, RigOptions::new(0)) {
@@ -276,7 +262,6 @@ fn tls_insecure_skips_verification() {
 /// `--cert/--key` of the test client succeed; without a certificate, or with one
 /// from an unknown CA, they fail.
 #[test]
-#[ignore = "needs the transports driver"]
 fn tls_client_certificate() {
     let options = RigOptions {
         require_client_cert: true,
@@ -314,7 +299,6 @@ fn tls_client_certificate() {
 /// `--trace` of calls over TLS holds the SIP in clear, in TCP segments that
 /// tshark reassembles and decodes: every call's INVITE, ACK and BYE, and 200s.
 #[test]
-#[ignore = "needs the transports driver"]
 fn tls_trace_is_sip_that_tshark_decodes() {
     let Some(tshark) = require("tshark") else {
         return;

@@ -305,17 +305,6 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
     });
 }
 
-fn free_tcp_port() -> u16 {
-    // Free in both TCP and UDP (a UAS binds both on its port).
-    loop {
-        let t = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = t.local_addr().unwrap().port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 /// A TLS alert instead of a ClientHello, and a WebSocket frame that is not SIP, each
 /// close their connection with a counted reason; calls on the same UAS succeed.
 #[test]

@@ -124,6 +124,12 @@ pub struct RunArgs {
     /// RFC 5626; a ping frame over WebSocket). 0 turns keep-alives off.
     #[arg(long, default_value = "30s", value_parser = duration_arg)]
     pub keepalive: Duration,
+    /// With --connections per-call: keep a call's connection open this long after
+    /// the call ended (0: close at once, as SIPp's -t tn does). A peer still in its
+    /// final wait (SIPp's uas pauses 4 s) may count a connection closed under it as
+    /// a failed call.
+    #[arg(long, default_value = "0s", value_parser = duration_arg)]
+    pub connection_linger: Duration,
     /// Largest SIP message accepted on a connection; a larger one (or a header that
     /// never ends) closes that connection, counted.
     #[arg(long, value_name = "BYTES", default_value_t = 65_535)]

@@ -112,6 +112,7 @@ pub fn side_transport(
         max_output: MAX_OUTPUT,
         ws_path: ws_path.unwrap_or("/").to_string(),
         ws_origin: a.origin.clone(),
+        linger: a.connection_linger,
         ..Default::default()
     };
     if kind.is_secure() {

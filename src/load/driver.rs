@@ -382,7 +382,10 @@ impl Driver {
                             .is_none_or(|m| self.shared.accepted.load(Ordering::Relaxed) < m)
                 }
             };
-            if !can_start_more && self.running == 0 {
+            // Per-call connections still lingering after their calls close first (a
+            // forced stop or the drain limit does not wait for them).
+            let lingering = self.conns.as_ref().is_some_and(|c| c.closing() > 0);
+            if !can_start_more && self.running == 0 && !lingering {
                 break Ok(());
             }
             if let Some(since) = draining_since
@@ -936,7 +939,7 @@ impl Driver {
                 && conns.outgoing_owner(id) == Some((idx, slot.generation))
             {
                 // Per-call: the connection this call opened ends with it.
-                conns.close(id);
+                conns.close_later(id, now);
             }
             self.by_call_id.remove(slot.call.call_id(), idx);
             self.slots[idx] = None;

@@ -33,6 +33,10 @@ pub struct ConnectionSettings {
     /// Output bytes a connection may hold unsent before it is closed as stuck
     /// (back-pressure: the driver never blocks on one slow peer).
     pub max_output: usize,
+    /// How long a per-call connection stays open after its call ended (a peer may
+    /// still be in its final wait: SIPp's uas pauses 4 s and fails the call if the
+    /// connection goes first).
+    pub linger: std::time::Duration,
 }
 
 /// Why a connection ended; counted per reason.

@@ -159,6 +159,9 @@ pub struct Connections {
     next_keepalive_scan: Option<Instant>,
     /// The accept budget ran out with connections still waiting.
     listener_pending: bool,
+    /// Connections to close when their time comes (`ConnectionSettings::linger`
+    /// after their call ended); in time order, since the linger is one constant.
+    closing: std::collections::VecDeque<(Instant, ConnId)>,
 }
 
 impl Connections {
@@ -197,6 +200,7 @@ impl Connections {
             keepalive,
             next_keepalive_scan: None,
             listener_pending: false,
+            closing: std::collections::VecDeque::new(),
         })
     }
 
@@ -465,6 +469,12 @@ impl Connections {
         if std::mem::take(&mut self.listener_pending) {
             self.accept(now);
         }
+        while let Some(&(at, id)) = self.closing.front()
+            && at <= now
+        {
+            self.closing.pop_front();
+            self.close(id);
+        }
         if let (Some(k), Some(at)) = (self.keepalive, self.next_keepalive_scan)
             && now >= at
         {
@@ -606,6 +616,20 @@ impl Connections {
             let _ = e.socket.write(e.conn.output());
             self.remove(id, CloseReason::Local, String::new());
         }
+    }
+
+    /// Close after the configured linger (at once when it is zero).
+    pub fn close_later(&mut self, id: ConnId, now: Instant) {
+        if self.settings.linger.is_zero() {
+            self.close(id);
+        } else {
+            self.closing.push_back((now + self.settings.linger, id));
+        }
+    }
+
+    /// Connections waiting for their linger to end.
+    pub fn closing(&self) -> usize {
+        self.closing.len()
     }
 
     /// Close every connection (end of run).
