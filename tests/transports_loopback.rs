@@ -174,18 +174,7 @@ fn garbage_on_connections_closes_only_them() {
         send(b"INVITE sip:x@y SIP/2.0\r\nCall-ID: big\r\nContent-Length: 10000000\r\n\r\nhello");
     let r = scratch("garbage-uac.json");
     let target = format!("sip:127.0.0.1:{port};transport=tcp");
-    let o = sipwright(&[
-        "run",
-        "uac",
-        "--target",
-        &target,
-        "--calls",
-        "50",
-        "--rate",
-        "100",
-        "--report",
-        r.to_str().unwrap(),
-    ]);
+    let o = uac(&target, &r, &["--calls", "50", "--rate", "100"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(report(&r)["calls"]["succeeded"], 50);
     let status = uas.wait().expect("uas finished");
@@ -232,20 +221,11 @@ fn connection_lost_mid_call_fails_that_call_only() {
     }
     let r = scratch("cut-uac.json");
     let target = format!("sip:127.0.0.1:{relay_port};transport=tcp");
-    let o = sipwright(&[
-        "run",
-        "uac",
-        "--target",
+    let o = uac(
         &target,
-        "--calls",
-        "10",
-        "--rate",
-        "20",
-        "--call-duration",
-        "1s",
-        "--report",
-        r.to_str().unwrap(),
-    ]);
+        &r,
+        &["--calls", "10", "--rate", "20", "--call-duration", "1s"],
+    );
     assert!(cut_done.load(Ordering::Relaxed));
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let j = report(&r);
@@ -253,6 +233,20 @@ fn connection_lost_mid_call_fails_that_call_only() {
     assert_eq!(j["calls"]["failed"], 1, "{j:#}");
     assert_eq!(j["failures"]["transport_error"], 1, "{j:#}");
     assert_eq!(j["connections"]["closed_by_peer"], 1, "{j:#}");
+}
+
+/// `run uac --target TARGET --report REPORT EXTRA…`.
+fn uac(target: &str, report: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "run",
+        "uac",
+        "--target",
+        target,
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    sipwright(&args)
 }
 
 /// A UAS in the background on `bind` over `transport`, writing `report`.
@@ -348,19 +342,11 @@ fn tls_alert_and_non_sip_websocket_frame_close_their_connection() {
         }
         let r = scratch(&format!("alert-{transport}-uac.json"));
         let target = format!("sip:127.0.0.1:{port};transport={transport}");
-        let o = sipwright(&[
-            "run",
-            "uac",
-            "--target",
+        let o = uac(
             &target,
-            "--insecure",
-            "--calls",
-            "10",
-            "--rate",
-            "50",
-            "--report",
-            r.to_str().unwrap(),
-        ]);
+            &r,
+            &["--insecure", "--calls", "10", "--rate", "50"],
+        );
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
         assert!(uas.wait().expect("uas finished").success());
         let j = report(&uas_report);
