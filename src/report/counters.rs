@@ -23,10 +23,14 @@ pub enum FailureReason {
     /// Media failed: no common codec, no media ports, `expect_media` or
     /// `expect_dtmf` did not hold.
     Media,
+    /// Digest authentication failed: a second challenge for a request we answered,
+    /// a challenge we cannot answer (malformed, unsupported algorithm), or (as the
+    /// challenging side) wrong credentials.
+    Auth,
 }
 
 impl FailureReason {
-    pub const ALL: [FailureReason; 7] = [
+    pub const ALL: [FailureReason; 8] = [
         FailureReason::Timeout,
         FailureReason::UnexpectedMessage,
         FailureReason::TransportError,
@@ -34,6 +38,7 @@ impl FailureReason {
         FailureReason::ScenarioError,
         FailureReason::Aborted,
         FailureReason::Media,
+        FailureReason::Auth,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +50,7 @@ impl FailureReason {
             FailureReason::ScenarioError => "scenario_error",
             FailureReason::Aborted => "aborted",
             FailureReason::Media => "media",
+            FailureReason::Auth => "auth",
         }
     }
 }
@@ -74,6 +80,40 @@ pub struct Counters {
     pub media: MediaCounters,
     /// tcp/tls/ws/wss connections.
     pub connections: ConnectionCounters,
+    /// Digest authentication.
+    pub auth: AuthCounters,
+}
+
+/// Digest authentication figures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AuthCounters {
+    /// 401/407 challenges received for our requests.
+    pub challenges: u64,
+    /// Requests re-sent with credentials (a `stale=true` challenge included).
+    pub retries: u64,
+    /// Challenges that failed a call: a second one for an answered request, or one
+    /// we could not answer; as the challenging side, wrong credentials.
+    pub failures: u64,
+    /// Challenges we sent (the `challenge:` step).
+    pub sent: u64,
+}
+
+impl AuthCounters {
+    pub fn merge(&mut self, o: &AuthCounters) {
+        self.challenges += o.challenges;
+        self.retries += o.retries;
+        self.failures += o.failures;
+        self.sent += o.sent;
+    }
+
+    pub fn since(&self, e: &AuthCounters) -> AuthCounters {
+        AuthCounters {
+            challenges: self.challenges.saturating_sub(e.challenges),
+            retries: self.retries.saturating_sub(e.retries),
+            failures: self.failures.saturating_sub(e.failures),
+            sent: self.sent.saturating_sub(e.sent),
+        }
+    }
 }
 
 /// Connection figures of one driver (merged into the report).
@@ -265,6 +305,7 @@ impl Counters {
             last_start: self.last_start,
             media: self.media.since(&earlier.media),
             connections: self.connections.since(&earlier.connections),
+            auth: self.auth.since(&earlier.auth),
             ..Counters::default()
         };
         for (i, f) in d.failures.iter_mut().enumerate() {
@@ -305,6 +346,7 @@ impl Counters {
         self.last_start = self.last_start.max(other.last_start);
         self.media.merge(&other.media);
         self.connections.merge(&other.connections);
+        self.auth.merge(&other.auth);
     }
 
     /// Calls started per second over the period in which calls were started (call k

@@ -44,6 +44,12 @@ pub fn side_json(side: &Side<'_>) -> Value {
         },
         "rtp": rtp_json(c),
         "connections": connections_json(c),
+        "auth": {
+            "challenges": c.auth.challenges,
+            "retries": c.auth.retries,
+            "failures": c.auth.failures,
+            "sent": c.auth.sent,
+        },
         "dtmf": {
             "digits_sent": c.media.dtmf_digits_sent,
             "digits_received": c.media.dtmf_digits_received,

@@ -13,7 +13,9 @@ pub mod trace;
 use std::path::Path;
 use std::time::Duration;
 
-pub use counters::{ConnectionCounters, Counters, FailureReason, FailureSample, MediaCounters};
+pub use counters::{
+    AuthCounters, ConnectionCounters, Counters, FailureReason, FailureSample, MediaCounters,
+};
 use json::Side;
 
 /// Failure samples shown in the summary on stdout (reports list all kept samples).
@@ -90,6 +92,7 @@ pub fn summary_text(data: &ReportData<'_>) -> String {
     for line in [
         text::media_line(data.main.counters),
         text::connections_line(data.main.counters),
+        text::auth_line(data.main.counters),
     ]
     .into_iter()
     .flatten()

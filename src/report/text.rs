@@ -98,7 +98,10 @@ fn side_section(t: &mut String, c: &Counters, ind: &str) {
         c.messages_unparseable,
         c.messages_stray
     );
-    for line in [media_line(c), connections_line(c)].into_iter().flatten() {
+    for line in [media_line(c), connections_line(c), auth_line(c)]
+        .into_iter()
+        .flatten()
+    {
         let _ = writeln!(t, "{ind}{line}");
     }
     let rows = c.latency.summaries();
@@ -162,6 +165,22 @@ pub fn media_line(c: &Counters) -> Option<String> {
         "; dtmf: {} sent, {} received, {} mismatched",
         m.dtmf_digits_sent, m.dtmf_digits_received, m.dtmf_mismatches
     ));
+    Some(line)
+}
+
+/// `auth: 1000 challenges, 1000 retries, 0 failures`; None when nothing was challenged.
+pub fn auth_line(c: &Counters) -> Option<String> {
+    let a = &c.auth;
+    if a.challenges + a.sent == 0 {
+        return None;
+    }
+    let mut line = format!(
+        "auth: {} challenges, {} retries, {} failures",
+        a.challenges, a.retries, a.failures
+    );
+    if a.sent > 0 {
+        line.push_str(&format!(", {} challenges sent", a.sent));
+    }
     Some(line)
 }
 
