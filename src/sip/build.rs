@@ -1,5 +1,6 @@
 //! Messages built from other messages (RFC 3261): the ACK for a non-2xx final
-//! response (§17.1.1.3) and CANCEL (§9.1). Output uses CRLF line ends.
+//! response (§17.1.1.3), CANCEL (§9.1), and a request re-sent with credentials
+//! after a 401/407 (§22.2). Output uses CRLF line ends.
 //!
 //! Header values are copied as bytes (unfolded), not re-rendered from the
 //! typed views: the RFC requires From/To/Call-ID/Via to equal the INVITE's,
@@ -296,5 +297,157 @@ Content-Length: 0\r\n\
         let mut none = Vec::new();
         response(&r, 200, "OK", &mut none);
         assert!(none.is_empty());
+    }
+}
+
+/// The request `request` again with credentials, for a 401/407 challenge (RFC 3261
+/// §22.2, §8.1.3.5): a new branch in the top Via, the CSeq number `cseq`, and the
+/// header `auth_name: auth_value` added (an earlier header of that name for the same
+/// `realm` is replaced: a stale nonce answered again). Everything else — the
+/// Request-URI, the other headers, the body — is kept; headers are re-emitted one
+/// per line (folding undone). Appends nothing when `request` is not a request.
+pub fn with_credentials(
+    request: &Message<'_>,
+    branch: &str,
+    cseq: u32,
+    auth_name: &str,
+    realm: &str,
+    auth_value: &[u8],
+    out: &mut Vec<u8>,
+) {
+    let (Some(method), Some(uri)) = (request.method(), request.request_uri()) else {
+        return;
+    };
+    out.reserve(request.raw.len() + auth_value.len() + 64);
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(uri.as_bytes());
+    out.extend_from_slice(b" SIP/2.0\r\n");
+    let mut first_via = true;
+    let realm_param = format!("realm=\"{realm}\"");
+    let mut value = Vec::new();
+    for h in &request.headers {
+        value.clear();
+        unfold_into(h.raw_value, &mut value);
+        if h.kind == HeaderName::Via && first_via {
+            first_via = false;
+            out.extend_from_slice(b"Via: ");
+            replace_branch(&value, branch, out);
+            out.extend_from_slice(b"\r\n");
+            continue;
+        }
+        if h.kind == HeaderName::CSeq {
+            let m = h
+                .value()
+                .split_whitespace()
+                .nth(1)
+                .map(str::to_string)
+                .unwrap_or_else(|| method.to_string());
+            out.extend_from_slice(format!("CSeq: {cseq} {m}\r\n").as_bytes());
+            continue;
+        }
+        if h.is(auth_name) && contains_ignore_case(&value, realm_param.as_bytes()) {
+            continue;
+        }
+        out.extend_from_slice(h.name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(&value);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(auth_name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(auth_value);
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(request.body);
+}
+
+/// The first Via value with its `branch` parameter set to `branch` (added when
+/// missing); later comma-separated values are copied as they are.
+fn replace_branch(via: &[u8], branch: &str, out: &mut Vec<u8>) {
+    let first_end = split_comma_bytes(via)
+        .next()
+        .map(|v| v.as_ptr() as usize - via.as_ptr() as usize + v.len())
+        .unwrap_or(via.len());
+    let (first, rest) = via.split_at(first_end.min(via.len()));
+    match find_ignore_case(first, b";branch=") {
+        Some(at) => {
+            let start = at + b";branch=".len();
+            let end = first[start..]
+                .iter()
+                .position(|c| matches!(c, b';' | b',' | b' ' | b'\t'))
+                .map_or(first.len(), |p| start + p);
+            out.extend_from_slice(&first[..start]);
+            out.extend_from_slice(branch.as_bytes());
+            out.extend_from_slice(&first[end..]);
+        }
+        None => {
+            out.extend_from_slice(first);
+            out.extend_from_slice(b";branch=");
+            out.extend_from_slice(branch.as_bytes());
+        }
+    }
+    out.extend_from_slice(rest);
+}
+
+fn find_ignore_case(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle))
+}
+
+fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+    find_ignore_case(hay, needle).is_some()
+}
+
+#[cfg(test)]
+mod credential_tests {
+    use super::*;
+    use crate::sip::message::parse;
+
+    const REGISTER: &[u8] = b"REGISTER sip:example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKold;rport, SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKx\r\n\
+From: <sip:alice@example.com>;tag=1\r\n\
+To: <sip:alice@example.com>\r\n\
+Call-ID: c1\r\n\
+CSeq: 7 REGISTER\r\n\
+Authorization: Digest username=\"alice\", realm=\"example.com\", nonce=\"old\"\r\n\
+Contact: <sip:alice@10.0.0.1:5060>\r\n\
+Content-Length: 4\r\n\
+\r\n\
+body";
+
+    #[test]
+    fn retried_request_has_new_branch_cseq_and_credentials() {
+        let req = parse(REGISTER).unwrap();
+        let mut out = Vec::new();
+        with_credentials(
+            &req,
+            "z9hG4bKnew",
+            8,
+            "Authorization",
+            "example.com",
+            b"Digest username=\"alice\", realm=\"example.com\", nonce=\"new\"",
+            &mut out,
+        );
+        let text = String::from_utf8(out.clone()).unwrap();
+        let m = parse(&out).unwrap();
+        assert_eq!(m.top_via_branch(), Some("z9hG4bKnew"), "{text}");
+        assert!(text.contains(";rport, SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKx"), "{text}");
+        assert_eq!(m.cseq().unwrap().seq, 8);
+        assert_eq!(m.cseq().unwrap().method, "REGISTER");
+        assert_eq!(m.headers_named("Authorization").count(), 1, "{text}");
+        assert!(text.contains("nonce=\"new\""));
+        assert_eq!(m.body, b"body");
+        assert_eq!(m.call_id(), Some("c1"));
+    }
+
+    #[test]
+    fn a_via_without_branch_gets_one_and_non_requests_give_nothing() {
+        let mut out = Vec::new();
+        replace_branch(b"SIP/2.0/UDP h", "z9hG4bK1", &mut out);
+        assert_eq!(out, b"SIP/2.0/UDP h;branch=z9hG4bK1");
+        let resp = parse(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap();
+        let mut out = Vec::new();
+        with_credentials(&resp, "b", 1, "Authorization", "r", b"x", &mut out);
+        assert!(out.is_empty());
     }
 }
