@@ -16,12 +16,12 @@ use serde_saphyr::{Location, MessageFormatter, Spanned, UserMessageFormatter};
 use super::compile_media::is_media_action;
 use super::duration::parse_duration;
 use super::model::{
-    CaptureDef, ConditionDef, Node, NodeKind, STEP_ACTIONS, ScenarioDef, StepDef, StepEntry,
-    step_modifiers,
+    AuthDef, CaptureDef, ConditionDef, Node, NodeKind, STEP_ACTIONS, ScenarioDef, StepDef,
+    StepEntry, step_modifiers,
 };
 use super::plan::{
-    Capture, Condition, PauseSpec, Plan, RecvMatch, RecvStep, Role, SendStep, Step, StepKind,
-    Subject, Test, VarSlot,
+    AuthPlan, Capture, Condition, PauseSpec, Plan, RecvMatch, RecvStep, Role, SendStep, Step,
+    StepKind, Subject, Test, VarSlot,
 };
 use super::template::{Builtin, Template, TemplateErrorKind};
 
@@ -203,6 +203,7 @@ impl Compiler<'_> {
             None => uses_media.then(Default::default),
         };
         let peer = def.peer.as_ref().map(|p| p.value.trim().to_string());
+        let auth = def.auth.as_ref().and_then(|a| self.auth(&a.value));
 
         Plan {
             name,
@@ -214,6 +215,7 @@ impl Compiler<'_> {
             recv_timeout,
             media: media.map(std::sync::Arc::new),
             peer,
+            auth,
         }
     }
 
@@ -445,25 +447,43 @@ impl Compiler<'_> {
         }
 
         let raw = st.raw.as_ref().is_some_and(|r| r.value);
+        self.template(send, raw, &path)
+            .map(|t| StepKind::Send(SendStep::Message(t)))
+    }
+
+    /// Compile a templated scalar; errors point at the offending `{{` in the file.
+    fn template(&mut self, text: &Spanned<String>, raw: bool, path: &str) -> Option<Template> {
         let vars = &self.vars;
         let lookup = |name: &str| vars.iter().position(|v| v.name == name);
-        match Template::compile(&send.value, raw, &lookup) {
-            Ok(t) => Some(StepKind::Send(SendStep::Message(t))),
+        match Template::compile(&text.value, raw, &lookup) {
+            Ok(t) => Some(t),
             Err(errors) => {
                 for e in errors {
                     let pos = match e.kind {
-                        TemplateErrorKind::Empty => pos_of(send),
-                        _ => self.brace_pos(send, e.offset),
+                        TemplateErrorKind::Empty => pos_of(text),
+                        _ => self.brace_pos(text, e.offset),
                     };
                     let message = match &e.kind {
                         TemplateErrorKind::Undefined(name) => self.undefined_var_message(name),
                         other => other.to_string(),
                     };
-                    self.error(pos, path.clone(), message);
+                    self.error(pos, path.to_string(), message);
                 }
                 None
             }
         }
+    }
+
+    /// The `auth:` block: username and password are templates (a CSV column, a
+    /// variable), compiled like message text but kept byte-exact.
+    fn auth(&mut self, def: &AuthDef) -> Option<AuthPlan> {
+        let username = self.template(&def.username, true, "auth.username");
+        let password = self.template(&def.password, true, "auth.password");
+        Some(AuthPlan {
+            username: username?,
+            password: password?,
+            realm: def.realm.as_ref().map(|r| r.value.trim().to_string()),
+        })
     }
 
     /// Where the `{{` at byte `offset` of a scalar's value is in the file. The value
@@ -1979,5 +1999,25 @@ mod tests {
             let text = String::from_utf8_lossy(&bytes);
             let _ = compile_str("flipped", &text, &[]);
         }
+    }
+
+    #[test]
+    fn auth_block_compiles_templates() {
+        let p = ok(
+            "vars:\n  user: alice\nauth:\n  username: \"{{ user }}\"\n  password: secret\n  realm: example.com\nsteps:\n  - send: ack\n",
+        );
+        let a = p.auth.expect("auth compiled");
+        assert_eq!(a.realm.as_deref(), Some("example.com"));
+        assert!(!a.username.uses_builtin(Builtin::CallId));
+        let (line, col, path, message) =
+            one_err("auth:\n  username: \"{{ nobody }}\"\n  password: x\nsteps:\n  - send: ack\n");
+        assert_eq!(
+            (line, col, path.as_str()),
+            (2, 14, "auth.username"),
+            "{message}"
+        );
+        assert!(message.contains("nobody"), "{message}");
+        let d = errs("auth:\n  username: a\n  pasword: x\nsteps:\n  - send: ack\n");
+        assert!(d.iter().any(|d| d.message.contains("pasword")), "{d:#?}");
     }
 }

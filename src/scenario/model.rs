@@ -23,6 +23,8 @@ pub struct ScenarioDef {
     /// Built-in scenario `--loopback` runs against this one.
     pub peer: Option<Spanned<String>>,
     pub media: Option<Spanned<MediaDef>>,
+    /// Digest credentials: 401/407 challenges to our requests are answered with them.
+    pub auth: Option<Spanned<AuthDef>>,
     /// Optional here so a missing list is reported by the compiler with a hint.
     pub steps: Option<Vec<Spanned<StepEntry>>>,
 }
@@ -43,6 +45,16 @@ pub struct MediaDef {
     pub srtp_required: Option<Spanned<bool>>,
     pub srtp_mki: Option<Spanned<String>>,
     pub srtp_kdr: Option<Spanned<String>>,
+}
+
+/// The `auth:` block: credentials for digest challenges (templated).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthDef {
+    pub username: Spanned<String>,
+    pub password: Spanned<String>,
+    /// Answer only challenges of this realm (default: any).
+    pub realm: Option<Spanned<String>>,
 }
 
 /// `expect_media:` thresholds.

@@ -40,6 +40,16 @@ pub struct Plan {
     pub media: Option<Arc<MediaConfig>>,
     /// The built-in scenario `--loopback` runs against this one (`peer:`).
     pub peer: Option<String>,
+    /// Digest credentials (`auth:`), rendered per call when a challenge comes.
+    pub auth: Option<AuthPlan>,
+}
+
+/// Compiled `auth:` block.
+#[derive(Debug)]
+pub struct AuthPlan {
+    pub username: Template,
+    pub password: Template,
+    pub realm: Option<String>,
 }
 
 #[derive(Clone, Debug)]

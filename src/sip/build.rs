@@ -431,7 +431,10 @@ body";
         let text = String::from_utf8(out.clone()).unwrap();
         let m = parse(&out).unwrap();
         assert_eq!(m.top_via_branch(), Some("z9hG4bKnew"), "{text}");
-        assert!(text.contains(";rport, SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKx"), "{text}");
+        assert!(
+            text.contains(";rport, SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKx"),
+            "{text}"
+        );
         assert_eq!(m.cseq().unwrap().seq, 8);
         assert_eq!(m.cseq().unwrap().method, "REGISTER");
         assert_eq!(m.headers_named("Authorization").count(), 1, "{text}");
