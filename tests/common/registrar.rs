@@ -202,7 +202,9 @@ impl AuthRig {
     /// How many users have a binding (usrloc's registered_users statistic).
     pub fn registered_users(&self) -> u64 {
         let out = self
-            .kamcmd(&["stats.get_statistics", "usrloc:registered_users"])
+            // By its bare name: `usrloc:registered_users` prints nothing
+            // (a `group:` argument lists the whole group).
+            .kamcmd(&["stats.get_statistics", "registered_users"])
             .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()));
         // "usrloc:registered_users = 1000"
         out.lines()
