@@ -144,21 +144,22 @@ fn sipp_calls_registered_users_through_kamailio_with_407() {
 // sipwright against the rig: the CLI of the digest-auth work.
 // ---------------------------------------------------------------------------
 
-/// `sipwright run register` for the users of `csv`, `calls` at `rate`; its
-/// report.
-fn our_register(
+/// `sipwright run BUILTIN` (register, register-then-call) for the users of
+/// `csv`, `calls` at `rate`: its output and report.
+fn our_run(
     rig: &AuthRig,
+    builtin: &str,
     tag: &str,
     csv: &std::path::Path,
     calls: u64,
     rate: u64,
-) -> serde_json::Value {
+) -> (std::process::Output, serde_json::Value) {
     let r = scratch(&format!("{tag}.json"));
     let target = rig.target();
     let (calls, rate) = (calls.to_string(), rate.to_string());
     let o = sipwright(&[
         "run",
-        "register",
+        builtin,
         "--target",
         &target,
         "--inject",
@@ -173,11 +174,12 @@ fn our_register(
     ]);
     assert!(
         r.exists(),
-        "no report from `run register`\n{}\n{}",
+        "no report from `run {builtin}`\n{}\n{}",
         text(&o),
         rig.logs()
     );
-    report(&r)
+    let j = report(&r);
+    (o, j)
 }
 
 /// Each call registers its CSV row's user: challenged with 401, retried with
@@ -189,7 +191,7 @@ fn our_register_of_1000_users_at_500_per_second() {
         return;
     };
     let csv = users_csv("auth-ours-reg.csv", 1000, Passwords::Right);
-    let j = our_register(&rig, "auth-ours-reg", &csv, 1000, 500);
+    let (_, j) = our_run(&rig, "register", "auth-ours-reg", &csv, 1000, 500);
     assert_calls(&j, 1000, 0);
     assert_eq!(j["auth"]["challenges"], 1000, "{j}");
     assert_eq!(j["auth"]["retries"], 1000, "{j}");
@@ -208,7 +210,7 @@ fn our_register_with_wrong_passwords_fails_on_auth() {
         return;
     };
     let csv = users_csv("auth-ours-wrong.csv", 1000, Passwords::Wrong);
-    let j = our_register(&rig, "auth-ours-wrong", &csv, 1000, 500);
+    let (_, j) = our_run(&rig, "register", "auth-ours-wrong", &csv, 1000, 500);
     assert_calls(&j, 0, 1000);
     assert_eq!(j["failures"]["auth"], 1000, "{j}");
     assert_eq!(j["failures"]["timeout"], 0, "{j}");
@@ -228,25 +230,8 @@ fn our_register_then_call_through_kamailio() {
         return;
     };
     let csv = users_csv("auth-ours-rtc.csv", 100, Passwords::Right);
-    let r = scratch("auth-ours-rtc.json");
-    let target = rig.target();
-    let o = sipwright(&[
-        "run",
-        "register-then-call",
-        "--target",
-        &target,
-        "--inject",
-        csv.to_str().unwrap(),
-        "--rate",
-        "50",
-        "--calls",
-        "100",
-        "--quiet",
-        "--report",
-        r.to_str().unwrap(),
-    ]);
+    let (o, j) = our_run(&rig, "register-then-call", "auth-ours-rtc", &csv, 100, 50);
     assert_eq!(o.status.code(), Some(0), "{}\n{}", text(&o), rig.logs());
-    let j = report(&r);
     assert_eq!(j["calls"]["failed"], 0, "{j}");
     assert!(
         j["calls"]["succeeded"].as_u64().is_some_and(|n| n > 0),

@@ -14,8 +14,8 @@
 //! Missing kamailio or kamcmd skips the test with a printed reason (a failure
 //! under CI=true, see `require`).
 
-use super::kamailio::{kamailio_fixture, spawn_kamailio, udp_options};
-use super::process::{stop_group, tail, wait_ready};
+use super::kamailio::{kamailio_fixture, log_tail, spawn_kamailio, udp_options};
+use super::process::{stop_group, wait_ready};
 use super::{free_udp_port, require, scratch};
 
 use std::path::{Path, PathBuf};
@@ -223,7 +223,7 @@ impl AuthRig {
 
     /// The end of Kamailio's log, for failure messages.
     pub fn logs(&self) -> String {
-        format!("kamailio log ({}):\n{}", self.tag, tail(&self.log, 40))
+        log_tail(&self.tag, &self.log)
     }
 
     fn wait_until_up(&mut self) {
@@ -239,7 +239,7 @@ impl AuthRig {
                     .map(|_| ())
                     .ok_or_else(|| "no 200 to an OPTIONS".to_string())
             },
-            || format!("kamailio log ({tag}):\n{}", tail(&log, 40)),
+            || log_tail(&tag, &log),
         );
     }
 }
