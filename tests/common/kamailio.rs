@@ -475,7 +475,8 @@ fn headers(message: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
-fn log_tail(tag: &str, log: &Path) -> String {
+/// The end of a Kamailio log, headed with its tag, for failure messages.
+pub fn log_tail(tag: &str, log: &Path) -> String {
     format!("kamailio log ({tag}):\n{}", tail(log, 40))
 }
 

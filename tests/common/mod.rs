@@ -7,6 +7,7 @@ pub mod baresip;
 pub mod certs;
 pub mod kamailio;
 pub mod process;
+pub mod registrar;
 pub mod rtpengine;
 pub mod sipp;
 use std::collections::BTreeSet;

@@ -74,6 +74,35 @@ impl Sipp {
         )
     }
 
+    /// SIPp as a client over UDP running the scenario file `scenario` against
+    /// `target` (host:port), `calls` calls at `rate` calls/s, with `extra`
+    /// arguments (`-inf FILE`, `-key NAME VALUE`). Its own port is a free one,
+    /// returned with it.
+    pub fn client(
+        tag: &str,
+        target: &str,
+        scenario: &Path,
+        extra: &[&str],
+        calls: u64,
+        rate: &str,
+    ) -> (Sipp, u16) {
+        let local = free_udp_port();
+        let local_arg = local.to_string();
+        let mut args = vec![
+            target,
+            "-sf",
+            scenario.to_str().unwrap(),
+            "-p",
+            &local_arg,
+            "-t",
+            "u1",
+            "-r",
+            rate,
+        ];
+        args.extend_from_slice(extra);
+        (Sipp::spawn(tag, calls, &args), local)
+    }
+
     fn spawn(tag: &str, calls: u64, args: &[&str]) -> Sipp {
         let stats = scratch(&format!("sipp-{tag}.csv"));
         let screen = scratch(&format!("sipp-{tag}.screen"));

@@ -1,0 +1,312 @@
+//! Digest authentication against a real registrar: Kamailio with
+//! tests/fixtures/kamailio/auth.cfg (`AuthRig`, tests/common/registrar.rs),
+//! where user `u000001` has the password `pw-u000001`, REGISTER is challenged
+//! with 401 and INVITE with 407.
+//!
+//! SIPp (Debian `sip-tester`) checks the rig with no sipwright involved:
+//! tests/fixtures/sipp/register.xml (`-inf` users, `[authentication]`) and
+//! invite-auth.xml. The sipwright tests are written against the CLI of the
+//! digest-auth work (`run register`, `--inject`, a scenario's `auth:`) and
+//! ignored until it lands.
+//!
+//! Skipped with a printed reason when kamailio, kamcmd or sipp is missing,
+//! except under CI=true where that is a failure.
+
+mod common;
+use common::process::wait_until_bound;
+use common::registrar::{
+    AuthOptions, AuthRig, Passwords, sipp_scenario, sipp_users, user, users_csv,
+};
+use common::sipp::Sipp;
+use common::*;
+
+use std::time::Duration;
+
+/// SIPp registers `n` users (register.xml, `-inf` with `passwords`) at `rate`,
+/// with Contacts on `contact_port` (its own port when None).
+fn sipp_register(
+    rig: &AuthRig,
+    tag: &str,
+    n: usize,
+    passwords: Passwords,
+    rate: &str,
+    contact_port: Option<u16>,
+) -> common::sipp::SippResult {
+    let users = sipp_users(&format!("{tag}-users.csv"), n, passwords);
+    let scenario = sipp_scenario("register.xml");
+    // -key contact_port: register.xml's [contact_port]. SIPp's own port is
+    // only known once `client` picked it, so without one given the Contact
+    // port is chosen here and SIPp binds it.
+    let port = contact_port.unwrap_or_else(free_udp_port).to_string();
+    let mut extra = vec!["-inf", users.to_str().unwrap(), "-key", "contact_port"];
+    extra.push(&port);
+    let (sipp, _) = Sipp::client(tag, &rig.addr(), &scenario, &extra, n as u64, rate);
+    sipp.finish()
+}
+
+#[test]
+fn sipp_registers_100_users_through_kamailio_with_digest_auth() {
+    if require("sipp").is_none() {
+        return;
+    }
+    let Some(rig) = AuthRig::start("sipp-reg") else {
+        return;
+    };
+    let s = sipp_register(&rig, "auth-sipp-reg", 100, Passwords::Right, "50", None);
+    s.assert_all_succeeded(100, &rig.logs());
+    assert_eq!(rig.registered_users(), 100, "{}", rig.logs());
+    let contact = rig.contact(&user(100)).expect("u000100 registered");
+    assert!(contact.starts_with("sip:u000100@127.0.0.1:"), "{contact}");
+}
+
+/// Wrong passwords: every REGISTER is challenged again after its retry (auth.cfg
+/// re-challenges, as most registrars do), which register.xml does not expect;
+/// nobody gets registered.
+#[test]
+fn sipp_with_wrong_passwords_is_rechallenged_and_not_registered() {
+    if require("sipp").is_none() {
+        return;
+    }
+    let Some(rig) = AuthRig::start("sipp-wrong") else {
+        return;
+    };
+    let s = sipp_register(&rig, "auth-sipp-wrong", 50, Passwords::Wrong, "50", None);
+    assert_ne!(s.code, Some(0), "{}", s.text);
+    assert_eq!((s.succeeded, s.failed), (0, 50), "{}", s.text);
+    assert!(
+        s.text.contains("401 Unauthorized") && s.text.contains("CSeq: 2 REGISTER"),
+        "the retried REGISTER should get a new 401:\n{}",
+        s.text
+    );
+    assert_eq!(rig.registered_users(), 0, "{}", rig.logs());
+}
+
+/// The same with REJECT_403: the retried REGISTER gets 403.
+#[test]
+fn sipp_with_wrong_passwords_gets_403_when_configured() {
+    if require("sipp").is_none() {
+        return;
+    }
+    let options = AuthOptions {
+        reject_403: true,
+        ..AuthOptions::default()
+    };
+    let Some(rig) = AuthRig::start_with("sipp-403", options) else {
+        return;
+    };
+    let s = sipp_register(&rig, "auth-sipp-403", 20, Passwords::Wrong, "20", None);
+    assert_eq!((s.succeeded, s.failed), (0, 20), "{}", s.text);
+    assert!(s.text.contains("403 Forbidden"), "{}", s.text);
+    assert_eq!(rig.registered_users(), 0, "{}", rig.logs());
+}
+
+/// SIPp registers `n` users whose Contact is a SIPp uas, then calls them
+/// through the proxy with invite-auth.xml (407, retry with credentials): the
+/// proxy's lookup("location") takes every call to the uas.
+#[test]
+fn sipp_calls_registered_users_through_kamailio_with_407() {
+    if require("sipp").is_none() {
+        return;
+    }
+    let Some(rig) = AuthRig::start("sipp-invite") else {
+        return;
+    };
+    const N: u64 = 30;
+    let uas_port = free_udp_port();
+    let reg = sipp_register(
+        &rig,
+        "auth-sipp-invite-reg",
+        N as usize,
+        Passwords::Right,
+        "30",
+        Some(uas_port),
+    );
+    reg.assert_all_succeeded(N, &rig.logs());
+    assert_eq!(rig.registered_users(), N, "{}", rig.logs());
+
+    let uas = Sipp::uas("auth-sipp-invite-uas", uas_port, "u1", ["-sn", "uas"], N);
+    let users = sipp_users("auth-sipp-invite-users.csv", N as usize, Passwords::Right);
+    let (uac, _) = Sipp::client(
+        "auth-sipp-invite-uac",
+        &rig.addr(),
+        &sipp_scenario("invite-auth.xml"),
+        &["-inf", users.to_str().unwrap()],
+        N,
+        "10",
+    );
+    let uac = uac.finish();
+    let uas = uas.finish();
+    uac.assert_all_succeeded(N, &rig.logs());
+    uas.assert_all_succeeded(N, &rig.logs());
+}
+
+// ---------------------------------------------------------------------------
+// sipwright against the rig: the CLI of the digest-auth work.
+// ---------------------------------------------------------------------------
+
+/// `sipwright run BUILTIN` (register, register-then-call) for the users of
+/// `csv`, `calls` at `rate`: its output and report.
+fn our_run(
+    rig: &AuthRig,
+    builtin: &str,
+    tag: &str,
+    csv: &std::path::Path,
+    calls: u64,
+    rate: u64,
+) -> (std::process::Output, serde_json::Value) {
+    let r = scratch(&format!("{tag}.json"));
+    let target = rig.target();
+    let (calls, rate) = (calls.to_string(), rate.to_string());
+    let o = sipwright(&[
+        "run",
+        builtin,
+        "--target",
+        &target,
+        "--inject",
+        csv.to_str().unwrap(),
+        "--rate",
+        &rate,
+        "--calls",
+        &calls,
+        "--quiet",
+        "--report",
+        r.to_str().unwrap(),
+    ]);
+    assert!(
+        r.exists(),
+        "no report from `run {builtin}`\n{}\n{}",
+        text(&o),
+        rig.logs()
+    );
+    let j = report(&r);
+    (o, j)
+}
+
+/// Each call registers its CSV row's user: challenged with 401, retried with
+/// the right password, 200. Kamailio then holds all 1,000.
+#[test]
+#[ignore = "needs digest auth"]
+fn our_register_of_1000_users_at_500_per_second() {
+    let Some(rig) = AuthRig::start("ours-reg") else {
+        return;
+    };
+    let csv = users_csv("auth-ours-reg.csv", 1000, Passwords::Right);
+    let (_, j) = our_run(&rig, "register", "auth-ours-reg", &csv, 1000, 500);
+    assert_calls(&j, 1000, 0);
+    assert_eq!(j["auth"]["challenges"], 1000, "{j}");
+    assert_eq!(j["auth"]["retries"], 1000, "{j}");
+    assert_eq!(j["auth"]["failures"], 0, "{j}");
+    assert_eq!(j["failures"]["auth"], 0, "{j}");
+    assert_eq!(rig.registered_users(), 1000, "{}", rig.logs());
+    assert!(rig.contact(&user(1000)).is_some(), "{}", rig.logs());
+}
+
+/// Wrong passwords: each REGISTER is retried once, challenged again, and the
+/// call fails as an auth failure (not a timeout: no retry loop, no waiting).
+#[test]
+#[ignore = "needs digest auth"]
+fn our_register_with_wrong_passwords_fails_on_auth() {
+    let Some(rig) = AuthRig::start("ours-wrong") else {
+        return;
+    };
+    let csv = users_csv("auth-ours-wrong.csv", 1000, Passwords::Wrong);
+    let (_, j) = our_run(&rig, "register", "auth-ours-wrong", &csv, 1000, 500);
+    assert_calls(&j, 0, 1000);
+    assert_eq!(j["failures"]["auth"], 1000, "{j}");
+    assert_eq!(j["failures"]["timeout"], 0, "{j}");
+    assert_eq!(j["auth"]["failures"], 1000, "{j}");
+    assert_eq!(rig.registered_users(), 0, "{}", rig.logs());
+}
+
+/// `run register-then-call`: registers the CSV's users, then calls between
+/// them through the proxy (which challenges the INVITEs with 407 and relays
+/// to the registered Contacts, i.e. back to sipwright). Details of the
+/// built-in are still open: this asserts only that every user got registered
+/// and no call failed.
+#[test]
+#[ignore = "needs digest auth"]
+fn our_register_then_call_through_kamailio() {
+    let Some(rig) = AuthRig::start("ours-rtc") else {
+        return;
+    };
+    let csv = users_csv("auth-ours-rtc.csv", 100, Passwords::Right);
+    let (o, j) = our_run(&rig, "register-then-call", "auth-ours-rtc", &csv, 100, 50);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", text(&o), rig.logs());
+    assert_eq!(j["calls"]["failed"], 0, "{j}");
+    assert!(
+        j["calls"]["succeeded"].as_u64().is_some_and(|n| n > 0),
+        "{j}"
+    );
+    assert_eq!(j["failures"]["auth"], 0, "{j}");
+    assert_eq!(rig.registered_users(), 100, "{}", rig.logs());
+}
+
+/// Our uac with a scenario `auth:` (tests/fixtures/kamailio/uac-auth.yaml),
+/// each call from its CSV user, to one callee that a SIPp uas registered
+/// (register.xml with its Contact on the uas): the 407 is answered
+/// automatically and every call reaches the uas.
+#[test]
+#[ignore = "needs digest auth"]
+fn our_uac_with_auth_through_kamailio_407() {
+    if require("sipp").is_none() {
+        return;
+    }
+    let Some(rig) = AuthRig::start("ours-uac") else {
+        return;
+    };
+    const N: u64 = 50;
+    let uas_port = free_udp_port();
+    // The callee: u000001, registered with the uas as its Contact.
+    let reg = sipp_register(
+        &rig,
+        "auth-ours-uac-reg",
+        1,
+        Passwords::Right,
+        "10",
+        Some(uas_port),
+    );
+    reg.assert_all_succeeded(1, &rig.logs());
+    let uas = Sipp::uas("auth-ours-uac-uas", uas_port, "u1", ["-sn", "uas"], N);
+    assert!(wait_until_bound(uas_port, false, Duration::from_secs(5)));
+
+    let csv = users_csv("auth-ours-uac.csv", N as usize, Passwords::Right);
+    let scenario = common::kamailio::kamailio_fixture("uac-auth.yaml");
+    let r = scratch("auth-ours-uac.json");
+    let target = rig.target();
+    let n = N.to_string();
+    let o = sipwright(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--target",
+        &target,
+        "--inject",
+        csv.to_str().unwrap(),
+        "--set",
+        &format!("callee={}", user(1)),
+        "--rate",
+        "20",
+        "--calls",
+        &n,
+        "--quiet",
+        "--report",
+        r.to_str().unwrap(),
+    ]);
+    let s = if o.status.success() {
+        uas.finish()
+    } else {
+        uas.kill()
+    };
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}\n{}\n{}",
+        text(&o),
+        s.text,
+        rig.logs()
+    );
+    let j = report(&r);
+    assert_calls(&j, N, 0);
+    assert_eq!(j["auth"]["challenges"], N, "{j}");
+    assert_eq!(j["auth"]["failures"], 0, "{j}");
+    s.assert_all_succeeded(N, &rig.logs());
+}
