@@ -612,9 +612,8 @@ mod tests {
 
     #[test]
     fn crlf_bom_comments_blank_lines() {
-        let inj = parse(
-            "\u{feff}# users\r\n\r\nuser,pw\r\n  \r\n# skip\r\na,1\r\n\r\n\"#b\",2\r\n\tc,3",
-        );
+        let inj =
+            parse("\u{feff}# users\r\n\r\nuser,pw\r\n  \r\n# skip\r\na,1\r\n\r\n\"#b\",2\r\n\tc,3");
         assert_eq!(inj.columns(), ["user", "pw"]);
         assert_eq!(table(&inj), [["a", "1"], ["#b", "2"], ["\tc", "3"]]);
         // A lone CR inside a field is data; a final CR is a line end.
