@@ -874,16 +874,30 @@ mod tests {
         std::fs::write(&path, &text).unwrap();
         let size = text.len();
         drop(text);
+        // Peak RSS of the load itself (Linux): reset the high-water mark, then compare.
+        let status = |key: &str| -> usize {
+            let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+            s.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().trim_end_matches(" kB").parse::<usize>().ok())
+                .unwrap_or(0)
+                * 1024
+        };
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+        let rss_before = status("VmRSS:");
         let t = std::time::Instant::now();
         let inj = Injection::load(&path).unwrap();
         let elapsed = t.elapsed();
+        let peak = status("VmHWM:").saturating_sub(rss_before);
         std::fs::remove_file(&path).unwrap();
         assert_eq!(inj.rows(), 1_000_000);
         assert_eq!(inj.field(999_999, 1), b"secret1000000");
         let held = inj.heap_bytes();
         println!(
-            "1M rows: file {size} bytes, load {elapsed:?}, held {held} bytes ({:.2}× the file)",
-            held as f64 / size as f64
+            "1M rows: file {size} bytes, load {elapsed:?}, held {held} bytes ({:.2}× the file), \
+             peak RSS growth {peak} bytes ({:.2}×)",
+            held as f64 / size as f64,
+            peak as f64 / size as f64
         );
         assert!(held <= 2 * size);
     }
