@@ -7,6 +7,7 @@ pub mod call;
 pub mod compile;
 mod compile_media;
 pub mod duration;
+pub mod inject;
 pub mod model;
 pub mod plan;
 pub mod template;

@@ -97,6 +97,13 @@ pub trait RenderContext {
     /// from the last received message, exactly as received, joined by CRLF (no final
     /// CRLF). Nothing when absent.
     fn last_header(&self, name: &str, out: &mut Vec<u8>);
+    /// Column `col` of this call's row of the injection file (`--inject`): the
+    /// interpreter appends `Injection::field(row, col)`, straight from the file buffer.
+    /// Templates only hold such segments when compiled with a column lookup
+    /// ([`Template::compile_with`]); the default renders nothing.
+    fn inject(&self, col: usize, out: &mut Vec<u8>) {
+        let _ = (col, out);
+    }
 }
 
 /// A [`RenderContext`] backed by maps, for tests and tooling (not the load path).
@@ -107,6 +114,8 @@ pub struct SimpleContext {
     pub vars: Vec<String>,
     /// Keyed by the normalized header name passed to `last_header` (e.g. "via").
     pub last: HashMap<String, String>,
+    /// The call's injected row, indexed by column; missing columns render as nothing.
+    pub inject: Vec<String>,
 }
 
 impl SimpleContext {
@@ -129,6 +138,11 @@ impl RenderContext for SimpleContext {
     }
     fn last_header(&self, name: &str, out: &mut Vec<u8>) {
         if let Some(v) = self.last.get(name) {
+            out.extend_from_slice(v.as_bytes());
+        }
+    }
+    fn inject(&self, col: usize, out: &mut Vec<u8>) {
+        if let Some(v) = self.inject.get(col) {
             out.extend_from_slice(v.as_bytes());
         }
     }
@@ -194,6 +208,8 @@ enum Seg {
     Var(usize),
     /// Normalized full header name.
     Last(Box<str>),
+    /// Column of the injection file.
+    Inject(usize),
 }
 
 /// Range of `Template::segs`.
@@ -247,6 +263,18 @@ impl Template {
         raw: bool,
         var: &dyn Fn(&str) -> Option<usize>,
     ) -> Result<Template, Vec<TemplateError>> {
+        Self::compile_with(text, raw, var, &|_| None)
+    }
+
+    /// [`Template::compile`] with `inject` mapping a name to a column of the run's
+    /// injection file (`Injection::column`). A column wins over a variable of the same
+    /// name: the file overrides the scenario's defaults, as `--set` does.
+    pub fn compile_with(
+        text: &str,
+        raw: bool,
+        var: &dyn Fn(&str) -> Option<usize>,
+        inject: &dyn Fn(&str) -> Option<usize>,
+    ) -> Result<Template, Vec<TemplateError>> {
         if text.trim().is_empty() {
             return Err(vec![TemplateError {
                 offset: 0,
@@ -254,7 +282,7 @@ impl Template {
             }]);
         }
         let mut errors = Vec::new();
-        let slots = scan_slots(text, var, &mut errors);
+        let slots = scan_slots(text, var, inject, &mut errors);
 
         // Leading blank lines can't be a start line; skipping them keeps `send: |` with
         // a stray empty first line from turning the whole message into a body.
@@ -350,6 +378,11 @@ impl Template {
         self.segs.iter().any(|s| matches!(s, Seg::Last(_)))
     }
 
+    /// True when rendering reads the call's injected row.
+    pub fn uses_inject(&self) -> bool {
+        self.segs.iter().any(|s| matches!(s, Seg::Inject(_)))
+    }
+
     /// True when rendering writes this built-in.
     pub fn uses_builtin(&self, b: Builtin) -> bool {
         self.segs.contains(&Seg::Builtin(b))
@@ -420,6 +453,7 @@ impl Template {
                 Seg::Builtin(b) => ctx.builtin(*b, out),
                 Seg::Var(slot) => ctx.var(*slot, out),
                 Seg::Last(name) => ctx.last_header(name, out),
+                Seg::Inject(col) => ctx.inject(*col, out),
             }
         }
     }
@@ -446,6 +480,7 @@ fn is_name_byte(b: u8) -> bool {
 fn scan_slots(
     text: &str,
     var: &dyn Fn(&str) -> Option<usize>,
+    inject: &dyn Fn(&str) -> Option<usize>,
     errors: &mut Vec<TemplateError>,
 ) -> Vec<Slot> {
     let bytes = text.as_bytes();
@@ -469,7 +504,7 @@ fn scan_slots(
             errors.push(TemplateError { offset: open, kind });
         };
         if bytes[j..].starts_with(b"}}") && !name.is_empty() {
-            match resolve(name, var) {
+            match resolve(name, var, inject) {
                 Ok(seg) => slots.push(Slot {
                     start: open,
                     end: j + 2,
@@ -493,7 +528,11 @@ fn scan_slots(
     slots
 }
 
-fn resolve(name: &str, var: &dyn Fn(&str) -> Option<usize>) -> Result<Seg, TemplateErrorKind> {
+fn resolve(
+    name: &str,
+    var: &dyn Fn(&str) -> Option<usize>,
+    inject: &dyn Fn(&str) -> Option<usize>,
+) -> Result<Seg, TemplateErrorKind> {
     if let Some(header) = name.strip_prefix("last.") {
         if header.is_empty() || header.contains('.') {
             return Err(TemplateErrorKind::InvalidName(name.to_string()));
@@ -502,6 +541,9 @@ fn resolve(name: &str, var: &dyn Fn(&str) -> Option<usize>) -> Result<Seg, Templ
     }
     if let Some(b) = Builtin::from_name(name) {
         return Ok(Seg::Builtin(b));
+    }
+    if let Some(col) = inject(name) {
+        return Ok(Seg::Inject(col));
     }
     match var(name) {
         Some(slot) => Ok(Seg::Var(slot)),
@@ -902,6 +944,33 @@ mod tests {
         );
         assert_eq!(errors(" \n ")[0].kind, TemplateErrorKind::Empty);
         assert_eq!(errors("A {{")[0].kind, TemplateErrorKind::Unterminated);
+    }
+
+    #[test]
+    fn injected_columns_resolve_before_variables() {
+        let columns = |name: &str| ["user", "domain"].iter().position(|c| *c == name);
+        let text = "REGISTER sip:{{ domain }} SIP/2.0\nFrom: <sip:{{ user }}@{{domain}}>\nX: {{ service }} {{ call_id }}\n";
+        let t = Template::compile_with(text, false, &vars, &columns).unwrap();
+        assert!(t.uses_inject());
+        assert!(
+            !compile(
+                text.replace("{{ domain }}", "x")
+                    .replace("{{domain}}", "x")
+                    .as_str()
+            )
+            .uses_inject()
+        );
+        let mut c = ctx();
+        c.inject = vec!["bob".into(), "b.org".into()];
+        assert_eq!(
+            render(&t, &mut c),
+            "REGISTER sip:b.org SIP/2.0\r\nFrom: <sip:bob@b.org>\r\nX: svc abc@h\r\nContent-Length: 0\r\n\r\n"
+        );
+        // Without a column lookup, an unknown name is still an error.
+        assert_eq!(
+            errors("X {{ domain }}")[0].kind,
+            TemplateErrorKind::Undefined("domain".into())
+        );
     }
 
     #[test]
