@@ -1539,7 +1539,7 @@ mod tests {
         assert_eq!((line, col, path.as_str()), (1, 1, "stepz"));
         assert_eq!(
             message,
-            "unknown key `stepz` (did you mean `steps`?); expected one of name, description, role, vars, timeout, peer, media, steps"
+            "unknown key `stepz` (did you mean `steps`?); expected one of name, description, role, vars, timeout, peer, media, auth, steps"
         );
         let (line, col, path, message) =
             one_err("steps:\n  - recv: 200\n    capture:\n      - header: X\n        regx: a\n");
