@@ -426,16 +426,6 @@ fn read_params<'a>(
     }
 }
 
-/// Records that the parameter at `bit` was seen; a second sighting is an error
-/// (two nonces leave no right answer).
-fn once(seen: &mut u16, bit: u16, name: &'static str) -> Result<(), DigestError> {
-    if *seen & bit != 0 {
-        return Err(DigestError::Duplicate(name));
-    }
-    *seen |= bit;
-    Ok(())
-}
-
 /// The known parameters, so that their names are spelt once for matching,
 /// duplicate detection and error messages.
 const PARAMS: [&str; 14] = [
@@ -455,9 +445,19 @@ const PARAMS: [&str; 14] = [
     "charset",
 ];
 
-/// The index of a known parameter name in [`PARAMS`].
-fn param_index(name: &str) -> Option<usize> {
-    PARAMS.iter().position(|p| p.eq_ignore_ascii_case(name))
+/// The canonical name of a known parameter (`None` for unknown ones, which are
+/// ignored), recording it in `seen`: a second sighting is an error, since two
+/// nonces (or two of anything) leave no right answer.
+fn known_param(seen: &mut u16, name: &str) -> Result<Option<&'static str>, DigestError> {
+    let Some(i) = PARAMS.iter().position(|p| p.eq_ignore_ascii_case(name)) else {
+        return Ok(None);
+    };
+    let bit = 1 << i;
+    if *seen & bit != 0 {
+        return Err(DigestError::Duplicate(PARAMS[i]));
+    }
+    *seen |= bit;
+    Ok(Some(PARAMS[i]))
 }
 
 fn parse_algorithm(v: &str) -> Result<Algorithm, DigestError> {
@@ -541,11 +541,10 @@ impl<'a> Challenge<'a> {
         };
         let mut seen = 0u16;
         let params = read_params(lx, |name, v| {
-            let Some(i) = param_index(name) else {
+            let Some(known) = known_param(&mut seen, name)? else {
                 return Ok(());
             };
-            once(&mut seen, 1 << i, PARAMS[i])?;
-            match PARAMS[i] {
+            match known {
                 "realm" => realm = Some(v),
                 "nonce" => nonce = Some(v),
                 "opaque" => ch.opaque = Some(v),
@@ -1048,11 +1047,10 @@ pub fn parse_authorization(value: &str) -> Result<Authorization<'_>, DigestError
     };
     let mut seen = 0u16;
     read_params(&mut lx, |name, v| {
-        let Some(i) = param_index(name) else {
+        let Some(known) = known_param(&mut seen, name)? else {
             return Ok(());
         };
-        once(&mut seen, 1 << i, PARAMS[i])?;
-        match PARAMS[i] {
+        match known {
             "username" => username = Some(v),
             "realm" => realm = Some(v),
             "nonce" => nonce = Some(v),

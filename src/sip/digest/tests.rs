@@ -189,6 +189,24 @@ const INVITE_BOB: Request<'static> = Request {
     body: b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\n",
 };
 
+/// What the server expects from ALICE sending INVITE_BOB.
+const ALICE_INVITES_BOB: Expected<'static> = Expected {
+    realm: "sip.example.com",
+    username: "alice",
+    password: "secret",
+    method: "INVITE",
+    body: INVITE_BOB.body,
+};
+
+/// The server side of the hand-written credentials (user u, password p, realm r).
+const U_BYE: Expected<'static> = Expected {
+    realm: "r",
+    username: "u",
+    password: "p",
+    method: "BYE",
+    body: b"",
+};
+
 /// RFC 2069 compatibility (no qop): response = H(HA1:nonce:HA2), no cnonce or nc
 /// written. Value from Python's hashlib.
 #[test]
@@ -224,13 +242,7 @@ fn auth_int_covers_the_body() {
         Some("c25596b4de8da2e994b0246e27c7bab7e064893694387e9f65504896c03e8fca")
     );
     assert_eq!(param(&h, "qop"), Some("auth-int"));
-    let e = Expected {
-        realm: "sip.example.com",
-        username: "alice",
-        password: "secret",
-        method: "INVITE",
-        body: INVITE_BOB.body,
-    };
+    let e = ALICE_INVITES_BOB;
     assert_eq!(verify_authorization(&h, &e), Ok(()));
     let tampered = Expected {
         body: b"v=0\r\n",
@@ -391,13 +403,7 @@ fn every_algorithm_and_qop_round_trips_and_wrong_password_fails() {
             assert_eq!(auth.algorithm, alg);
             assert_eq!(auth.qop, ch.chosen_qop());
             assert_eq!(auth.response.len(), alg.hex_len());
-            let e = Expected {
-                realm: "sip.example.com",
-                username: "alice",
-                password: "secret",
-                method: "INVITE",
-                body: INVITE_BOB.body,
-            };
+            let e = ALICE_INVITES_BOB;
             assert_eq!(auth.verify(&e), Ok(()), "{h}");
             let wrong = Expected {
                 password: "Secret",
@@ -418,13 +424,7 @@ fn every_algorithm_and_qop_round_trips_and_wrong_password_fails() {
 #[test]
 fn server_rejects_malformed_credentials() {
     use DigestError::*;
-    let e = Expected {
-        realm: "r",
-        username: "u",
-        password: "p",
-        method: "BYE",
-        body: b"",
-    };
+    let e = U_BYE;
     let ok = "Digest username=\"u\", realm=\"r\", nonce=\"n\", uri=\"sip:x\", response=\"00\"";
     assert_eq!(
         verify_authorization(ok, &e),
@@ -500,13 +500,7 @@ fn nonce_count_is_hashed_as_sent() {
     );
     let auth = parse_authorization(&h).unwrap();
     assert_eq!(auth.nonce_count(), Some(1));
-    let e = Expected {
-        realm: "r",
-        username: "u",
-        password: "p",
-        method: "BYE",
-        body: b"",
-    };
+    let e = U_BYE;
     assert_eq!(auth.verify(&e), Ok(()), "upper-case hex accepted");
 }
 
