@@ -310,3 +310,48 @@ fn our_uac_with_auth_through_kamailio_407() {
     assert_eq!(j["auth"]["failures"], 0, "{j}");
     s.assert_all_succeeded(N, &rig.logs());
 }
+
+/// A scenario's `auth:` block answers the registrar's 401 with no retry steps; a
+/// wrong password fails each call with reason `auth`, not a timeout.
+#[test]
+fn our_auth_block_answers_the_401_and_wrong_passwords_fail_on_auth() {
+    let Some(rig) = AuthRig::start("our-auth-block") else {
+        return;
+    };
+    let scenario = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/kamailio/register-auth.yaml");
+    let target = rig.target();
+    for (password, ok) in [("pw-u000001", true), ("wrong", false)] {
+        let r = scratch(&format!("our-auth-block-{password}.json"));
+        let set = format!("password={password}");
+        let o = sipwright(&[
+            "run",
+            scenario.to_str().unwrap(),
+            "--target",
+            &target,
+            "--set",
+            &set,
+            "--calls",
+            "10",
+            "--rate",
+            "20",
+            "--quiet",
+            "--report",
+            r.to_str().unwrap(),
+        ]);
+        let j = report(&r);
+        if ok {
+            assert_eq!(o.status.code(), Some(0), "{}\n{}", text(&o), rig.logs());
+            assert_eq!(j["calls"]["succeeded"], 10, "{j:#}");
+            assert_eq!(j["auth"]["challenges"], 10, "{j:#}");
+            assert_eq!(j["auth"]["retries"], 10, "{j:#}");
+            assert_eq!(rig.registered_users(), 1, "{}", rig.logs());
+        } else {
+            assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+            assert_eq!(j["calls"]["failed"], 10, "{j:#}");
+            assert_eq!(j["failures"]["auth"], 10, "{j:#}");
+            assert_eq!(j["failures"]["timeout"], 0, "{j:#}");
+            assert_eq!(j["auth"]["failures"], 10, "{j:#}");
+        }
+    }
+}

@@ -35,6 +35,7 @@ use super::plan::{
 };
 use super::template::{Builtin, RenderContext, Template};
 
+mod auth;
 mod media_steps;
 
 /// Steps a call may execute without waiting before it is considered stuck in a loop.
@@ -222,6 +223,8 @@ pub struct Call {
     last_status: Option<u16>,
     /// This call's media session in the driver's engine, once opened.
     media: Option<MediaHandle>,
+    /// Digest state once a challenge was answered (scenarios with `auth:`).
+    auth: Option<Box<crate::sip::digest::ClientAuth>>,
     /// `dtmf` with `mode: info`: digits of the current step already answered.
     info_sent: u16,
 }
@@ -309,6 +312,7 @@ impl Call {
             detail: None,
             last_status: None,
             media: None,
+            auth: None,
             info_sent: 0,
         }
     }
@@ -607,6 +611,13 @@ impl Call {
                     fx.out.push(tx.dest(), &ack);
                     fx.ctr.messages_sent += 1;
                     tx.set_ack(ack);
+                }
+                if (code == 401 || code == 407) && env.plan.auth.is_some() {
+                    if self.on_challenge(env, msg, code, idx, now, fx) {
+                        return;
+                    }
+                } else if code >= 200 {
+                    self.on_auth_final();
                 }
                 if code >= 200 {
                     self.last_status = Some(code);
@@ -1469,6 +1480,7 @@ impl Call {
         self.last = Vec::new();
         self.inbox = VecDeque::new();
         self.vars = Vec::new();
+        self.auth = None;
         if let Some(d) = self.dialog.take()
             && self.call_id.is_empty()
         {
