@@ -5,9 +5,9 @@
 //!
 //! SIPp (Debian `sip-tester`) checks the rig with no sipwright involved:
 //! tests/fixtures/sipp/register.xml (`-inf` users, `[authentication]`) and
-//! invite-auth.xml. The sipwright tests are written against the CLI of the
-//! digest-auth work (`run register`, `--inject`, a scenario's `auth:`) and
-//! ignored until it lands.
+//! invite-auth.xml. Our scenario's `auth:` block is tested against it; the tests
+//! of `run register`, `register-then-call` and `--inject` are ignored until those
+//! land (each says what it waits for).
 //!
 //! Skipped with a printed reason when kamailio, kamcmd or sipp is missing,
 //! except under CI=true where that is a failure.
@@ -185,7 +185,7 @@ fn our_run(
 /// Each call registers its CSV row's user: challenged with 401, retried with
 /// the right password, 200. Kamailio then holds all 1,000.
 #[test]
-#[ignore = "needs digest auth"]
+#[ignore = "needs the register built-in and --inject"]
 fn our_register_of_1000_users_at_500_per_second() {
     let Some(rig) = AuthRig::start("ours-reg") else {
         return;
@@ -204,7 +204,7 @@ fn our_register_of_1000_users_at_500_per_second() {
 /// Wrong passwords: each REGISTER is retried once, challenged again, and the
 /// call fails as an auth failure (not a timeout: no retry loop, no waiting).
 #[test]
-#[ignore = "needs digest auth"]
+#[ignore = "needs the register built-in and --inject"]
 fn our_register_with_wrong_passwords_fails_on_auth() {
     let Some(rig) = AuthRig::start("ours-wrong") else {
         return;
@@ -224,7 +224,7 @@ fn our_register_with_wrong_passwords_fails_on_auth() {
 /// built-in are still open: this asserts only that every user got registered
 /// and no call failed.
 #[test]
-#[ignore = "needs digest auth"]
+#[ignore = "needs the register-then-call built-in and --inject"]
 fn our_register_then_call_through_kamailio() {
     let Some(rig) = AuthRig::start("ours-rtc") else {
         return;
@@ -246,7 +246,7 @@ fn our_register_then_call_through_kamailio() {
 /// (register.xml with its Contact on the uas): the 407 is answered
 /// automatically and every call reaches the uas.
 #[test]
-#[ignore = "needs digest auth"]
+#[ignore = "needs --inject on the command line"]
 fn our_uac_with_auth_through_kamailio_407() {
     if require("sipp").is_none() {
         return;

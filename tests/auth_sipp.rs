@@ -9,7 +9,7 @@
 //! no way to verify an Authorization header, so our uac's `auth:` is tested
 //! against Kamailio instead (tests/auth_kamailio.rs).
 //!
-//! Written against the CLI of the digest-auth work, so ignored until it lands.
+//! Ignored until the UAS `challenge:` step and `--inject` land.
 //! Skipped with a printed reason when `sipp` is missing, except under CI=true
 //! where that is a failure.
 
@@ -82,7 +82,7 @@ fn sipp_registers_with_our_uas(
 /// SIPp's `[authentication]` answers our 401 with the right passwords: every
 /// REGISTER succeeds on both sides.
 #[test]
-#[ignore = "needs digest auth"]
+#[ignore = "needs the UAS challenge: step and --inject"]
 fn sipp_registers_against_our_challenging_uas() {
     let Some((s, status, j)) = sipp_registers_with_our_uas("auth-sipp-ours", Passwords::Right)
     else {
@@ -98,7 +98,7 @@ fn sipp_registers_against_our_challenging_uas() {
 /// Wrong passwords: our UAS refuses every retried REGISTER (a 401 or 403:
 /// register.xml fails on either) and counts an auth failure for each.
 #[test]
-#[ignore = "needs digest auth"]
+#[ignore = "needs the UAS challenge: step and --inject"]
 fn sipp_with_wrong_passwords_is_refused_by_our_uas() {
     let Some((s, _, j)) = sipp_registers_with_our_uas("auth-sipp-ours-wrong", Passwords::Wrong)
     else {
