@@ -57,7 +57,7 @@ pub enum ConnectionError {
 /// What [`Connection::receive`] found, in order.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Inbound {
-    /// A SIP message: this range of [`Connection::inbox`].
+    /// A SIP message: this range of the caller's inbox.
     Message(Range<usize>),
     /// The peer answered our keep-alive.
     Pong,
@@ -76,11 +76,6 @@ pub struct Connection {
     out: Vec<u8>,
     written: usize,
     max_output: usize,
-    /// Whole messages received by the last `receive` (WebSocket frames or framed
-    /// stream messages), copied out so the caller can handle them while the
-    /// connection is borrowed elsewhere.
-    inbox: Vec<u8>,
-    events: Vec<Inbound>,
     /// The TCP connect completed (always true for accepted connections).
     connected: bool,
     /// We sent a keep-alive ping and wait for its pong.
@@ -148,8 +143,6 @@ impl Connection {
             out: Vec::new(),
             written: 0,
             max_output: settings.max_output.max(64 * 1024),
-            inbox: Vec::new(),
-            events: Vec::new(),
             connected: true,
             ping_outstanding: false,
         }
@@ -197,13 +190,18 @@ impl Connection {
             || self.ws.as_ref().is_some_and(|w| w.peer_closed())
     }
 
-    /// Bytes read from the socket. Afterwards `events()` lists the messages found
-    /// (in `inbox()`); replies the layers owe (TLS handshake, pongs, keep-alive
-    /// answers) are queued in the output. An error means: send what is queued (a TLS
+    /// Bytes read from the socket. Whole messages found (WebSocket frames or framed
+    /// stream messages) are appended to `inbox`, the caller's buffer shared by all
+    /// connections (one copy per message, none kept per connection), and listed in
+    /// `events`; replies the layers owe (TLS handshake, pongs, keep-alive answers)
+    /// are queued in the output. An error means: send what is queued (a TLS
     /// alert), then close.
-    pub fn receive(&mut self, data: &[u8]) -> Result<(), ConnectionError> {
-        self.inbox.clear();
-        self.events.clear();
+    pub fn receive(
+        &mut self,
+        data: &[u8],
+        inbox: &mut Vec<u8>,
+        events: &mut Vec<Inbound>,
+    ) -> Result<(), ConnectionError> {
         let plain = match self.tls.as_mut() {
             Some(tls) => {
                 self.plain.clear();
@@ -218,8 +216,6 @@ impl Connection {
         if let Some(ws) = self.ws.as_mut() {
             let mut frames = std::mem::take(&mut self.ws_out);
             frames.clear();
-            let inbox = &mut self.inbox;
-            let events = &mut self.events;
             let mut not_sip = false;
             let r = ws.receive(plain, &mut frames, |msg| {
                 // RFC 7118: every frame is one whole message; a keep-alive is
@@ -251,14 +247,14 @@ impl Connection {
         while let Some(item) = framer.next_item()? {
             match item {
                 Framed::Message(range) => {
-                    let start = self.inbox.len();
-                    self.inbox.extend_from_slice(&framer.buffer()[range]);
-                    self.events.push(Inbound::Message(start..self.inbox.len()));
+                    let start = inbox.len();
+                    inbox.extend_from_slice(&framer.buffer()[range]);
+                    events.push(Inbound::Message(start..inbox.len()));
                 }
                 Framed::Ping => pings += 1,
                 Framed::Pong => {
                     self.ping_outstanding = false;
-                    self.events.push(Inbound::Pong);
+                    events.push(Inbound::Pong);
                 }
             }
         }
@@ -268,14 +264,6 @@ impl Connection {
             self.send_stream(b"\r\n")?;
         }
         Ok(())
-    }
-
-    pub fn events(&self) -> &[Inbound] {
-        &self.events
-    }
-
-    pub fn inbox(&self) -> &[u8] {
-        &self.inbox
     }
 
     /// Queue one SIP message.
@@ -363,7 +351,7 @@ impl Connection {
 
     /// Heap bytes this connection holds in its buffers (for memory figures).
     pub fn buffered(&self) -> usize {
-        self.out.capacity() + self.inbox.capacity() + self.plain.capacity() + self.framer.buffered()
+        self.out.capacity() + self.plain.capacity() + self.framer.buffered()
     }
 }
 
@@ -407,14 +395,14 @@ mod tests {
         let wire = a.output().to_vec();
         a.wrote(wire.len());
         // Split anywhere: the framer puts messages back together.
-        b.receive(&wire[..10]).unwrap();
-        assert!(b.events().is_empty());
-        b.receive(&wire[10..]).unwrap();
-        let msgs: Vec<&[u8]> = b
-            .events()
+        let (mut inbox, mut events) = (Vec::new(), Vec::new());
+        b.receive(&wire[..10], &mut inbox, &mut events).unwrap();
+        assert!(events.is_empty());
+        b.receive(&wire[10..], &mut inbox, &mut events).unwrap();
+        let msgs: Vec<&[u8]> = events
             .iter()
             .map(|e| match e {
-                Inbound::Message(r) => &b.inbox()[r.clone()],
+                Inbound::Message(r) => &inbox[r.clone()],
                 Inbound::Pong => panic!(),
             })
             .collect();
@@ -423,12 +411,14 @@ mod tests {
         let ping = a.output().to_vec();
         a.wrote(ping.len());
         assert_eq!(ping, b"\r\n\r\n");
-        b.receive(&ping).unwrap();
+        let (mut inbox, mut events) = (Vec::new(), Vec::new());
+        b.receive(&ping, &mut inbox, &mut events).unwrap();
+        assert!(events.is_empty());
         assert_eq!(b.output(), b"\r\n");
         let pong = b.output().to_vec();
         b.wrote(pong.len());
-        a.receive(&pong).unwrap();
-        assert_eq!(a.events(), &[Inbound::Pong]);
+        a.receive(&pong, &mut inbox, &mut events).unwrap();
+        assert_eq!(events, vec![Inbound::Pong]);
     }
 
     #[test]

@@ -159,6 +159,8 @@ pub struct Connections {
     next_keepalive_scan: Option<Instant>,
     /// The accept budget ran out with connections still waiting.
     listener_pending: bool,
+    /// What the last `Connection::receive` found (reused).
+    events: Vec<Inbound>,
     /// Connections to close when their time comes (`ConnectionSettings::linger`
     /// after their call ended); in time order, since the linger is one constant.
     closing: std::collections::VecDeque<(Instant, ConnId)>,
@@ -200,6 +202,7 @@ impl Connections {
             keepalive,
             next_keepalive_scan: None,
             listener_pending: false,
+            events: Vec::new(),
             closing: std::collections::VecDeque::new(),
         })
     }
@@ -571,17 +574,17 @@ impl Connections {
             };
             e.last_activity = now;
             let was_handshaking = e.conn.tls_handshaking();
-            let result = e.conn.receive(&buf[..n]);
+            let events = &mut self.events;
+            events.clear();
+            let result = e.conn.receive(&buf[..n], &mut self.received, events);
             if was_handshaking && !e.conn.tls_handshaking() && !e.handshake_noted {
                 e.handshake_noted = true;
                 self.handshakes
                     .push(now.saturating_duration_since(e.started));
             }
-            for ev in e.conn.events() {
+            for ev in self.events.iter() {
                 if let Inbound::Message(r) = ev {
-                    let start = self.received.len();
-                    self.received.extend_from_slice(&e.conn.inbox()[r.clone()]);
-                    self.messages.push((id, e.peer, start..self.received.len()));
+                    self.messages.push((id, e.peer, r.clone()));
                 }
             }
             if let Err(err) = result {
