@@ -64,7 +64,6 @@ pub enum Inbound {
 }
 
 pub struct Connection {
-    kind: TransportKind,
     tls: Option<Box<TlsSession>>,
     ws: Option<Box<WsSession>>,
     framer: StreamFramer,
@@ -78,8 +77,6 @@ pub struct Connection {
     max_output: usize,
     /// The TCP connect completed (always true for accepted connections).
     connected: bool,
-    /// We sent a keep-alive ping and wait for its pong.
-    ping_outstanding: bool,
 }
 
 impl Connection {
@@ -91,7 +88,7 @@ impl Connection {
         host: &str,
         authority: &str,
     ) -> Result<Connection, ConnectionError> {
-        let mut c = Connection::new(kind, settings);
+        let mut c = Connection::new(settings);
         c.connected = false;
         if kind.is_secure() {
             let cfg = settings.tls_client.as_ref().ok_or_else(|| {
@@ -118,7 +115,7 @@ impl Connection {
         kind: TransportKind,
         settings: &ConnectionSettings,
     ) -> Result<Connection, ConnectionError> {
-        let mut c = Connection::new(kind, settings);
+        let mut c = Connection::new(settings);
         if kind.is_secure() {
             let cfg = settings
                 .tls_server
@@ -132,9 +129,8 @@ impl Connection {
         Ok(c)
     }
 
-    fn new(kind: TransportKind, settings: &ConnectionSettings) -> Connection {
+    fn new(settings: &ConnectionSettings) -> Connection {
         Connection {
-            kind,
             tls: None,
             ws: None,
             framer: StreamFramer::new(settings.limits),
@@ -144,12 +140,7 @@ impl Connection {
             written: 0,
             max_output: settings.max_output.max(64 * 1024),
             connected: true,
-            ping_outstanding: false,
         }
-    }
-
-    pub fn kind(&self) -> TransportKind {
-        self.kind
     }
 
     /// The TCP connect finished: the client's TLS hello or WebSocket upgrade goes out
@@ -253,7 +244,6 @@ impl Connection {
                 }
                 Framed::Ping => pings += 1,
                 Framed::Pong => {
-                    self.ping_outstanding = false;
                     events.push(Inbound::Pong);
                 }
             }
@@ -282,7 +272,6 @@ impl Connection {
         if !self.is_open() {
             return Ok(());
         }
-        self.ping_outstanding = true;
         if let Some(ws) = self.ws.as_mut() {
             let mut frame = Vec::new();
             ws.ping(&mut frame);

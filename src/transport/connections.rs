@@ -207,10 +207,6 @@ impl Connections {
         })
     }
 
-    pub fn kind(&self) -> TransportKind {
-        self.kind
-    }
-
     /// Open a connection to `to` (non-blocking connect; messages sent before it is
     /// up wait in its output). `host` names the server for TLS (SNI, verification)
     /// and WebSocket (`Host`).
@@ -356,14 +352,6 @@ impl Connections {
                 e.shared = true;
             }
         }
-    }
-
-    pub fn peer(&self, id: ConnId) -> Option<SocketAddr> {
-        self.entries
-            .get(id.index as usize)?
-            .as_ref()
-            .filter(|e| e.generation == id.generation)
-            .map(|e| e.peer)
     }
 
     /// Open now.
