@@ -193,6 +193,8 @@ pub struct RunArgs {
     /// Set a scenario variable (repeatable): --set service=alice
     #[arg(long = "set", short = 's', value_name = "NAME=VALUE", value_parser = set_arg)]
     pub set: Vec<(String, String)>,
+    #[command(flatten)]
+    pub inject: InjectArgs,
     /// Write the final report: JSON (.json), JUnit XML (.xml) or text (.txt). Repeatable.
     #[arg(long)]
     pub report: Vec<PathBuf>,
@@ -250,6 +252,23 @@ pub struct CheckArgs {
     /// Variables the run would get with --set, so they count as defined.
     #[arg(long = "set", short = 's', value_name = "NAME=VALUE", value_parser = set_arg)]
     pub set: Vec<(String, String)>,
+    #[command(flatten)]
+    pub inject: InjectArgs,
+}
+
+/// Per-call data from a file.
+#[derive(Debug, Args, Default)]
+pub struct InjectArgs {
+    /// Per-call data: a CSV whose header row names the columns ({{ user }}), or a
+    /// SIPp -inf file (first line SEQUENTIAL/RANDOM/USER, fields {{ field0 }}…).
+    /// Replaces the scenario's `inject:`; with --loopback both sides read it.
+    #[arg(long, value_name = "FILE")]
+    pub inject: Option<PathBuf>,
+    /// Which row a call takes: sequential (call k takes row k), random, or per-worker
+    /// (each worker owns a share of the rows). Default: the file's own (SIPp's first
+    /// line), else sequential.
+    #[arg(long, value_name = "ORDER", value_parser = ["sequential", "random", "per-worker"])]
+    pub inject_order: Option<String>,
 }
 
 #[derive(Debug, Args)]

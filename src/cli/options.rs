@@ -20,7 +20,7 @@ type Answer = (Outcome, Duration, Vec<u8>, String);
 
 pub fn options(a: OptionsArgs) -> anyhow::Result<i32> {
     let target = parse_target(&a.target)?;
-    let (mut plan, _) = load_scenario("options", &[])?;
+    let (mut plan, _) = load_scenario("options", &Default::default())?;
     plan.recv_timeout = Some(a.timeout);
     let bind = match &a.bind {
         Some(b) => b
@@ -48,6 +48,8 @@ pub fn options(a: OptionsArgs) -> anyhow::Result<i32> {
         media_ip: local_ip.to_string(),
         media_port_base: 10_000,
         keep_last: true,
+        worker: 0,
+        workers: 1,
     };
     let cfg = DriverConfig {
         worker: 0,

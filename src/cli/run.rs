@@ -22,8 +22,9 @@ use crate::report::progress::Progress;
 use crate::report::stats_file::StatsFile;
 use crate::report::trace::{TraceFormat, TraceWriter};
 use crate::report::{ReportData, summary_text, write_report_file};
+use crate::scenario::inject::{Injection, Order};
 use crate::scenario::plan::{Plan, Role};
-use crate::scenario::{builtin, compile_file, compile_str};
+use crate::scenario::{CompileOptions, builtin, compile_file_with, compile_str_with};
 use crate::sip::transaction::Timers;
 use crate::transport::kind::TransportKind;
 use crate::transport::ports::PortPool;
@@ -41,14 +42,33 @@ fn parse_bind(text: &str) -> Result<SocketAddr, UsageError> {
         })
 }
 
+/// `--inject FILE` read once (shared by both sides of a loopback run), with
+/// `--inject-order` applied; the order alone is returned for a scenario's `inject:`.
+pub fn load_injection(
+    a: &super::args::InjectArgs,
+) -> anyhow::Result<(Option<Arc<Injection>>, Option<Order>)> {
+    let order = a.inject_order.as_deref().and_then(Order::from_name);
+    let Some(path) = &a.inject else {
+        return Ok((None, order));
+    };
+    let mut injection = Injection::load(path)?;
+    if let Some(order) = order {
+        injection.set_order(order);
+    }
+    for note in injection.notes() {
+        eprintln!("{}: {note}", path.display());
+    }
+    Ok((Some(Arc::new(injection)), order))
+}
+
 /// A scenario given by path or built-in name, and the name of its loopback peer.
 pub fn load_scenario(
     name: &str,
-    overrides: &[(String, String)],
+    opts: &CompileOptions<'_>,
 ) -> anyhow::Result<(Plan, &'static str)> {
     let path = std::path::Path::new(name);
     if path.exists() {
-        let plan = compile_file(path, overrides)?;
+        let plan = compile_file_with(path, opts)?;
         let peer = match plan.peer.as_deref() {
             Some(p) => builtin::get(p)
                 .ok_or_else(|| {
@@ -70,7 +90,7 @@ pub fn load_scenario(
         ))
         .into());
     };
-    let plan = compile_str(&format!("builtin:{}", b.name), b.text, overrides)?;
+    let plan = compile_str_with(&format!("builtin:{}", b.name), b.text, opts)?;
     Ok((plan, b.peer))
 }
 
@@ -202,7 +222,14 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
     {
         overrides.push(("service".into(), user));
     }
-    let (plan, peer_name) = load_scenario(&a.scenario, &overrides)?;
+    let (injection, inject_order) = load_injection(&a.inject)?;
+    let opts = CompileOptions {
+        overrides: &overrides,
+        inject: injection.as_ref(),
+        inject_order,
+        base_dir: None,
+    };
+    let (plan, peer_name) = load_scenario(&a.scenario, &opts)?;
     let role = plan.role;
     let rtp_ports = Arc::new(Mutex::new(PortPool::new(a.rtp_ports.0, a.rtp_ports.1)));
     if plan.media.is_some() {
@@ -313,13 +340,20 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
             return Err(UsageError("--target and --loopback exclude each other".into()).into());
         }
         let main_bind = bind_arg.unwrap_or(SocketAddr::new(loopback_ip, 0));
+        // The peer gets the call length and the main side's data file (a
+        // challenging UAS checks the passwords the registering UAC sends).
+        let peer_overrides: Vec<(String, String)> = overrides
+            .iter()
+            .filter(|(k, _)| k == "call_duration")
+            .cloned()
+            .collect();
         let (peer_plan, _) = load_scenario(
             peer_name,
-            &overrides
-                .iter()
-                .filter(|(k, _)| k == "call_duration")
-                .cloned()
-                .collect::<Vec<_>>(),
+            &CompileOptions {
+                overrides: &peer_overrides,
+                inject: plan.inject.as_ref(),
+                ..opts
+            },
         )?;
         let main_socks = bind_side(role, main_bind, workers(role), listens(kind, role, &tls))
             .with_context(|| format!("binding {main_bind}"))?;

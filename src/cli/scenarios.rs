@@ -7,8 +7,15 @@ use crate::scenario::builtin::{self, BUILTINS};
 
 pub fn check(a: CheckArgs) -> anyhow::Result<i32> {
     let mut failed = false;
+    let (injection, inject_order) = super::run::load_injection(&a.inject)?;
+    let opts = crate::scenario::CompileOptions {
+        overrides: &a.set,
+        inject: injection.as_ref(),
+        inject_order,
+        base_dir: None,
+    };
     for f in &a.files {
-        match load_scenario(f, &a.set) {
+        match load_scenario(f, &opts) {
             Ok((plan, _)) => println!("{f}: ok ({} steps, {:?})", plan.steps.len(), plan.role),
             Err(e) => {
                 failed = true;

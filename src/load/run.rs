@@ -215,6 +215,8 @@ pub fn spawn_side(
             media_ip: spec.local_ip.to_string(),
             media_port_base: 10_000,
             keep_last: false,
+            worker: w,
+            workers,
         };
         let cfg = DriverConfig {
             worker: w,

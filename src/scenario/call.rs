@@ -65,6 +65,21 @@ pub struct CallEnv {
     /// Keep a copy of the last received message in each call even when the plan no
     /// longer reads it (`Plan::needs_last_after`): for a caller that wants to show it.
     pub keep_last: bool,
+    /// This driver's index and the number of drivers on this side (`per-worker`
+    /// injection rows).
+    pub worker: usize,
+    pub workers: usize,
+}
+
+/// The injection row call `number` takes (0 without a file). Random order draws
+/// from a generator seeded by the run and the call, so no shared state is touched.
+fn inject_row(env: &CallEnv, number: u64) -> u32 {
+    use rand::SeedableRng;
+    let Some(inj) = &env.plan.inject else {
+        return 0;
+    };
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(u64::from(env.run_id) << 32 ^ number);
+    inj.row_for(number, env.worker, env.workers, &mut rng) as u32
 }
 
 /// An IP as written in SIP (IPv6 in brackets).
@@ -227,6 +242,8 @@ pub struct Call {
     auth: Option<Box<crate::sip::digest::ClientAuth>>,
     /// `dtmf` with `mode: info`: digits of the current step already answered.
     info_sent: u16,
+    /// This call's row of the injection file (`Plan::inject`), chosen at the start.
+    row: u32,
 }
 
 /// The ACK sent for a 2xx, to send again when the 2xx is retransmitted.
@@ -314,6 +331,7 @@ impl Call {
             media: None,
             auth: None,
             info_sent: 0,
+            row: inject_row(env, number),
         }
     }
 
@@ -1802,6 +1820,12 @@ impl RenderContext for Ctx<'_> {
         out.extend_from_slice(self.call.var_value(self.env, slot).as_bytes());
     }
 
+    fn inject(&self, col: usize, out: &mut Vec<u8>) {
+        if let Some(inj) = &self.env.plan.inject {
+            out.extend_from_slice(inj.field(self.call.row as usize, col));
+        }
+    }
+
     fn last_header(&self, name: &str, out: &mut Vec<u8>) {
         let last = match &self.last {
             LastMessage::Current(m) => Some(*m),
@@ -1883,6 +1907,8 @@ mod tests {
             media_ip: local.ip().to_string(),
             media_port_base: 10_000,
             keep_last: true,
+            worker: 0,
+            workers: 1,
         }
     }
 
@@ -1987,6 +2013,45 @@ mod tests {
         let mut tag = Vec::new();
         write_local_tag(&mut tag, 0xab, 255);
         assert_eq!(tag, b"ff.000000ab");
+    }
+
+    #[test]
+    fn calls_render_their_row_of_the_injection_file() {
+        use crate::scenario::inject::Injection;
+        use crate::scenario::{CompileOptions, compile_str_with};
+        let inj = Arc::new(
+            Injection::parse(b"user,password\nalice,a1\nbob,b2\n".to_vec(), "u.csv").unwrap(),
+        );
+        let text = "vars: {user: nobody}\nsteps:\n  - send: |\n      OPTIONS sip:{{ user }}@x SIP/2.0\n      X-Pw: {{ password }}\n      Content-Length: 0\n  - recv: 200\n";
+        let plan = compile_str_with(
+            "t",
+            text,
+            &CompileOptions {
+                inject: Some(&inj),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mut env = env("uac", &[]);
+        env.plan = Arc::new(plan);
+        let mut sent = Vec::new();
+        for number in 1..=3 {
+            let mut call = Call::new_uac(&env, number, Instant::now());
+            let (mut out, mut ctr) = (Outbox::default(), Counters::default());
+            call.start(&env, Instant::now(), &mut fx(&mut out, &mut ctr));
+            let (_, bytes) = out.iter().next().unwrap();
+            let text = String::from_utf8_lossy(bytes).into_owned();
+            sent.push(text.lines().take(2).collect::<Vec<_>>().join("|"));
+        }
+        // The column wins over the variable; call k takes row k (mod rows).
+        assert_eq!(
+            sent,
+            [
+                "OPTIONS sip:alice@x SIP/2.0|X-Pw: a1",
+                "OPTIONS sip:bob@x SIP/2.0|X-Pw: b2",
+                "OPTIONS sip:alice@x SIP/2.0|X-Pw: a1",
+            ]
+        );
     }
 
     #[test]

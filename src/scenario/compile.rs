@@ -9,15 +9,17 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use regex::Regex;
 use serde_saphyr::{Location, MessageFormatter, Spanned, UserMessageFormatter};
 
 use super::compile_media::is_media_action;
 use super::duration::parse_duration;
+use super::inject::{Injection, Order};
 use super::model::{
-    AuthDef, CaptureDef, ConditionDef, Node, NodeKind, STEP_ACTIONS, ScenarioDef, StepDef,
-    StepEntry, step_modifiers,
+    AuthDef, CaptureDef, ConditionDef, InjectDef, Node, NodeKind, STEP_ACTIONS, ScenarioDef,
+    StepDef, StepEntry, step_modifiers,
 };
 use super::plan::{
     AuthPlan, Capture, Condition, PauseSpec, Plan, RecvMatch, RecvStep, Role, SendStep, Step,
@@ -57,6 +59,22 @@ pub struct CompileError {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+/// What a compilation takes besides the scenario text: the command line's part.
+#[derive(Clone, Copy, Default)]
+pub struct CompileOptions<'a> {
+    /// `--set NAME=VALUE` pairs: they replace a declared variable's initial value or
+    /// declare a new one.
+    pub overrides: &'a [(String, String)],
+    /// `--inject FILE`, already loaded: replaces the scenario's `inject:`. Shared by
+    /// both sides of a loopback run (the file is read once).
+    pub inject: Option<&'a Arc<Injection>>,
+    /// `--inject-order`: the row order for a file the scenario's `inject:` names.
+    pub inject_order: Option<Order>,
+    /// Folder a scenario's relative paths (`inject.file`) are resolved against;
+    /// None: the current directory.
+    pub base_dir: Option<&'a Path>,
+}
+
 /// Compile scenario text. `source` names it in diagnostics. `overrides` are
 /// `--set NAME=VALUE` pairs: they replace a declared variable's initial value or
 /// declare a new one.
@@ -64,6 +82,22 @@ pub fn compile_str(
     source: &str,
     text: &str,
     overrides: &[(String, String)],
+) -> Result<Plan, CompileError> {
+    compile_str_with(
+        source,
+        text,
+        &CompileOptions {
+            overrides,
+            ..Default::default()
+        },
+    )
+}
+
+/// [`compile_str`] with the command line's options.
+pub fn compile_str_with(
+    source: &str,
+    text: &str,
+    opts: &CompileOptions<'_>,
 ) -> Result<Plan, CompileError> {
     // serde-saphyr skips a BOM; dropping it here keeps byte offsets in step with ours.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -81,8 +115,9 @@ pub fn compile_str(
         diags: Vec::new(),
         vars: Vec::new(),
         labels: HashMap::new(),
+        inject: opts.inject.cloned(),
     };
-    let plan = cx.plan(def, overrides);
+    let plan = cx.plan(def, opts);
     if cx.diags.is_empty() {
         Ok(plan)
     } else {
@@ -96,9 +131,25 @@ pub fn compile_str(
 
 /// Read and compile a file (I/O errors become a diagnostic at 0:0).
 pub fn compile_file(path: &Path, overrides: &[(String, String)]) -> Result<Plan, CompileError> {
+    compile_file_with(
+        path,
+        &CompileOptions {
+            overrides,
+            ..Default::default()
+        },
+    )
+}
+
+/// [`compile_file`] with the command line's options; relative paths in the scenario
+/// are resolved against the file's folder.
+pub fn compile_file_with(path: &Path, opts: &CompileOptions<'_>) -> Result<Plan, CompileError> {
     let source = path.display().to_string();
+    let opts = CompileOptions {
+        base_dir: opts.base_dir.or(path.parent()),
+        ..*opts
+    };
     match std::fs::read_to_string(path) {
-        Ok(text) => compile_str(&source, &text, overrides),
+        Ok(text) => compile_str_with(&source, &text, &opts),
         Err(err) => Err(CompileError {
             diagnostics: vec![Diagnostic {
                 file: source,
@@ -118,6 +169,8 @@ pub(super) struct Compiler<'a> {
     pub(super) vars: Vec<VarSlot>,
     /// Label name → (step index it resolves to, line it is defined on).
     labels: HashMap<String, (usize, u64)>,
+    /// The run's per-call data: templates may name its columns.
+    inject: Option<Arc<Injection>>,
 }
 
 /// `(line, column)` of a value, 1-based.
@@ -138,7 +191,7 @@ impl Compiler<'_> {
         });
     }
 
-    fn plan(&mut self, def: ScenarioDef, overrides: &[(String, String)]) -> Plan {
+    fn plan(&mut self, def: ScenarioDef, opts: &CompileOptions<'_>) -> Plan {
         let name = match &def.name {
             Some(n) if !n.value.trim().is_empty() => n.value.trim().to_string(),
             _ => default_name(self.file),
@@ -156,7 +209,12 @@ impl Compiler<'_> {
             }
         };
 
-        self.declare_vars(def.vars.map(|v| v.0).unwrap_or_default(), overrides);
+        self.declare_vars(def.vars.map(|v| v.0).unwrap_or_default(), opts.overrides);
+        if self.inject.is_none()
+            && let Some(def) = &def.inject
+        {
+            self.inject = self.load_inject(&def.value, opts);
+        }
         self.declare_capture_vars(&steps_def);
         self.collect_labels(&steps_def);
 
@@ -216,6 +274,49 @@ impl Compiler<'_> {
             media: media.map(std::sync::Arc::new),
             peer,
             auth,
+            inject: self.inject.clone(),
+        }
+    }
+
+    /// The scenario's `inject:` file (not used when `--inject` gave one).
+    fn load_inject(
+        &mut self,
+        def: &InjectDef,
+        opts: &CompileOptions<'_>,
+    ) -> Option<Arc<Injection>> {
+        let order = match &def.order {
+            Some(o) => match Order::from_name(&o.value) {
+                Some(order) => Some(order),
+                None => {
+                    self.error(
+                        pos_of(o),
+                        "inject.order",
+                        format!(
+                            "unknown order `{}`; expected `sequential`, `random` or `per-worker`",
+                            o.value.trim()
+                        ),
+                    );
+                    return None;
+                }
+            },
+            None => None,
+        };
+        let file = Path::new(def.file.value.trim());
+        let path = match opts.base_dir {
+            Some(dir) if file.is_relative() => dir.join(file),
+            _ => file.to_path_buf(),
+        };
+        match Injection::load(&path) {
+            Ok(mut injection) => {
+                if let Some(order) = opts.inject_order.or(order) {
+                    injection.set_order(order);
+                }
+                Some(Arc::new(injection))
+            }
+            Err(e) => {
+                self.error(pos_of(&def.file), "inject.file", e.to_string());
+                None
+            }
         }
     }
 
@@ -455,7 +556,9 @@ impl Compiler<'_> {
     fn template(&mut self, text: &Spanned<String>, raw: bool, path: &str) -> Option<Template> {
         let vars = &self.vars;
         let lookup = |name: &str| vars.iter().position(|v| v.name == name);
-        match Template::compile(&text.value, raw, &lookup) {
+        let inject = self.inject.as_deref();
+        let column = |name: &str| inject.and_then(|i| i.column(name));
+        match Template::compile_with(&text.value, raw, &lookup, &column) {
             Ok(t) => Some(t),
             Err(errors) => {
                 for e in errors {
@@ -527,9 +630,16 @@ impl Compiler<'_> {
             let names: Vec<&str> = self.vars.iter().map(|v| v.name.as_str()).collect();
             message.push_str(&format!("; declared variables: {}", names.join(", ")));
         }
-        message.push_str(&format!(
-            "; declare it under `vars:`, capture it, or pass `--set {name}=VALUE`"
-        ));
+        match &self.inject {
+            Some(i) => message.push_str(&format!(
+                "; declare it under `vars:`, capture it, pass `--set {name}=VALUE`, or add a `{name}` column to {} (its columns: {})",
+                i.path(),
+                i.columns().join(", ")
+            )),
+            None => message.push_str(&format!(
+                "; declare it under `vars:`, capture it, pass `--set {name}=VALUE`, or `--inject` a file with a `{name}` column"
+            )),
+        }
         message
     }
 
@@ -1539,7 +1649,7 @@ mod tests {
         assert_eq!((line, col, path.as_str()), (1, 1, "stepz"));
         assert_eq!(
             message,
-            "unknown key `stepz` (did you mean `steps`?); expected one of name, description, role, vars, timeout, peer, media, auth, steps"
+            "unknown key `stepz` (did you mean `steps`?); expected one of name, description, role, vars, timeout, peer, media, auth, inject, steps"
         );
         let (line, col, path, message) =
             one_err("steps:\n  - recv: 200\n    capture:\n      - header: X\n        regx: a\n");
@@ -2019,5 +2129,44 @@ mod tests {
         assert!(message.contains("nobody"), "{message}");
         let d = errs("auth:\n  username: a\n  pasword: x\nsteps:\n  - send: ack\n");
         assert!(d.iter().any(|d| d.message.contains("pasword")), "{d:#?}");
+    }
+
+    #[test]
+    fn inject_key_loads_a_file_beside_the_scenario() {
+        let dir = std::env::temp_dir().join(format!("sipwright-inject-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("users.csv"), "user,password\nalice,a1\nbob\n").unwrap();
+        std::fs::write(dir.join("good.csv"), "SEQUENTIAL\nalice;a1;\n").unwrap();
+        let scenario = |file: &str, order: &str| {
+            format!(
+                "inject: {{file: {file}{order}}}\nsteps:\n  - send: |\n      OPTIONS sip:{{{{ field0 }}}}@x SIP/2.0\n      Content-Length: 0\n"
+            )
+        };
+        let path = dir.join("s.yaml");
+        std::fs::write(&path, scenario("good.csv", ", order: random")).unwrap();
+        let plan = compile_file(&path, &[]).unwrap();
+        let inj = plan.inject.as_ref().unwrap();
+        assert_eq!((inj.rows(), inj.order()), (1, Order::Random));
+
+        // A short row: the file's own line, at the `file:` value.
+        std::fs::write(&path, scenario("users.csv", "")).unwrap();
+        let err = compile_file(&path, &[]).unwrap_err().to_string();
+        assert!(err.contains("s.yaml:1:16: "), "{err}");
+        assert!(err.contains("users.csv:3: "), "{err}");
+
+        std::fs::write(&path, scenario("good.csv", ", order: sideways")).unwrap();
+        let err = compile_file(&path, &[]).unwrap_err().to_string();
+        assert!(err.contains("unknown order `sideways`"), "{err}");
+
+        // A column the file lacks: the message lists the file's columns.
+        std::fs::write(
+            &path,
+            "inject: {file: good.csv}\nsteps:\n  - send: |\n      OPTIONS sip:{{ user }}@x SIP/2.0\n      Content-Length: 0\n",
+        )
+        .unwrap();
+        let err = compile_file(&path, &[]).unwrap_err().to_string();
+        assert!(err.contains("add a `user` column to"), "{err}");
+        assert!(err.contains("(its columns: field0, field1)"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -78,6 +78,27 @@ pub enum Order {
     PerWorker,
 }
 
+impl Order {
+    /// `sequential`, `random`, `per-worker` (as written in `inject.order` and
+    /// `--inject-order`).
+    pub fn from_name(name: &str) -> Option<Order> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "sequential" => Some(Order::Sequential),
+            "random" => Some(Order::Random),
+            "per-worker" | "per_worker" => Some(Order::PerWorker),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Order::Sequential => "sequential",
+            Order::Random => "random",
+            Order::PerWorker => "per-worker",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum InjectError {
     #[error("{path}: can't read the injection file: {source}")]

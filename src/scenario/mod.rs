@@ -12,5 +12,8 @@ pub mod model;
 pub mod plan;
 pub mod template;
 
-pub use compile::{CompileError, Diagnostic, compile_file, compile_str};
+pub use compile::{
+    CompileError, CompileOptions, Diagnostic, compile_file, compile_file_with, compile_str,
+    compile_str_with,
+};
 pub use plan::Plan;

@@ -25,6 +25,8 @@ pub struct ScenarioDef {
     pub media: Option<Spanned<MediaDef>>,
     /// Digest credentials: 401/407 challenges to our requests are answered with them.
     pub auth: Option<Spanned<AuthDef>>,
+    /// Per-call data file (`--inject` on the command line replaces it).
+    pub inject: Option<Spanned<InjectDef>>,
     /// Optional here so a missing list is reported by the compiler with a hint.
     pub steps: Option<Vec<Spanned<StepEntry>>>,
 }
@@ -45,6 +47,16 @@ pub struct MediaDef {
     pub srtp_required: Option<Spanned<bool>>,
     pub srtp_mki: Option<Spanned<String>>,
     pub srtp_kdr: Option<Spanned<String>>,
+}
+
+/// The `inject:` block: a CSV (or SIPp `-inf`) file whose columns templates name.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InjectDef {
+    /// Relative to the scenario file's folder.
+    pub file: Spanned<String>,
+    /// `sequential`, `random` or `per-worker` (default: the file's own, else sequential).
+    pub order: Option<Spanned<String>>,
 }
 
 /// The `auth:` block: credentials for digest challenges (templated).

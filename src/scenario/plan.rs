@@ -42,6 +42,9 @@ pub struct Plan {
     pub peer: Option<String>,
     /// Digest credentials (`auth:`), rendered per call when a challenge comes.
     pub auth: Option<AuthPlan>,
+    /// Per-call data (`--inject` / `inject:`): each call takes a row when it starts
+    /// and templates read its columns straight from the file buffer.
+    pub inject: Option<Arc<super::inject::Injection>>,
 }
 
 /// Compiled `auth:` block.
