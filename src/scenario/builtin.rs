@@ -64,6 +64,18 @@ pub const BUILTINS: &[Builtin] = &[
         peer: "uac-srtp",
         summary: "uas-media with SDES-SRTP required: 488 without usable a=crypto, echoes encrypted media, expects DTMF 1234",
     },
+    Builtin {
+        name: "register",
+        text: include_str!("../../scenarios/register.yaml"),
+        peer: "uas",
+        summary: "REGISTER {{ user }} (401/407 answered with {{ password }}, 423 retried), 200 listing our Contact; --set refreshes=N, unregister=yes",
+    },
+    Builtin {
+        name: "register-then-call",
+        text: include_str!("../../scenarios/register-then-call.yaml"),
+        peer: "uas",
+        summary: "REGISTER {{ user }} with Contact at {{ contact }}, then INVITE that user through the proxy (407 answered), ACK, BYE",
+    },
 ];
 
 pub fn get(name: &str) -> Option<&'static Builtin> {

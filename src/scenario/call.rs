@@ -37,6 +37,7 @@ use super::template::{Builtin, RenderContext, Template};
 
 mod auth;
 mod media_steps;
+mod register;
 
 /// Steps a call may execute without waiting before it is considered stuck in a loop.
 const STEP_BUDGET: u32 = 10_000;
@@ -244,6 +245,8 @@ pub struct Call {
     info_sent: u16,
     /// This call's row of the injection file (`Plan::inject`), chosen at the start.
     row: u32,
+    /// What the last REGISTER's 2xx said (calls that registered).
+    registration: Option<Box<register::Registration>>,
 }
 
 /// The ACK sent for a 2xx, to send again when the 2xx is retransmitted.
@@ -332,6 +335,7 @@ impl Call {
             auth: None,
             info_sent: 0,
             row: inject_row(env, number),
+            registration: None,
         }
     }
 
@@ -622,6 +626,7 @@ impl Call {
         };
         let tx = &mut self.clients[idx];
         let is_invite = tx.method() == "INVITE";
+        let is_register = tx.method() == "REGISTER";
         match tx.on_response(code, now) {
             ResponseAction::Deliver { need_ack } => {
                 if need_ack && let Ok(invite) = message::parse(tx.request()) {
@@ -636,6 +641,14 @@ impl Call {
                     }
                 } else if code >= 200 {
                     self.on_auth_final();
+                }
+                if is_register {
+                    if code == 423 && self.on_interval_too_brief(env, msg, idx, now, fx) {
+                        return;
+                    }
+                    if (200..300).contains(&code) && !self.on_registered(env, msg, idx) {
+                        return;
+                    }
                 }
                 if code >= 200 {
                     self.last_status = Some(code);
@@ -1063,11 +1076,22 @@ impl Call {
                     });
                     return;
                 }
-                StepKind::Goto { target, when } => {
-                    let jump = match when {
+                StepKind::Goto {
+                    target,
+                    when,
+                    times,
+                } => {
+                    let mut jump = match when {
                         None => true,
                         Some(c) => self.eval(env, c),
                     };
+                    if jump && let Some(limit) = times {
+                        let taken: u32 = self.var_value(env, limit.slot).parse().unwrap_or(0);
+                        jump = taken < limit.max;
+                        if jump && let Some(v) = self.vars.get_mut(limit.slot) {
+                            *v = Some((taken + 1).to_string().into());
+                        }
+                    }
                     self.pc = if jump { *target } else { self.pc + 1 };
                 }
                 StepKind::Capture(caps) => {
@@ -1111,6 +1135,7 @@ impl Call {
     fn pause_length(&self, env: &CallEnv, spec: &PauseSpec) -> Result<Duration, String> {
         match spec {
             PauseSpec::Fixed(d) => Ok(*d),
+            PauseSpec::RefreshAfter => Ok(self.refresh_after()),
             PauseSpec::Var(slot) => {
                 let text = self.var_value(env, *slot);
                 parse_duration(text.trim()).map_err(|e| {
@@ -1765,6 +1790,30 @@ impl RenderContext for Ctx<'_> {
                     d.write_route_headers(out);
                     while out.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
                         out.pop();
+                    }
+                }
+                Ok(())
+            }
+            Builtin::ServiceRoute => {
+                call.write_service_route(out);
+                Ok(())
+            }
+            Builtin::RefreshAfter => {
+                call.write_refresh_after(out);
+                Ok(())
+            }
+            Builtin::ContactAddress => {
+                let plan = &env.plan;
+                let column = plan.inject.as_ref().and_then(|i| i.column("contact"));
+                match (column, plan.var_slot("contact")) {
+                    (Some(col), _) => self.inject(col, out),
+                    (None, Some(slot)) if !call.var_value(env, slot).is_empty() => {
+                        out.extend_from_slice(call.var_value(env, slot).as_bytes());
+                    }
+                    _ => {
+                        let _ = write_host(out, &env.local_ip);
+                        out.push(b':');
+                        write_dec(out, u64::from(env.local_port));
                     }
                 }
                 Ok(())

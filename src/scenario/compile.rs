@@ -22,8 +22,8 @@ use super::model::{
     StepDef, StepEntry, step_modifiers,
 };
 use super::plan::{
-    AuthPlan, Capture, Condition, PauseSpec, Plan, RecvMatch, RecvStep, Role, SendStep, Step,
-    StepKind, Subject, Test, VarSlot,
+    AuthPlan, Capture, Condition, GotoLimit, PauseSpec, Plan, RecvMatch, RecvStep, Role, SendStep,
+    Step, StepKind, Subject, Test, VarSlot,
 };
 use super::template::{Builtin, Template, TemplateErrorKind};
 
@@ -497,9 +497,14 @@ impl Compiler<'_> {
                     .when
                     .as_ref()
                     .and_then(|c| self.condition(&format!("{path}.if"), c));
+                let times = match &st.times {
+                    Some(t) => Some(self.goto_limit(&format!("{path}.times"), t)?),
+                    None => None,
+                };
                 Some(StepKind::Goto {
                     target: target?,
                     when,
+                    times,
                 })
             }
             "capture" => {
@@ -577,6 +582,41 @@ impl Compiler<'_> {
         }
     }
 
+    /// `times:` of a goto: an integer, or `{{ var }}` naming a variable whose value
+    /// (after `--set`) is one. Gets a hidden counter slot.
+    fn goto_limit(&mut self, path: &str, t: &Spanned<String>) -> Option<GotoLimit> {
+        let text = t.value.trim();
+        let value = match text
+            .strip_prefix("{{")
+            .and_then(|r| r.strip_suffix("}}"))
+            .map(str::trim)
+        {
+            Some(name) => match self.var_slot(name) {
+                Some(slot) => self.vars[slot].initial.trim().to_string(),
+                None => {
+                    let message = self.undefined_var_message(name);
+                    self.error(pos_of(t), path, message);
+                    return None;
+                }
+            },
+            None => text.to_string(),
+        };
+        let Ok(max) = value.parse::<u32>() else {
+            self.error(
+                pos_of(t),
+                path,
+                format!("`times: {text}` is not a whole number of jumps (`{value}`)"),
+            );
+            return None;
+        };
+        let slot = self.vars.len();
+        self.vars.push(VarSlot {
+            name: format!("#goto{slot}"),
+            initial: "0".into(),
+        });
+        Some(GotoLimit { max, slot })
+    }
+
     /// The `auth:` block: username and password are templates (a CSV column, a
     /// variable), compiled like message text but kept byte-exact.
     fn auth(&mut self, def: &AuthDef) -> Option<AuthPlan> {
@@ -619,15 +659,22 @@ impl Compiler<'_> {
 
     pub(super) fn undefined_var_message(&self, name: &str) -> String {
         let mut message = format!("undefined variable `{name}`");
-        let mut candidates: Vec<&str> = self.vars.iter().map(|v| v.name.as_str()).collect();
+        // `#…` slots are the compiler's own (goto counters), not the author's.
+        let declared = || {
+            self.vars
+                .iter()
+                .map(|v| v.name.as_str())
+                .filter(|n| !n.starts_with('#'))
+        };
+        let mut candidates: Vec<&str> = declared().collect();
         candidates.extend(Builtin::ALL.iter().map(|(n, _)| *n));
         if let Some(close) = closest(name, &candidates) {
             message.push_str(&format!(" (did you mean `{close}`?)"));
         }
-        if self.vars.is_empty() {
+        if declared().next().is_none() {
             message.push_str("; no variables are declared");
         } else {
-            let names: Vec<&str> = self.vars.iter().map(|v| v.name.as_str()).collect();
+            let names: Vec<&str> = declared().collect();
             message.push_str(&format!("; declared variables: {}", names.join(", ")));
         }
         match &self.inject {
@@ -708,10 +755,13 @@ impl Compiler<'_> {
                 .map(|d| StepKind::Pause(PauseSpec::Fixed(d)));
         };
         let name = inner.trim();
+        if Builtin::from_name(name) == Some(Builtin::RefreshAfter) {
+            return Some(StepKind::Pause(PauseSpec::RefreshAfter));
+        }
         let Some(slot) = self.var_slot(name) else {
             let message = if Builtin::from_name(name).is_some() {
                 format!(
-                    "`pause` takes a duration or `{{{{ variable }}}}`, not the built-in `{name}`"
+                    "`pause` takes a duration, `{{{{ variable }}}}` or `{{{{ refresh_after }}}}`, not the built-in `{name}`"
                 )
             } else {
                 self.undefined_var_message(name)
@@ -1446,7 +1496,7 @@ mod tests {
         assert_eq!(caps[0].var, 5);
 
         // `done` is the trailing label: the end of the scenario.
-        let StepKind::Goto { target, when } = &plan.steps[10].kind else {
+        let StepKind::Goto { target, when, .. } = &plan.steps[10].kind else {
             panic!("{:?}", plan.steps[10].kind);
         };
         assert_eq!(*target, plan.steps.len());
@@ -1458,7 +1508,7 @@ mod tests {
             StepKind::Pause(PauseSpec::Fixed(d)) if d == Duration::from_millis(1500)
         ));
         // `invite` labels the first step; `exists: false` + `not: true` nest two Nots.
-        let StepKind::Goto { target, when } = &plan.steps[12].kind else {
+        let StepKind::Goto { target, when, .. } = &plan.steps[12].kind else {
             panic!("{:?}", plan.steps[12].kind);
         };
         assert_eq!(*target, 0);
@@ -1823,7 +1873,7 @@ mod tests {
                 (
                     5,
                     "steps[1].optional",
-                    "`optional` doesn't apply to a `goto` step; it takes: if"
+                    "`optional` doesn't apply to a `goto` step; it takes: if, times"
                 ),
                 (
                     8,

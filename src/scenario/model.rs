@@ -150,6 +150,8 @@ pub struct StepDef {
     pub pause: Option<Spanned<String>>,
     pub label: Option<Spanned<String>>,
     pub goto: Option<Spanned<String>>,
+    /// `goto`: jump at most this many times per call (an integer or `{{ var }}`).
+    pub times: Option<Spanned<String>>,
     /// An action on its own, a modifier of `recv`.
     pub capture: Option<Spanned<Vec<Spanned<CaptureDef>>>>,
     pub assert: Option<Spanned<ConditionDef>>,
@@ -206,7 +208,7 @@ pub fn step_modifiers(action: &str) -> &'static [&'static str] {
     match action {
         "send" => &["raw"],
         "recv" => &["optional", "timeout", "in_reply_to", "rtd", "capture"],
-        "goto" => &["if"],
+        "goto" => &["if", "times"],
         "play" => &["loop", "until"],
         "play_pcap" => &["loop", "until", "stream"],
         "dtmf" => &["duration", "gap", "volume", "mode"],

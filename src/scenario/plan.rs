@@ -108,7 +108,11 @@ pub fn last_liveness(steps: &[Step]) -> Vec<bool> {
                 }
                 match &step.kind {
                     StepKind::Recv(r) if !r.optional => break,
-                    StepKind::Goto { target, when: None } => i = *target,
+                    StepKind::Goto {
+                        target,
+                        when: None,
+                        times: None,
+                    } => i = *target,
                     StepKind::Goto { target, .. } => {
                         todo.push(*target);
                         i += 1;
@@ -141,11 +145,22 @@ pub enum StepKind {
     Goto {
         target: usize,
         when: Option<Condition>,
+        /// `times: N`: jump at most N times per call, then fall through. The count
+        /// lives in a hidden variable slot (`#goto…`), so calls need no extra field.
+        times: Option<GotoLimit>,
     },
     /// Capture from the last received message.
     Capture(Vec<Capture>),
     Assert(Condition),
     Media(MediaStep),
+}
+
+/// A bounded `goto` (`times:`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GotoLimit {
+    pub max: u32,
+    /// Variable slot counting the jumps taken.
+    pub slot: usize,
 }
 
 #[derive(Debug)]
@@ -218,6 +233,8 @@ pub enum PauseSpec {
     Fixed(Duration),
     /// Duration text read from a variable slot at run time (e.g. `{{ call_duration }}`).
     Var(usize),
+    /// `{{ refresh_after }}`: half the expiry the registrar granted last.
+    RefreshAfter,
 }
 
 #[derive(Debug)]

@@ -36,6 +36,15 @@ pub enum Builtin {
     Route,
     /// Remote target URI (Contact of the peer; before a dialog exists, the target URI).
     RemoteTarget,
+    /// `Route:` lines from the `Service-Route` of the last REGISTER's 2xx (RFC 3608);
+    /// empty when none.
+    ServiceRoute,
+    /// Half the expiry the registrar granted our binding in the last REGISTER's 2xx,
+    /// as a duration (`1800s`): when to refresh. `0s` before any.
+    RefreshAfter,
+    /// `HOST:PORT` for a Contact: the `contact` column of `--inject` or variable
+    /// `contact` when set, else our own address (`local_ip:local_port`).
+    ContactAddress,
     /// 1-based call number in this run.
     CallNumber,
     MediaIp,
@@ -52,7 +61,7 @@ pub enum Builtin {
 }
 
 impl Builtin {
-    pub const ALL: [(&'static str, Builtin); 21] = [
+    pub const ALL: [(&'static str, Builtin); 24] = [
         ("call_id", Builtin::CallId),
         ("branch", Builtin::Branch),
         ("local_ip", Builtin::LocalIp),
@@ -67,6 +76,9 @@ impl Builtin {
         ("cseq", Builtin::Cseq),
         ("route", Builtin::Route),
         ("remote_target", Builtin::RemoteTarget),
+        ("service_route", Builtin::ServiceRoute),
+        ("refresh_after", Builtin::RefreshAfter),
+        ("contact_address", Builtin::ContactAddress),
         ("call_number", Builtin::CallNumber),
         ("media_ip", Builtin::MediaIp),
         ("media_port", Builtin::MediaPort),

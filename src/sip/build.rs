@@ -315,16 +315,45 @@ pub fn with_credentials(
     auth_value: &[u8],
     out: &mut Vec<u8>,
 ) {
+    let realm_param = format!("realm=\"{realm}\"");
+    let mut added = Vec::with_capacity(auth_name.len() + auth_value.len() + 4);
+    added.extend_from_slice(auth_name.as_bytes());
+    added.extend_from_slice(b": ");
+    added.extend_from_slice(auth_value);
+    added.extend_from_slice(b"\r\n");
+    resend(
+        request,
+        branch,
+        cseq,
+        |h, value, _| h.is(auth_name) && contains_ignore_case(value, realm_param.as_bytes()),
+        &added,
+        out,
+    );
+}
+
+/// The request `request` sent again as a new transaction: a new branch in the top
+/// Via and the CSeq number `cseq`; every other header goes through `edit` (given the
+/// header, its unfolded value and `out`), which returns true when it wrote the
+/// header itself (or dropped it), false to have it copied. `added` (whole header
+/// lines) goes after the last header; the body is kept. Appends nothing when
+/// `request` is not a request.
+pub fn resend(
+    request: &Message<'_>,
+    branch: &str,
+    cseq: u32,
+    mut edit: impl FnMut(&Header<'_>, &[u8], &mut Vec<u8>) -> bool,
+    added: &[u8],
+    out: &mut Vec<u8>,
+) {
     let (Some(method), Some(uri)) = (request.method(), request.request_uri()) else {
         return;
     };
-    out.reserve(request.raw.len() + auth_value.len() + 64);
+    out.reserve(request.raw.len() + added.len() + 64);
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
     out.extend_from_slice(uri.as_bytes());
     out.extend_from_slice(b" SIP/2.0\r\n");
     let mut first_via = true;
-    let realm_param = format!("realm=\"{realm}\"");
     let mut value = Vec::new();
     for h in &request.headers {
         value.clear();
@@ -346,7 +375,7 @@ pub fn with_credentials(
             out.extend_from_slice(format!("CSeq: {cseq} {m}\r\n").as_bytes());
             continue;
         }
-        if h.is(auth_name) && contains_ignore_case(&value, realm_param.as_bytes()) {
+        if edit(h, &value, out) {
             continue;
         }
         out.extend_from_slice(h.name.as_bytes());
@@ -354,10 +383,8 @@ pub fn with_credentials(
         out.extend_from_slice(&value);
         out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(auth_name.as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(auth_value);
-    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(added);
+    out.extend_from_slice(b"\r\n");
     out.extend_from_slice(request.body);
 }
 

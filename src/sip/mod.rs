@@ -6,6 +6,7 @@ pub mod dialog;
 pub mod digest;
 pub mod header;
 pub mod message;
+pub mod registration;
 pub mod transaction;
 pub mod uri;
 
