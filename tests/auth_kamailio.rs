@@ -5,9 +5,9 @@
 //!
 //! SIPp (Debian `sip-tester`) checks the rig with no sipwright involved:
 //! tests/fixtures/sipp/register.xml (`-inf` users, `[authentication]`) and
-//! invite-auth.xml. Our scenario's `auth:` block is tested against it; the tests
-//! of `run register`, `register-then-call` and `--inject` are ignored until those
-//! land (each says what it waits for).
+//! invite-auth.xml. Then ours: a scenario's `auth:` block, `run register` for
+//! 1,000 CSV users (`--inject`), right and wrong passwords, `register-then-call`
+//! and a uac with `auth:` calling a registered user, both to our uas.
 //!
 //! Skipped with a printed reason when kamailio, kamcmd or sipp is missing,
 //! except under CI=true where that is a failure.
@@ -185,7 +185,6 @@ fn our_run(
 /// Each call registers its CSV row's user: challenged with 401, retried with
 /// the right password, 200. Kamailio then holds all 1,000.
 #[test]
-#[ignore = "needs the register built-in and --inject"]
 fn our_register_of_1000_users_at_500_per_second() {
     let Some(rig) = AuthRig::start("ours-reg") else {
         return;
@@ -204,7 +203,6 @@ fn our_register_of_1000_users_at_500_per_second() {
 /// Wrong passwords: each REGISTER is retried once, challenged again, and the
 /// call fails as an auth failure (not a timeout: no retry loop, no waiting).
 #[test]
-#[ignore = "needs the register built-in and --inject"]
 fn our_register_with_wrong_passwords_fails_on_auth() {
     let Some(rig) = AuthRig::start("ours-wrong") else {
         return;
@@ -218,35 +216,59 @@ fn our_register_with_wrong_passwords_fails_on_auth() {
     assert_eq!(rig.registered_users(), 0, "{}", rig.logs());
 }
 
-/// `run register-then-call`: registers the CSV's users, then calls between
-/// them through the proxy (which challenges the INVITEs with 407 and relays
-/// to the registered Contacts, i.e. back to sipwright). Details of the
-/// built-in are still open: this asserts only that every user got registered
-/// and no call failed.
+/// `run register-then-call`: each call registers its CSV user with the Contact
+/// on our uas (`--set contact=`), then calls that user through the proxy,
+/// which challenges the INVITE with 407 and relays it to the registered
+/// Contact: our uas answers every call.
 #[test]
-#[ignore = "needs the register-then-call built-in and --inject"]
 fn our_register_then_call_through_kamailio() {
     let Some(rig) = AuthRig::start("ours-rtc") else {
         return;
     };
-    let csv = users_csv("auth-ours-rtc.csv", 100, Passwords::Right);
-    let (o, j) = our_run(&rig, "register-then-call", "auth-ours-rtc", &csv, 100, 50);
+    const N: u64 = 100;
+    let uas_port = free_udp_port();
+    let n = N.to_string();
+    let (uas, uas_report) = our_uas(uas_port, "auth-ours-rtc-uas", &n);
+    let csv = users_csv("auth-ours-rtc.csv", N as usize, Passwords::Right);
+    let r = scratch("auth-ours-rtc.json");
+    let target = rig.target();
+    let o = sipwright(&[
+        "run",
+        "register-then-call",
+        "--target",
+        &target,
+        "--inject",
+        csv.to_str().unwrap(),
+        "--set",
+        &format!("contact=127.0.0.1:{uas_port}"),
+        "--rate",
+        "50",
+        "--calls",
+        &n,
+        "--quiet",
+        "--report",
+        r.to_str().unwrap(),
+    ]);
+    let uas_status = uas.wait();
     assert_eq!(o.status.code(), Some(0), "{}\n{}", text(&o), rig.logs());
-    assert_eq!(j["calls"]["failed"], 0, "{j}");
-    assert!(
-        j["calls"]["succeeded"].as_u64().is_some_and(|n| n > 0),
-        "{j}"
-    );
-    assert_eq!(j["failures"]["auth"], 0, "{j}");
-    assert_eq!(rig.registered_users(), 100, "{}", rig.logs());
+    let j = report(&r);
+    assert_calls(&j, N, 0);
+    // Each call: a 401 to its REGISTER and a 407 to its INVITE.
+    assert_eq!(j["auth"]["challenges"], 2 * N, "{j}");
+    assert_eq!(j["auth"]["failures"], 0, "{j}");
+    assert_eq!(rig.registered_users(), N, "{}", rig.logs());
+    assert!(uas_status.is_some_and(|s| s.success()), "{}", rig.logs());
+    assert_calls(&report(&uas_report), N, 0);
 }
 
 /// Our uac with a scenario `auth:` (tests/fixtures/kamailio/uac-auth.yaml),
-/// each call from its CSV user, to one callee that a SIPp uas registered
-/// (register.xml with its Contact on the uas): the 407 is answered
-/// automatically and every call reaches the uas.
+/// each call from its CSV user, to one callee that SIPp registered
+/// (register.xml with its Contact on our uas): the 407 is answered
+/// automatically and every call reaches the uas. (Not a SIPp uas: it sends
+/// its responses to where a call's first request came from, so without a
+/// Record-Route in its 200 the 200 to our BYE — sent to its Contact, as RFC
+/// 3261 asks — would go to the proxy instead of us.)
 #[test]
-#[ignore = "needs --inject on the command line"]
 fn our_uac_with_auth_through_kamailio_407() {
     if require("sipp").is_none() {
         return;
@@ -266,14 +288,13 @@ fn our_uac_with_auth_through_kamailio_407() {
         Some(uas_port),
     );
     reg.assert_all_succeeded(1, &rig.logs());
-    let uas = Sipp::uas("auth-ours-uac-uas", uas_port, "u1", ["-sn", "uas"], N);
-    assert!(wait_until_bound(uas_port, false, Duration::from_secs(5)));
+    let n = N.to_string();
+    let (uas, uas_report) = our_uas(uas_port, "auth-ours-uac-uas", &n);
 
     let csv = users_csv("auth-ours-uac.csv", N as usize, Passwords::Right);
     let scenario = common::kamailio::kamailio_fixture("uac-auth.yaml");
     let r = scratch("auth-ours-uac.json");
     let target = rig.target();
-    let n = N.to_string();
     let o = sipwright(&[
         "run",
         scenario.to_str().unwrap(),
@@ -291,24 +312,37 @@ fn our_uac_with_auth_through_kamailio_407() {
         "--report",
         r.to_str().unwrap(),
     ]);
-    let s = if o.status.success() {
-        uas.finish()
-    } else {
-        uas.kill()
-    };
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}\n{}\n{}",
-        text(&o),
-        s.text,
-        rig.logs()
-    );
+    let uas_status = uas.wait();
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", text(&o), rig.logs());
     let j = report(&r);
     assert_calls(&j, N, 0);
     assert_eq!(j["auth"]["challenges"], N, "{j}");
     assert_eq!(j["auth"]["failures"], 0, "{j}");
-    s.assert_all_succeeded(N, &rig.logs());
+    assert!(uas_status.is_some_and(|s| s.success()), "{}", rig.logs());
+    assert_calls(&report(&uas_report), N, 0);
+}
+
+/// Our built-in uas on 127.0.0.1:`port` for `calls` calls, in the background,
+/// and where its report goes.
+fn our_uas(port: u16, tag: &str, calls: &str) -> (Background, std::path::PathBuf) {
+    let r = scratch(&format!("{tag}.json"));
+    let bind = format!("127.0.0.1:{port}");
+    let uas = Background::start(&[
+        "run",
+        "uas",
+        "--bind",
+        &bind,
+        "--calls",
+        calls,
+        "--quiet",
+        "--report",
+        r.to_str().unwrap(),
+    ]);
+    assert!(
+        wait_until_bound(port, false, Duration::from_secs(5)),
+        "our uas does not listen on {bind}"
+    );
+    (uas, r)
 }
 
 /// A scenario's `auth:` block answers the registrar's 401 with no retry steps; a
