@@ -15,6 +15,7 @@ use std::time::Duration;
 
 pub use counters::{
     AuthCounters, ConnectionCounters, Counters, FailureReason, FailureSample, MediaCounters,
+    TxMethod,
 };
 use json::Side;
 

@@ -339,7 +339,7 @@ mod tests {
         );
         assert!(header.contains(&"failures_unexpected_message"));
         assert!(header.contains(&"starts_delayed"));
-        assert_eq!(header.last(), Some(&"tls_handshake_p99_ms"));
+        assert_eq!(header.last(), Some(&"auth_round_trip_p99_ms"));
         assert!(header.contains(&"rtp_packets_received"));
         let row = |i: usize| -> std::collections::HashMap<&str, &str> {
             let cells: Vec<&str> = lines[i].split(',').collect();
