@@ -55,6 +55,51 @@ impl FailureReason {
     }
 }
 
+/// Methods whose client transactions are counted apart (`transactions` in the JSON
+/// report); any other method counts as `other`. A fixed list so counting is an
+/// array index, with no map or allocation per message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TxMethod {
+    Register,
+    Invite,
+    Bye,
+    Options,
+    Message,
+    Other,
+}
+
+impl TxMethod {
+    pub const ALL: [TxMethod; 6] = [
+        TxMethod::Register,
+        TxMethod::Invite,
+        TxMethod::Bye,
+        TxMethod::Options,
+        TxMethod::Message,
+        TxMethod::Other,
+    ];
+
+    /// The method of a CSeq (as the transaction layer matches methods: ignoring case).
+    pub fn of(method: &str) -> TxMethod {
+        TxMethod::ALL[..TxMethod::ALL.len() - 1]
+            .iter()
+            .copied()
+            .find(|m| method.eq_ignore_ascii_case(m.as_str()))
+            .unwrap_or(TxMethod::Other)
+    }
+
+    /// Name in reports: the method (`REGISTER`, …), or `other`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TxMethod::Register => "REGISTER",
+            TxMethod::Invite => "INVITE",
+            TxMethod::Bye => "BYE",
+            TxMethod::Options => "OPTIONS",
+            TxMethod::Message => "MESSAGE",
+            TxMethod::Other => "other",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Counters {
     pub calls_started: u64,
@@ -76,6 +121,9 @@ pub struct Counters {
     pub starts_delayed: u64,
     /// Offset from the run's start of the latest call start (for the achieved rate).
     pub last_start: Option<std::time::Duration>,
+    /// Our client transactions that got a final response (a challenged request
+    /// and its retry are two), by `TxMethod as usize`.
+    pub transactions: [u64; TxMethod::ALL.len()],
     pub latency: Latencies,
     pub media: MediaCounters,
     /// tcp/tls/ws/wss connections.
@@ -87,8 +135,12 @@ pub struct Counters {
 /// Digest authentication figures.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AuthCounters {
-    /// 401/407 challenges received for our requests.
+    /// 401/407 challenges received for our requests (`challenges_401 + challenges_407`).
     pub challenges: u64,
+    /// Of those, 401 (`WWW-Authenticate`, a registrar or UAS) and 407
+    /// (`Proxy-Authenticate`, a proxy).
+    pub challenges_401: u64,
+    pub challenges_407: u64,
     /// Requests re-sent with credentials (a `stale=true` challenge included).
     pub retries: u64,
     /// Challenges that failed a call: a second one for an answered request, or one
@@ -101,6 +153,8 @@ pub struct AuthCounters {
 impl AuthCounters {
     pub fn merge(&mut self, o: &AuthCounters) {
         self.challenges += o.challenges;
+        self.challenges_401 += o.challenges_401;
+        self.challenges_407 += o.challenges_407;
         self.retries += o.retries;
         self.failures += o.failures;
         self.sent += o.sent;
@@ -109,6 +163,8 @@ impl AuthCounters {
     pub fn since(&self, e: &AuthCounters) -> AuthCounters {
         AuthCounters {
             challenges: self.challenges.saturating_sub(e.challenges),
+            challenges_401: self.challenges_401.saturating_sub(e.challenges_401),
+            challenges_407: self.challenges_407.saturating_sub(e.challenges_407),
             retries: self.retries.saturating_sub(e.retries),
             failures: self.failures.saturating_sub(e.failures),
             sent: self.sent.saturating_sub(e.sent),
@@ -280,6 +336,15 @@ impl Counters {
         self.failures[reason as usize]
     }
 
+    /// A client transaction for `method` (its CSeq method) got its final response.
+    pub fn transaction_completed(&mut self, method: &str) {
+        self.transactions[TxMethod::of(method) as usize] += 1;
+    }
+
+    pub fn transactions_of(&self, method: TxMethod) -> u64 {
+        self.transactions[method as usize]
+    }
+
     /// Scalar counters accumulated since `earlier` (latency is left empty: histograms
     /// travel as per-interval data and are merged, not subtracted).
     pub fn since(&self, earlier: &Counters) -> Counters {
@@ -311,6 +376,9 @@ impl Counters {
         for (i, f) in d.failures.iter_mut().enumerate() {
             *f = self.failures[i].saturating_sub(earlier.failures[i]);
         }
+        for (i, n) in d.transactions.iter_mut().enumerate() {
+            *n = self.transactions[i].saturating_sub(earlier.transactions[i]);
+        }
         for (code, n) in &self.failure_codes {
             let before = earlier.failure_codes.get(code).copied().unwrap_or(0);
             if *n > before {
@@ -336,6 +404,9 @@ impl Counters {
         for (code, n) in &other.failure_codes {
             *self.failure_codes.entry(*code).or_default() += n;
         }
+        for (a, b) in self.transactions.iter_mut().zip(other.transactions.iter()) {
+            *a += b;
+        }
         self.messages_sent += other.messages_sent;
         self.messages_received += other.messages_received;
         self.messages_retransmitted += other.messages_retransmitted;
@@ -358,5 +429,63 @@ impl Counters {
             }
             _ => 0.0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transaction_methods() {
+        assert_eq!(TxMethod::of("REGISTER"), TxMethod::Register);
+        assert_eq!(TxMethod::of("invite"), TxMethod::Invite);
+        assert_eq!(TxMethod::of("BYE"), TxMethod::Bye);
+        assert_eq!(TxMethod::of("SUBSCRIBE"), TxMethod::Other);
+        assert_eq!(TxMethod::of("other"), TxMethod::Other);
+        assert_eq!(TxMethod::of(""), TxMethod::Other);
+        for (i, m) in TxMethod::ALL.iter().enumerate() {
+            assert_eq!(*m as usize, i, "ALL is in index order");
+        }
+    }
+
+    #[test]
+    fn transactions_and_auth_split_merge_and_subtract() {
+        let mut a = Counters::default();
+        a.transaction_completed("REGISTER");
+        a.transaction_completed("REGISTER");
+        a.transaction_completed("NOTIFY");
+        a.auth.challenges = 3;
+        a.auth.challenges_401 = 2;
+        a.auth.challenges_407 = 1;
+        let earlier = a.clone();
+        a.transaction_completed("REGISTER");
+        a.auth.challenges += 1;
+        a.auth.challenges_407 += 1;
+        let d = a.since(&earlier);
+        assert_eq!(d.transactions_of(TxMethod::Register), 1);
+        assert_eq!(d.transactions_of(TxMethod::Other), 0);
+        assert_eq!(
+            (
+                d.auth.challenges,
+                d.auth.challenges_401,
+                d.auth.challenges_407
+            ),
+            (1, 0, 1)
+        );
+        let mut total = Counters::default();
+        total.merge_scalars(&a);
+        total.merge_scalars(&earlier);
+        assert_eq!(total.transactions_of(TxMethod::Register), 5);
+        assert_eq!(total.transactions_of(TxMethod::Other), 2);
+        assert_eq!(total.transactions_of(TxMethod::Invite), 0);
+        assert_eq!(
+            (
+                total.auth.challenges,
+                total.auth.challenges_401,
+                total.auth.challenges_407
+            ),
+            (7, 4, 3)
+        );
     }
 }

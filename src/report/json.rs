@@ -1,9 +1,16 @@
 //! The JSON run report (`--report FILE.json`). Field names are a stable interface:
 //! later versions add fields, they do not rename or remove them (see docs/report.md).
 
+use std::time::Duration;
+
 use serde_json::{Map, Value, json};
 
-use super::counters::{Counters, FailureReason};
+use super::counters::{Counters, FailureReason, TxMethod};
+use super::latency::Metric;
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
 
 /// One side of a run (the scenario the user ran, or its loopback peer).
 pub struct Side<'a> {
@@ -12,7 +19,8 @@ pub struct Side<'a> {
     pub counters: &'a Counters,
 }
 
-pub fn side_json(side: &Side<'_>) -> Value {
+/// One side's fields; `elapsed` (the run's length) is what transaction rates are over.
+pub fn side_json(side: &Side<'_>, elapsed: Duration) -> Value {
     let c = side.counters;
     let failures: Map<String, Value> = FailureReason::ALL
         .iter()
@@ -44,17 +52,49 @@ pub fn side_json(side: &Side<'_>) -> Value {
         },
         "rtp": rtp_json(c),
         "connections": connections_json(c),
-        "auth": {
-            "challenges": c.auth.challenges,
-            "retries": c.auth.retries,
-            "failures": c.auth.failures,
-            "sent": c.auth.sent,
-        },
+        "transactions": transactions_json(c, elapsed),
+        "auth": auth_json(c),
         "dtmf": {
             "digits_sent": c.media.dtmf_digits_sent,
             "digits_received": c.media.dtmf_digits_received,
             "mismatches": c.media.dtmf_mismatches,
         },
+    })
+}
+
+/// Client transactions completed with a final response, per method, and their
+/// rate over the whole run: `{"REGISTER": {"completed": N, "per_second": X}, …}`,
+/// every method present (zero when unused) so the keys do not depend on the run.
+fn transactions_json(c: &Counters, elapsed: Duration) -> Value {
+    let secs = elapsed.as_secs_f64();
+    let map: Map<String, Value> = TxMethod::ALL
+        .iter()
+        .map(|m| {
+            let n = c.transactions_of(*m);
+            // A zero-length run has no rate: 0 rather than inf/NaN (not JSON).
+            let rate = if secs > 0.0 { n as f64 / secs } else { 0.0 };
+            (
+                m.as_str().to_string(),
+                json!({"completed": n, "per_second": round3(rate)}),
+            )
+        })
+        .collect();
+    Value::Object(map)
+}
+
+/// Digest authentication figures of a side (all zero without challenges).
+fn auth_json(c: &Counters) -> Value {
+    let a = &c.auth;
+    let rt = c.latency.summary(Metric::AuthRoundTrip);
+    json!({
+        "challenges": a.challenges,
+        "challenges_401": a.challenges_401,
+        "challenges_407": a.challenges_407,
+        "retries": a.retries,
+        "failures": a.failures,
+        "sent": a.sent,
+        "round_trips": rt.count,
+        "round_trip_ms": {"p50": round3(rt.p50), "p99": round3(rt.p99)},
     })
 }
 
@@ -108,7 +148,7 @@ fn rtp_json(c: &Counters) -> Value {
 /// The whole report: the main side's fields at the top level, the peer (when the
 /// run used `--loopback`) under `peer`.
 pub fn report_json(data: &super::ReportData<'_>) -> Value {
-    let mut v = side_json(data.main);
+    let mut v = side_json(data.main, data.elapsed);
     if let Value::Object(m) = &mut v {
         m.insert("version".into(), json!(1));
         let round = |x: f64| (x * 1000.0).round() / 1000.0;
@@ -127,8 +167,95 @@ pub fn report_json(data: &super::ReportData<'_>) -> Value {
             .collect();
         m.insert("failure_samples".into(), Value::Array(samples));
         if let Some(p) = data.peer {
-            m.insert("peer".into(), side_json(p));
+            m.insert("peer".into(), side_json(p, data.elapsed));
         }
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::ReportData;
+
+    fn report(main: &Counters, peer: &Counters, elapsed: Duration) -> Value {
+        let main = Side {
+            scenario: "reg",
+            role: "uac",
+            counters: main,
+        };
+        let peer = Side {
+            scenario: "registrar",
+            role: "uas",
+            counters: peer,
+        };
+        report_json(&ReportData {
+            main: &main,
+            peer: Some(&peer),
+            elapsed,
+            target_cps: 500.0,
+            achieved_cps: 500.0,
+            failures: &[],
+        })
+    }
+
+    #[test]
+    fn transactions_per_method_with_rates_over_the_run() {
+        let mut c = Counters::default();
+        for _ in 0..2000 {
+            c.transaction_completed("REGISTER");
+        }
+        c.transaction_completed("INVITE");
+        c.transaction_completed("SUBSCRIBE");
+        let v = report(&c, &Counters::default(), Duration::from_secs(4));
+        let t = &v["transactions"];
+        let keys: Vec<&String> = t.as_object().unwrap().keys().collect();
+        // Every method, used or not (serde_json's map is sorted).
+        assert_eq!(
+            keys,
+            ["BYE", "INVITE", "MESSAGE", "OPTIONS", "REGISTER", "other"]
+        );
+        assert_eq!(
+            t["REGISTER"],
+            json!({"completed": 2000, "per_second": 500.0})
+        );
+        assert_eq!(t["INVITE"], json!({"completed": 1, "per_second": 0.25}));
+        assert_eq!(t["other"]["completed"], json!(1));
+        assert_eq!(t["BYE"], json!({"completed": 0, "per_second": 0.0}));
+        // The peer's over the same run length.
+        assert_eq!(v["peer"]["transactions"]["REGISTER"]["completed"], json!(0));
+        // A zero-length run: no inf/NaN.
+        let v = report(&c, &Counters::default(), Duration::ZERO);
+        assert_eq!(v["transactions"]["REGISTER"]["per_second"], json!(0.0));
+    }
+
+    #[test]
+    fn auth_split_and_round_trip() {
+        let mut c = Counters::default();
+        c.auth.challenges = 3;
+        c.auth.challenges_401 = 2;
+        c.auth.challenges_407 = 1;
+        c.auth.retries = 3;
+        // Below 2048 µs the histogram keeps every microsecond: exact quantiles.
+        c.latency
+            .record(Metric::AuthRoundTrip, Duration::from_micros(1500));
+        let v = report(&c, &Counters::default(), Duration::from_secs(1));
+        assert_eq!(
+            v["auth"],
+            json!({
+                "challenges": 3,
+                "challenges_401": 2,
+                "challenges_407": 1,
+                "retries": 3,
+                "failures": 0,
+                "sent": 0,
+                "round_trips": 1,
+                "round_trip_ms": {"p50": 1.5, "p99": 1.5},
+            })
+        );
+        // The histogram is in latency_ms like every other metric.
+        assert_eq!(v["latency_ms"]["auth_round_trip"]["count"], json!(1));
+        assert_eq!(v["peer"]["auth"]["challenges_407"], json!(0));
+        assert_eq!(v["peer"]["auth"]["round_trips"], json!(0));
+    }
 }

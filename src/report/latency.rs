@@ -24,18 +24,23 @@ pub enum Metric {
     RtpJitter,
     /// TCP connect started → TLS handshake finished, per connection.
     TlsHandshake,
+    /// A request of ours challenged with 401/407 and answered with credentials:
+    /// first send of the original request → final response (other than 401/407)
+    /// to the retry.
+    AuthRoundTrip,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 6] = [
+    pub const ALL: [Metric; 7] = [
         Metric::FirstProvisional,
         Metric::FinalResponse,
         Metric::CallLength,
         Metric::StartLag,
         Metric::RtpJitter,
         Metric::TlsHandshake,
+        Metric::AuthRoundTrip,
     ];
-    /// Name used in reports: `invite_to_1xx`, `invite_to_final`, `call_length`, `start_lag`.
+    /// Name used in reports: `invite_to_1xx`, `invite_to_final`, `call_length`, `start_lag`, ….
     pub fn name(self) -> &'static str {
         match self {
             Metric::FirstProvisional => "invite_to_1xx",
@@ -44,6 +49,7 @@ impl Metric {
             Metric::StartLag => "start_lag",
             Metric::RtpJitter => "rtp_jitter",
             Metric::TlsHandshake => "tls_handshake",
+            Metric::AuthRoundTrip => "auth_round_trip",
         }
     }
 }
@@ -250,7 +256,8 @@ mod tests {
                 "call_length",
                 "start_lag",
                 "rtp_jitter",
-                "tls_handshake"
+                "tls_handshake",
+                "auth_round_trip"
             ]
         );
     }

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 pub use counters::{
     AuthCounters, ConnectionCounters, Counters, FailureReason, FailureSample, MediaCounters,
+    TxMethod,
 };
 use json::Side;
 
@@ -90,6 +91,7 @@ pub fn summary_text(data: &ReportData<'_>) -> String {
         }
     }
     for line in [
+        text::transactions_line(data.main.counters, data.elapsed),
         text::media_line(data.main.counters),
         text::connections_line(data.main.counters),
         text::auth_line(data.main.counters),

@@ -12,6 +12,12 @@
 //!   `rtp_bytes_sent`, `rtp_lost`, `rtp_duplicates`, `rtp_out_of_order` (loss and
 //!   reordering counted when a stream closes), `rtcp_sent`, `rtcp_received`,
 //!   `dtmf_digits_sent`, `dtmf_digits_received`: this interval
+//! - `connections_active` (now), `connections_opened`, `..._accepted`, `..._failed`,
+//!   `..._closed_by_peer`: this interval
+//! - `auth_challenges`, `auth_challenges_401`, `auth_challenges_407`, `auth_retries`,
+//!   `auth_failures`, `auth_sent`: this interval
+//! - `transactions_<method>` (`register`, `invite`, `bye`, `options`, `message`,
+//!   `other`): our client transactions completed with a final response, this interval
 //! - `<metric>_p50_ms`, `<metric>_p99_ms` for each fixed latency metric: this interval;
 //!   empty in CSV (null in JSON) when the interval has no value.
 //!
@@ -26,7 +32,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use super::counters::{Counters, FailureReason};
+use super::counters::{Counters, FailureReason, TxMethod};
 use super::latency::Metric;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,6 +165,21 @@ fn columns(
             Cell::Int(k.closed_by_peer),
         ),
     ]);
+    let a = &interval.auth;
+    cols.extend([
+        ("auth_challenges".into(), Cell::Int(a.challenges)),
+        ("auth_challenges_401".into(), Cell::Int(a.challenges_401)),
+        ("auth_challenges_407".into(), Cell::Int(a.challenges_407)),
+        ("auth_retries".into(), Cell::Int(a.retries)),
+        ("auth_failures".into(), Cell::Int(a.failures)),
+        ("auth_sent".into(), Cell::Int(a.sent)),
+    ]);
+    for m in TxMethod::ALL {
+        cols.push((
+            format!("transactions_{}", m.as_str().to_ascii_lowercase()),
+            Cell::Int(interval.transactions_of(m)),
+        ));
+    }
     for m in Metric::ALL {
         let s = interval.latency.summary(m);
         let has = s.count > 0;
@@ -290,6 +311,15 @@ mod tests {
             .latency
             .record(Metric::FinalResponse, Duration::from_micros(2000));
         interval.latency.record_rtd("reg", Duration::from_millis(4));
+        interval.auth.challenges = 5;
+        interval.auth.challenges_401 = 3;
+        interval.auth.challenges_407 = 2;
+        interval
+            .latency
+            .record(Metric::AuthRoundTrip, Duration::from_micros(1500));
+        for _ in 0..7 {
+            interval.transaction_completed("REGISTER");
+        }
         let mut cumulative = interval.clone();
         cumulative.calls_started += 100;
         cumulative.calls_succeeded += 100;
@@ -339,7 +369,7 @@ mod tests {
         );
         assert!(header.contains(&"failures_unexpected_message"));
         assert!(header.contains(&"starts_delayed"));
-        assert_eq!(header.last(), Some(&"tls_handshake_p99_ms"));
+        assert_eq!(header.last(), Some(&"auth_round_trip_p99_ms"));
         assert!(header.contains(&"rtp_packets_received"));
         let row = |i: usize| -> std::collections::HashMap<&str, &str> {
             let cells: Vec<&str> = lines[i].split(',').collect();
@@ -359,6 +389,13 @@ mod tests {
         assert_eq!(r["starts_delayed"], "1");
         assert_eq!(r["invite_to_final_p50_ms"], "2.000");
         assert_eq!(r["invite_to_1xx_p50_ms"], "");
+        assert_eq!(r["auth_challenges"], "5");
+        assert_eq!(r["auth_challenges_401"], "3");
+        assert_eq!(r["auth_challenges_407"], "2");
+        assert_eq!(r["auth_failures"], "0");
+        assert_eq!(r["transactions_register"], "7");
+        assert_eq!(r["transactions_other"], "0");
+        assert_eq!(r["auth_round_trip_p50_ms"], "1.500");
         let r = row(2);
         assert_eq!(r["achieved_cps"], "0.000");
         assert_eq!(r["calls_started"], "0");
@@ -403,6 +440,11 @@ mod tests {
         assert_eq!(r["invite_to_final_p50_ms"], json!(2.0));
         assert_eq!(r["call_length_p50_ms"], Value::Null);
         assert_eq!(r["latency_ms"]["rtd_reg"]["count"], json!(1));
+        assert_eq!(r["auth_challenges_407"], json!(2));
+        assert_eq!(r["transactions_register"], json!(7));
+        assert_eq!(r["transactions_invite"], json!(0));
+        assert_eq!(r["auth_round_trip_p99_ms"], json!(1.5));
+        assert_eq!(r["latency_ms"]["auth_round_trip"]["count"], json!(1));
         assert_eq!(rows[1]["achieved_cps"], json!(0.0));
         assert_eq!(rows[1]["target_cps"], json!(0.0));
     }

@@ -3,8 +3,9 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::counters::{Counters, FailureReason, FailureSample};
+use super::counters::{Counters, FailureReason, FailureSample, TxMethod};
 use super::json::Side;
+use super::latency::Metric;
 
 /// The report for a run: the main side with its rates, latency table and failure
 /// samples, then the loopback peer's counters (when there is one).
@@ -28,7 +29,7 @@ pub fn text_report(
         "rate: target {:.2} calls/s, achieved {:.2} calls/s",
         target_cps, achieved_cps
     );
-    side_section(&mut t, main.counters, "");
+    side_section(&mut t, main.counters, elapsed, "");
     if !failures.is_empty() {
         let _ = writeln!(t, "failure samples:");
         for s in failures {
@@ -53,13 +54,14 @@ pub fn text_report(
     }
     if let Some(p) = peer {
         let _ = writeln!(t, "peer: scenario `{}` ({})", p.scenario, p.role);
-        side_section(&mut t, p.counters, "  ");
+        side_section(&mut t, p.counters, elapsed, "  ");
     }
     t
 }
 
-/// Calls, failures, messages and latencies of one side, each line prefixed by `ind`.
-fn side_section(t: &mut String, c: &Counters, ind: &str) {
+/// Calls, failures, messages and latencies of one side, each line prefixed by `ind`;
+/// rates are over `elapsed`.
+fn side_section(t: &mut String, c: &Counters, elapsed: Duration, ind: &str) {
     let _ = writeln!(
         t,
         "{ind}calls: {} started, {} succeeded, {} failed",
@@ -98,9 +100,14 @@ fn side_section(t: &mut String, c: &Counters, ind: &str) {
         c.messages_unparseable,
         c.messages_stray
     );
-    for line in [media_line(c), connections_line(c), auth_line(c)]
-        .into_iter()
-        .flatten()
+    for line in [
+        transactions_line(c, elapsed),
+        media_line(c),
+        connections_line(c),
+        auth_line(c),
+    ]
+    .into_iter()
+    .flatten()
     {
         let _ = writeln!(t, "{ind}{line}");
     }
@@ -136,7 +143,7 @@ pub fn media_line(c: &Counters) -> Option<String> {
     if m.streams == 0 && m.dtmf_digits_sent == 0 && m.dtmf_digits_received == 0 {
         return None;
     }
-    let j = c.latency.summary(super::latency::Metric::RtpJitter);
+    let j = c.latency.summary(Metric::RtpJitter);
     let mut line = format!(
         "rtp: {} streams, {} sent, {} received, {} lost, {} duplicates, {} out of order, jitter mean {:.2} ms (max {:.2}), max gap {:.1} ms",
         m.streams,
@@ -168,18 +175,43 @@ pub fn media_line(c: &Counters) -> Option<String> {
     Some(line)
 }
 
-/// `auth: 1000 challenges, 1000 retries, 0 failures`; None when nothing was challenged.
+/// `transactions: REGISTER 2000 (498.7/s), INVITE 1000 (249.4/s)`: our client
+/// transactions completed with a final response and their rate over `elapsed`, the
+/// methods that had any; None when there were none (a UAS that only answers).
+pub fn transactions_line(c: &Counters, elapsed: Duration) -> Option<String> {
+    let secs = elapsed.as_secs_f64();
+    let parts: Vec<String> = TxMethod::ALL
+        .iter()
+        .filter(|m| c.transactions_of(**m) > 0)
+        .map(|m| {
+            let n = c.transactions_of(*m);
+            let rate = if secs > 0.0 { n as f64 / secs } else { 0.0 };
+            format!("{} {n} ({rate:.1}/s)", m.as_str())
+        })
+        .collect();
+    (!parts.is_empty()).then(|| format!("transactions: {}", parts.join(", ")))
+}
+
+/// `auth: 1000 challenges (401: 1000, 407: 0), 1000 retries, 0 failures; round trip
+/// p50 1.20 ms p99 3.10 ms`; None when nothing was challenged.
 pub fn auth_line(c: &Counters) -> Option<String> {
     let a = &c.auth;
     if a.challenges + a.sent == 0 {
         return None;
     }
     let mut line = format!(
-        "auth: {} challenges, {} retries, {} failures",
-        a.challenges, a.retries, a.failures
+        "auth: {} challenges (401: {}, 407: {}), {} retries, {} failures",
+        a.challenges, a.challenges_401, a.challenges_407, a.retries, a.failures
     );
     if a.sent > 0 {
         line.push_str(&format!(", {} challenges sent", a.sent));
+    }
+    let rt = c.latency.summary(Metric::AuthRoundTrip);
+    if rt.count > 0 {
+        line.push_str(&format!(
+            "; round trip p50 {:.2} ms p99 {:.2} ms",
+            rt.p50, rt.p99
+        ));
     }
     Some(line)
 }
@@ -199,7 +231,7 @@ pub fn connections_line(c: &Counters) -> Option<String> {
         let why: Vec<String> = k.errors.iter().map(|(r, n)| format!("{n} {r}")).collect();
         line.push_str(&format!(" ({})", why.join(", ")));
     }
-    let h = c.latency.summary(super::latency::Metric::TlsHandshake);
+    let h = c.latency.summary(Metric::TlsHandshake);
     if h.count > 0 {
         line.push_str(&format!(
             "; tls handshake p50 {:.2} ms p99 {:.2} ms",
@@ -212,7 +244,6 @@ pub fn connections_line(c: &Counters) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::latency::Metric;
 
     #[test]
     fn full_report() {
@@ -301,8 +332,53 @@ mod tests {
             counters: &c,
         };
         let r = text_report(&main, None, Duration::from_millis(5), 1.0, 1.0, &[]);
-        for absent in ["failures", "latency", "samples", "peer", "delayed"] {
+        for absent in [
+            "failures",
+            "latency",
+            "samples",
+            "peer",
+            "delayed",
+            "transactions",
+            "auth",
+        ] {
             assert!(!r.contains(absent), "{absent} in\n{r}");
         }
+    }
+
+    #[test]
+    fn register_run_has_transaction_rates_and_auth_figures() {
+        let mut c = Counters {
+            calls_started: 1000,
+            calls_succeeded: 1000,
+            ..Default::default()
+        };
+        for _ in 0..2000 {
+            c.transaction_completed("REGISTER");
+        }
+        c.transaction_completed("BYE");
+        c.auth.challenges = 1000;
+        c.auth.challenges_401 = 1000;
+        c.auth.retries = 1000;
+        c.latency
+            .record(Metric::AuthRoundTrip, Duration::from_micros(1200));
+        let main = Side {
+            scenario: "reg",
+            role: "uac",
+            counters: &c,
+        };
+        let r = text_report(&main, None, Duration::from_secs(4), 250.0, 250.0, &[]);
+        for e in [
+            "transactions: REGISTER 2000 (500.0/s), BYE 1 (0.2/s)\n",
+            "auth: 1000 challenges (401: 1000, 407: 0), 1000 retries, 0 failures; round trip p50 1.20 ms p99 1.20 ms\n",
+            "auth_round_trip          1       1.200",
+        ] {
+            assert!(r.contains(e), "missing {e:?} in\n{r}");
+        }
+        // Methods without transactions are left out.
+        assert!(!r.contains("INVITE"), "{r}");
+        assert_eq!(
+            transactions_line(&c, Duration::ZERO).unwrap(),
+            "transactions: REGISTER 2000 (0.0/s), BYE 1 (0.0/s)"
+        );
     }
 }

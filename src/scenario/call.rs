@@ -635,12 +635,16 @@ impl Call {
                     fx.ctr.messages_sent += 1;
                     tx.set_ack(ack);
                 }
+                if code >= 200 {
+                    // `Deliver` with a final response comes once per transaction.
+                    fx.ctr.transaction_completed(tx.method());
+                }
                 if (code == 401 || code == 407) && env.plan.auth.is_some() {
                     if self.on_challenge(env, msg, code, idx, now, fx) {
                         return;
                     }
                 } else if code >= 200 {
-                    self.on_auth_final();
+                    self.on_auth_final(idx, now, fx.ctr);
                 }
                 if is_register {
                     if code == 423 && self.on_interval_too_brief(env, msg, idx, now, fx) {
@@ -1915,7 +1919,7 @@ mod tests {
     use crate::scenario::compile_str;
 
     /// Effects for a call without media.
-    fn fx<'a>(out: &'a mut Outbox, ctr: &'a mut Counters) -> Effects<'a> {
+    pub(super) fn fx<'a>(out: &'a mut Outbox, ctr: &'a mut Counters) -> Effects<'a> {
         // NoMedia is zero-sized: leaking a box of it allocates nothing.
         Effects {
             out,
@@ -1962,7 +1966,7 @@ mod tests {
     }
 
     /// A response to `req` (as a peer UAS would build it).
-    fn response(req: &[u8], code: u16, to_tag: Option<&str>, extra: &str) -> Vec<u8> {
+    pub(super) fn response(req: &[u8], code: u16, to_tag: Option<&str>, extra: &str) -> Vec<u8> {
         let m = message::parse(req).unwrap();
         let mut out = format!("SIP/2.0 {code} Whatever\r\n");
         for kind in [

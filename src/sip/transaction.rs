@@ -132,6 +132,10 @@ pub struct ClientTransaction {
     retransmit_at: Option<Instant>,
     interval: Duration,
     end_at: Option<Instant>,
+    /// When the exchange this request belongs to began: its first transmission,
+    /// or that of the earlier request it re-sends (`continues`). Kept so a caller
+    /// can time a digest retry from the original request without state of its own.
+    origin: Instant,
     /// Bit per provisional code 100..=199, to tell a new provisional from a
     /// duplicate even when codes interleave (180, 183, 180).
     provisionals_seen: [u64; 2],
@@ -140,6 +144,8 @@ pub struct ClientTransaction {
     invite: bool,
     reliable: bool,
     has_ack: bool,
+    /// `continues` was called: this request re-sends an earlier one.
+    continued: bool,
 }
 
 fn provisional_bit(code: u16) -> (usize, u64) {
@@ -176,6 +182,7 @@ impl ClientTransaction {
             retransmit_at,
             interval,
             end_at: after(now, timers.t1x64()),
+            origin: now,
             provisionals_seen: [0; 2],
             state: if invite {
                 ClientState::Calling
@@ -186,7 +193,27 @@ impl ClientTransaction {
             invite,
             reliable,
             has_ack: false,
+            continued: false,
         }
+    }
+
+    /// This transaction re-sends the request of an earlier one that began at
+    /// `origin` (e.g. with digest credentials after a 401/407): `origin()` then
+    /// says when the whole exchange began. Timers are unaffected.
+    pub fn continues(&mut self, origin: Instant) {
+        self.origin = origin;
+        self.continued = true;
+    }
+
+    /// When the exchange began: the first transmission of this request, or of
+    /// the one it continues.
+    pub fn origin(&self) -> Instant {
+        self.origin
+    }
+
+    /// Does this transaction re-send an earlier transaction's request?
+    pub fn is_continuation(&self) -> bool {
+        self.continued
     }
 
     /// Response matching rule (§17.1.3): same top-Via branch and same CSeq method.
@@ -700,6 +727,20 @@ mod tests {
     fn structs_stay_small() {
         assert!(std::mem::size_of::<ClientTransaction>() <= 256);
         assert!(std::mem::size_of::<ServerTransaction>() <= 256);
+    }
+
+    #[test]
+    fn origin_is_the_first_send_unless_continued() {
+        let t0 = Instant::now();
+        let first = client("REGISTER", false, t0);
+        assert_eq!(first.origin(), t0);
+        assert!(!first.is_continuation());
+        let mut retry = client("REGISTER", false, t0 + ms(30));
+        retry.continues(first.origin());
+        assert_eq!(retry.origin(), t0);
+        assert!(retry.is_continuation());
+        // Its timers still run from its own first send: Timer E at +T1.
+        assert_eq!(retry.deadline(), Some(t0 + ms(30) + ms(500)));
     }
 
     // ---- client INVITE ----

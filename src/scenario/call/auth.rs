@@ -10,7 +10,8 @@ use std::borrow::Cow;
 use std::time::Instant;
 
 use super::{Call, CallEnv, Ctx, Effects, LastMessage};
-use crate::report::FailureReason;
+use crate::report::latency::Metric;
+use crate::report::{Counters, FailureReason};
 use crate::scenario::template::Template;
 use crate::sip::build;
 use crate::sip::digest::{self, ClientAuth, Credentials, Request, Verdict};
@@ -32,15 +33,20 @@ impl Call {
         let Some(auth) = env.plan.auth.as_ref() else {
             return false;
         };
-        let Some((request, dest)) = self
+        let Some((request, dest, origin)) = self
             .clients
             .get(tx)
-            .map(|t| (t.request().to_vec(), t.dest()))
+            .map(|t| (t.request().to_vec(), t.dest(), t.origin()))
         else {
             return false;
         };
         let request: &[u8] = &request;
         fx.ctr.auth.challenges += 1;
+        if code == 401 {
+            fx.ctr.auth.challenges_401 += 1;
+        } else {
+            fx.ctr.auth.challenges_407 += 1;
+        }
         let (challenge_header, answer_header) = if code == 401 {
             ("WWW-Authenticate", "Authorization")
         } else {
@@ -136,13 +142,27 @@ impl Call {
         fx.ctr.auth.retries += 1;
         let method = method.to_string();
         self.send_request_tx(env, &method, &branch, bytes, dest, now, fx.out, fx.ctr);
+        // The retry carries the original's start (the original's own, or that of
+        // the request before it after a stale retry), so `on_auth_final` can time
+        // the whole exchange without any state kept in the call.
+        if let Some(retry) = self.clients.last_mut() {
+            retry.continues(origin);
+        }
         true
     }
 
-    /// A final response other than a challenge: the digest state's request is done.
-    pub(super) fn on_auth_final(&mut self) {
+    /// A final response other than a challenge to client transaction `tx`: the
+    /// digest state's request is done and, when `tx` was a retry with
+    /// credentials, the challenged exchange is timed (`auth_round_trip`).
+    pub(super) fn on_auth_final(&mut self, tx: usize, now: Instant, ctr: &mut Counters) {
         if let Some(state) = self.auth.as_mut() {
             state.on_final_response();
+        }
+        if let Some(t) = self.clients.get(tx)
+            && t.is_continuation()
+        {
+            let since = now.saturating_duration_since(t.origin());
+            ctr.latency.record(Metric::AuthRoundTrip, since);
         }
     }
 
@@ -160,5 +180,181 @@ impl Call {
         };
         t.render(&mut ctx, &mut out);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Challenges answered by the interpreter, driven with virtual time: the
+    //! registrar's side is written by hand.
+
+    use std::time::Duration;
+
+    use super::super::Outbox;
+    use super::super::tests::{env_of, fx, response};
+    use super::*;
+    use crate::report::TxMethod;
+    use crate::scenario::call::Outcome;
+
+    /// One REGISTER with `auth:`, expecting 200.
+    const REGISTER: &str = r#"
+name: reg-auth
+role: uac
+auth:
+  username: alice
+  password: secret
+steps:
+  - send: |
+      REGISTER {{ remote_target }} SIP/2.0
+      Via: SIP/2.0/{{ transport }} {{ local_ip }}:{{ local_port }};branch={{ branch }}
+      Max-Forwards: 70
+      From: <sip:alice@{{ remote_ip }}>;tag={{ from_tag }}
+      To: <sip:alice@{{ remote_ip }}>
+      Call-ID: {{ call_id }}
+      CSeq: {{ cseq }} REGISTER
+      Contact: <sip:alice@{{ local_ip }}:{{ local_port }}>
+      Expires: 60
+      Content-Length: 0
+  - recv: 200
+"#;
+
+    const WWW: &str =
+        "WWW-Authenticate: Digest realm=\"sipwright.test\", nonce=\"n1\", qop=\"auth\"\r\n";
+
+    struct Reg {
+        env: CallEnv,
+        call: Call,
+        out: Outbox,
+        ctr: Counters,
+        t0: Instant,
+    }
+
+    impl Reg {
+        /// The call is meant to start at 0 but starts (sends its REGISTER) at
+        /// `late_ms`: the round trip counts from the send, not the intended start.
+        fn start(late_ms: u64) -> Reg {
+            let env = env_of("reg-auth", REGISTER, &[]);
+            let t0 = Instant::now();
+            let call = Call::new_uac(&env, 1, t0);
+            let mut r = Reg {
+                env,
+                call,
+                out: Outbox::default(),
+                ctr: Counters::default(),
+                t0,
+            };
+            let now = r.at(late_ms);
+            r.call.start(&r.env, now, &mut fx(&mut r.out, &mut r.ctr));
+            r
+        }
+        fn at(&self, ms: u64) -> Instant {
+            self.t0 + Duration::from_millis(ms)
+        }
+        /// The one request sent since the last call.
+        fn sent(&mut self) -> String {
+            let v: Vec<String> = self
+                .out
+                .iter()
+                .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+                .collect();
+            self.out.clear();
+            assert_eq!(v.len(), 1, "{v:?}");
+            v.into_iter().next().unwrap_or_default()
+        }
+        /// The registrar answers `req` with `code` (and `extra` headers) at `ms`.
+        fn answer(&mut self, req: &str, code: u16, extra: &str, ms: u64) {
+            let bytes = response(req.as_bytes(), code, Some("reg"), extra);
+            let msg = message::parse(&bytes).unwrap();
+            let now = self.at(ms);
+            let from = self.env.remote;
+            self.call.on_message(
+                &self.env,
+                &msg,
+                from,
+                now,
+                &mut fx(&mut self.out, &mut self.ctr),
+            );
+        }
+        fn round_trip(&self) -> crate::report::latency::Summary {
+            self.ctr.latency.summary(Metric::AuthRoundTrip)
+        }
+    }
+
+    /// Within the histogram's resolution (3 significant digits).
+    fn close(ms: f64, expected: f64) -> bool {
+        (ms - expected).abs() <= expected * 1e-3
+    }
+
+    #[test]
+    fn a_401_answered_times_the_exchange_from_the_first_send() {
+        let mut r = Reg::start(5);
+        let first = r.sent();
+        assert!(first.starts_with("REGISTER "), "{first}");
+        r.answer(&first, 401, WWW, 25);
+        let retry = r.sent();
+        assert!(retry.contains("Authorization: Digest "), "{retry}");
+        assert_eq!(r.round_trip().count, 0, "not final yet");
+        r.answer(&retry, 200, "", 40);
+        assert_eq!(r.call.take_outcome(), Some(Outcome::Success));
+        let s = r.round_trip();
+        assert_eq!(s.count, 1);
+        // 5 ms (REGISTER sent) → 40 ms (200 to the retry).
+        assert!(close(s.max, 35.0), "{s:?}");
+        let a = r.ctr.auth;
+        assert_eq!(
+            (a.challenges, a.challenges_401, a.challenges_407, a.retries),
+            (1, 1, 0, 1)
+        );
+        // The challenged REGISTER and its retry are two transactions.
+        assert_eq!(r.ctr.transactions_of(TxMethod::Register), 2);
+        assert_eq!(r.ctr.transactions.iter().sum::<u64>(), 2);
+    }
+
+    #[test]
+    fn a_stale_407_retry_still_counts_from_the_original_request() {
+        let mut r = Reg::start(0);
+        let first = r.sent();
+        let proxy = WWW.replace("WWW-", "Proxy-");
+        r.answer(&first, 407, &proxy, 10);
+        let retry = r.sent();
+        assert!(retry.contains("Proxy-Authorization: Digest "), "{retry}");
+        let stale = proxy.replace("nonce=\"n1\"", "nonce=\"n2\", stale=true");
+        r.answer(&retry, 407, &stale, 20);
+        let again = r.sent();
+        assert!(again.contains("nonce=\"n2\""), "{again}");
+        r.answer(&again, 200, "", 30);
+        assert_eq!(r.call.take_outcome(), Some(Outcome::Success));
+        let s = r.round_trip();
+        assert_eq!(s.count, 1, "one exchange, however many challenges");
+        assert!(close(s.max, 30.0), "{s:?}");
+        let a = r.ctr.auth;
+        assert_eq!(
+            (a.challenges, a.challenges_401, a.challenges_407, a.retries),
+            (2, 0, 2, 2)
+        );
+        assert_eq!(r.ctr.transactions_of(TxMethod::Register), 3);
+    }
+
+    #[test]
+    fn unchallenged_and_refused_requests_are_not_timed() {
+        let mut r = Reg::start(0);
+        let first = r.sent();
+        r.answer(&first, 200, "", 10);
+        assert_eq!(r.call.take_outcome(), Some(Outcome::Success));
+        assert_eq!(r.round_trip().count, 0);
+        assert_eq!(r.ctr.transactions_of(TxMethod::Register), 1);
+
+        // Wrong credentials: a second 401 ends the call, no round trip.
+        let mut r = Reg::start(0);
+        let first = r.sent();
+        r.answer(&first, 401, WWW, 10);
+        let retry = r.sent();
+        r.answer(&retry, 401, WWW, 20);
+        assert_eq!(
+            r.call.take_outcome(),
+            Some(Outcome::Failed(FailureReason::Auth))
+        );
+        assert_eq!(r.round_trip().count, 0);
+        assert_eq!((r.ctr.auth.challenges_401, r.ctr.auth.failures), (2, 1));
     }
 }
