@@ -263,7 +263,14 @@ steps:
         }
         /// The registrar answers `req` with `code` (and `extra` headers) at `ms`.
         fn answer(&mut self, req: &str, code: u16, extra: &str, ms: u64) {
-            let bytes = response(req.as_bytes(), code, Some("reg"), extra);
+            // A registrar's 2xx lists the binding (the interpreter checks it).
+            let binding = "Contact: <sip:alice@127.0.0.1:5070>;expires=60\r\n";
+            let extra = if (200..300).contains(&code) {
+                format!("{binding}{extra}")
+            } else {
+                extra.to_string()
+            };
+            let bytes = response(req.as_bytes(), code, Some("reg"), &extra);
             let msg = message::parse(&bytes).unwrap();
             let now = self.at(ms);
             let from = self.env.remote;

@@ -117,3 +117,187 @@ impl Call {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The `register` and `register-then-call` built-ins against a registrar
+    //! written by hand, in virtual time.
+
+    use std::time::Duration;
+
+    use super::super::Outbox;
+    use super::super::tests::{env_of, fx, response};
+    use super::*;
+    use crate::report::Counters;
+    use crate::scenario::builtin;
+    use crate::scenario::call::Outcome;
+
+    struct Ua {
+        env: CallEnv,
+        call: Call,
+        out: Outbox,
+        ctr: Counters,
+        t0: Instant,
+    }
+
+    impl Ua {
+        fn start(name: &str, overrides: &[(&str, &str)]) -> Ua {
+            let env = env_of(name, builtin::get(name).unwrap().text, overrides);
+            let t0 = Instant::now();
+            let call = Call::new_uac(&env, 1, t0);
+            let mut ua = Ua {
+                env,
+                call,
+                out: Outbox::default(),
+                ctr: Counters::default(),
+                t0,
+            };
+            ua.call
+                .start(&ua.env, t0, &mut fx(&mut ua.out, &mut ua.ctr));
+            ua
+        }
+        fn at(&self, ms: u64) -> Instant {
+            self.t0 + Duration::from_millis(ms)
+        }
+        fn sent(&mut self) -> Vec<String> {
+            let v = self
+                .out
+                .iter()
+                .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+                .collect();
+            self.out.clear();
+            v
+        }
+        fn one(&mut self) -> String {
+            let v = self.sent();
+            assert_eq!(v.len(), 1, "{v:?}");
+            v.into_iter().next().unwrap()
+        }
+        fn answer(&mut self, req: &str, code: u16, extra: &str, ms: u64) {
+            let bytes = response(req.as_bytes(), code, Some("reg"), extra);
+            let msg = message::parse(&bytes).unwrap();
+            let now = self.at(ms);
+            let from = self.env.remote;
+            self.call.on_message(
+                &self.env,
+                &msg,
+                from,
+                now,
+                &mut fx(&mut self.out, &mut self.ctr),
+            );
+        }
+        fn tick(&mut self, ms: u64) {
+            let now = self.at(ms);
+            self.call
+                .on_timeout(&self.env, now, &mut fx(&mut self.out, &mut self.ctr));
+        }
+    }
+
+    const BINDING: &str = "Contact: <sip:alice@127.0.0.1:5070>;expires=";
+
+    fn header<'a>(msg: &'a str, name: &str) -> &'a str {
+        msg.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(": ")))
+            .unwrap_or("")
+    }
+
+    #[test]
+    fn refreshes_at_half_the_granted_expiry_then_unregisters() {
+        let mut ua = Ua::start(
+            "register",
+            &[
+                ("user", "alice"),
+                ("expires", "600"),
+                ("refreshes", "2"),
+                ("unregister", "yes"),
+            ],
+        );
+        let first = ua.one();
+        assert_eq!(header(&first, "Expires"), "600");
+        assert_eq!(header(&first, "Contact"), "<sip:alice@127.0.0.1:5070>");
+        // The registrar grants 100 s of the 600 asked: refresh after 50 s.
+        ua.answer(&first, 200, &format!("{BINDING}100\r\n"), 10);
+        assert!(ua.sent().is_empty());
+        ua.tick(50_009);
+        assert!(ua.sent().is_empty(), "not before half the granted expiry");
+        ua.tick(50_010);
+        let refresh = ua.one();
+        assert!(refresh.starts_with("REGISTER "), "{refresh}");
+        assert_eq!(header(&refresh, "CSeq"), "2 REGISTER");
+        ua.answer(&refresh, 200, &format!("{BINDING}40\r\n"), 50_020);
+        ua.tick(70_020);
+        let second = ua.one();
+        assert_eq!(header(&second, "CSeq"), "3 REGISTER");
+        ua.answer(&second, 200, &format!("{BINDING}40\r\n"), 70_030);
+        // Two refreshes done: the binding is removed at once.
+        let remove = ua.one();
+        assert_eq!(header(&remove, "Expires"), "0");
+        assert_eq!(header(&remove, "CSeq"), "4 REGISTER");
+        ua.answer(&remove, 200, "", 70_040);
+        assert_eq!(ua.call.take_outcome(), Some(Outcome::Success));
+    }
+
+    #[test]
+    fn interval_too_brief_is_retried_with_min_expires_once() {
+        let mut ua = Ua::start("register", &[("user", "alice"), ("expires", "60")]);
+        let first = ua.one();
+        ua.answer(&first, 423, "Min-Expires: 3600\r\n", 5);
+        let again = ua.one();
+        assert_eq!(header(&again, "Expires"), "3600");
+        assert_eq!(header(&again, "CSeq"), "2 REGISTER");
+        assert_ne!(header(&again, "Via"), header(&first, "Via"), "new branch");
+        ua.answer(&again, 200, &format!("{BINDING}3600\r\n"), 10);
+        assert_eq!(ua.call.take_outcome(), Some(Outcome::Success));
+
+        // Still too brief: the scenario sees the 423 (an unexpected response).
+        let mut ua = Ua::start("register", &[("user", "alice"), ("expires", "60")]);
+        let first = ua.one();
+        ua.answer(&first, 423, "Min-Expires: 3600\r\n", 5);
+        let again = ua.one();
+        ua.answer(&again, 423, "Min-Expires: 7200\r\n", 10);
+        assert_eq!(
+            ua.call.take_outcome(),
+            Some(Outcome::Failed(FailureReason::UnexpectedMessage))
+        );
+    }
+
+    #[test]
+    fn a_200_that_does_not_bind_our_contact_fails_the_call() {
+        let mut ua = Ua::start("register", &[("user", "alice")]);
+        let first = ua.one();
+        ua.answer(
+            &first,
+            200,
+            "Contact: <sip:bob@192.0.2.1>;expires=60\r\n",
+            5,
+        );
+        assert_eq!(
+            ua.call.take_outcome(),
+            Some(Outcome::Failed(FailureReason::AssertFailed))
+        );
+        let detail = ua.call.detail.clone().unwrap_or_default();
+        assert!(
+            detail.contains("does not list our Contact sip:alice@127.0.0.1:5070"),
+            "{detail}"
+        );
+    }
+
+    #[test]
+    fn register_then_call_follows_the_service_route_to_the_contact_given() {
+        let mut ua = Ua::start(
+            "register-then-call",
+            &[("user", "alice"), ("contact", "127.0.0.1:5090")],
+        );
+        let reg = ua.one();
+        assert_eq!(header(&reg, "Contact"), "<sip:alice@127.0.0.1:5090>");
+        ua.answer(
+            &reg,
+            200,
+            "Contact: <sip:alice@127.0.0.1:5090>;expires=3600\r\nService-Route: <sip:orig@10.0.0.9;lr>\r\n",
+            5,
+        );
+        let invite = ua.one();
+        assert!(invite.starts_with("INVITE sip:alice@"), "{invite}");
+        assert_eq!(header(&invite, "Route"), "<sip:orig@10.0.0.9;lr>");
+    }
+}
