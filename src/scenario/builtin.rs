@@ -64,6 +64,13 @@ pub const BUILTINS: &[Builtin] = &[
         peer: "uac-srtp",
         summary: "uas-media with SDES-SRTP required: 488 without usable a=crypto, echoes encrypted media, expects DTMF 1234",
     },
+    Builtin {
+        name: "uas-challenge",
+        text: include_str!("../../scenarios/uas-challenge.yaml"),
+        // TODO(merge): `register`, once that built-in lands on main.
+        peer: "options",
+        summary: "answers REGISTER with a digest challenge (401), checks the retried REGISTER against --inject's user/password (lookup by user), 200 with Contact and Expires",
+    },
 ];
 
 pub fn get(name: &str) -> Option<&'static Builtin> {

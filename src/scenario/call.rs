@@ -36,6 +36,7 @@ use super::plan::{
 use super::template::{Builtin, RenderContext, Template};
 
 mod auth;
+mod challenge;
 mod media_steps;
 
 /// Steps a call may execute without waiting before it is considered stuck in a loop.
@@ -242,8 +243,11 @@ pub struct Call {
     auth: Option<Box<crate::sip::digest::ClientAuth>>,
     /// `dtmf` with `mode: info`: digits of the current step already answered.
     info_sent: u16,
-    /// This call's row of the injection file (`Plan::inject`), chosen at the start.
+    /// This call's row of the injection file (`Plan::inject`), chosen at the start
+    /// (a `challenge:` with `lookup:` moves it to the caller's row).
     row: u32,
+    /// Digest-server state once a `challenge:` step ran (nonce counter).
+    server_auth: Option<Box<challenge::ServerAuth>>,
 }
 
 /// The ACK sent for a 2xx, to send again when the 2xx is retransmitted.
@@ -332,6 +336,7 @@ impl Call {
             auth: None,
             info_sent: 0,
             row: inject_row(env, number),
+            server_auth: None,
         }
     }
 
@@ -564,6 +569,14 @@ impl Call {
             Some(StepKind::Recv(_)) => {
                 let at = self.position(env);
                 let what = describe_expected(env, wait.pc);
+                self.fail(
+                    FailureReason::Timeout,
+                    format!("{at}: timed out waiting for {what}"),
+                );
+            }
+            Some(StepKind::Challenge(_)) => {
+                let at = self.position(env);
+                let what = challenge::describe_wait(&self.last);
                 self.fail(
                     FailureReason::Timeout,
                     format!("{at}: timed out waiting for {what}"),
@@ -853,9 +866,10 @@ impl Call {
                 return;
             }
         }
+        // A challenge step waits for its request again like a recv.
         let at_recv = matches!(
             env.plan.steps.get(self.pc).map(|s| &s.kind),
-            Some(StepKind::Recv(_))
+            Some(StepKind::Recv(_) | StepKind::Challenge(_))
         );
         if !at_recv || !self.inbox.is_empty() {
             self.inbox.push_back(msg.raw.to_vec());
@@ -866,6 +880,12 @@ impl Call {
             );
             if at_recv || (awaits_digits && msg.method() == Some("BYE")) {
                 self.run(env, now, fx, None);
+            }
+            return;
+        }
+        if let Some(StepKind::Challenge(c)) = env.plan.steps.get(self.pc).map(|s| &s.kind) {
+            if self.take_credentials(env, c, msg, now, fx) == challenge::Took::Accepted {
+                self.run(env, now, fx, Some(msg));
             }
             return;
         }
@@ -1093,6 +1113,13 @@ impl Call {
                         return;
                     }
                 },
+                StepKind::Challenge(c) => {
+                    if !self.challenge_step(env, c, now, fx, current) {
+                        return;
+                    }
+                    // The retried request replaced `last`.
+                    current = None;
+                }
                 StepKind::Assert(c) => {
                     if !self.eval(env, c) {
                         let at = self.position(env);
@@ -1499,6 +1526,7 @@ impl Call {
         self.inbox = VecDeque::new();
         self.vars = Vec::new();
         self.auth = None;
+        self.server_auth = None;
         if let Some(d) = self.dialog.take()
             && self.call_id.is_empty()
         {
