@@ -67,14 +67,20 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "register",
         text: include_str!("../../scenarios/register.yaml"),
-        peer: "uas",
+        peer: "uas-challenge",
         summary: "REGISTER {{ user }} (401/407 answered with {{ password }}, 423 retried), 200 listing our Contact; --set refreshes=N, unregister=yes",
     },
     Builtin {
         name: "register-then-call",
         text: include_str!("../../scenarios/register-then-call.yaml"),
-        peer: "uas",
+        peer: "uas-challenge",
         summary: "REGISTER {{ user }} with Contact at {{ contact }}, then INVITE that user through the proxy (407 answered), ACK, BYE",
+    },
+    Builtin {
+        name: "uas-challenge",
+        text: include_str!("../../scenarios/uas-challenge.yaml"),
+        peer: "register",
+        summary: "answers REGISTER with a digest challenge (401), checks the retried REGISTER against --inject's user/password (lookup by user), 200 with Contact and Expires",
     },
 ];
 

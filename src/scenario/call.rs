@@ -36,6 +36,7 @@ use super::plan::{
 use super::template::{Builtin, RenderContext, Template};
 
 mod auth;
+mod challenge;
 mod media_steps;
 mod register;
 
@@ -239,14 +240,25 @@ pub struct Call {
     last_status: Option<u16>,
     /// This call's media session in the driver's engine, once opened.
     media: Option<MediaHandle>,
-    /// Digest state once a challenge was answered (scenarios with `auth:`).
-    auth: Option<Box<crate::sip::digest::ClientAuth>>,
+    /// Digest client and server state and REGISTER bindings, once needed.
+    extras: Option<Box<Extras>>,
     /// `dtmf` with `mode: info`: digits of the current step already answered.
     info_sent: u16,
-    /// This call's row of the injection file (`Plan::inject`), chosen at the start.
+    /// This call's row of the injection file (`Plan::inject`), chosen at the start
+    /// (a `challenge:` with `lookup:` moves it to the caller's row).
     row: u32,
+}
+
+/// Per-call protocol state that few calls need, in one box so that a call needing
+/// none pays one pointer (the call's size is kept under 512 bytes).
+#[derive(Debug, Default)]
+struct Extras {
+    /// Digest client once a challenge was answered (scenarios with `auth:`).
+    client_auth: Option<crate::sip::digest::ClientAuth>,
+    /// Digest server once a `challenge:` step ran (nonce counter).
+    server_auth: Option<challenge::ServerAuth>,
     /// What the last REGISTER's 2xx said (calls that registered).
-    registration: Option<Box<register::Registration>>,
+    registration: Option<register::Registration>,
 }
 
 /// The ACK sent for a 2xx, to send again when the 2xx is retransmitted.
@@ -332,11 +344,15 @@ impl Call {
             detail: None,
             last_status: None,
             media: None,
-            auth: None,
+            extras: None,
             info_sent: 0,
             row: inject_row(env, number),
-            registration: None,
         }
+    }
+
+    /// The call's [`Extras`], made on first use.
+    fn extras(&mut self) -> &mut Extras {
+        self.extras.get_or_insert_with(Default::default)
     }
 
     pub fn call_id(&self) -> &str {
@@ -568,6 +584,14 @@ impl Call {
             Some(StepKind::Recv(_)) => {
                 let at = self.position(env);
                 let what = describe_expected(env, wait.pc);
+                self.fail(
+                    FailureReason::Timeout,
+                    format!("{at}: timed out waiting for {what}"),
+                );
+            }
+            Some(StepKind::Challenge(_)) => {
+                let at = self.position(env);
+                let what = challenge::describe_wait(&self.last);
                 self.fail(
                     FailureReason::Timeout,
                     format!("{at}: timed out waiting for {what}"),
@@ -870,9 +894,10 @@ impl Call {
                 return;
             }
         }
+        // A challenge step waits for its request again like a recv.
         let at_recv = matches!(
             env.plan.steps.get(self.pc).map(|s| &s.kind),
-            Some(StepKind::Recv(_))
+            Some(StepKind::Recv(_) | StepKind::Challenge(_))
         );
         if !at_recv || !self.inbox.is_empty() {
             self.inbox.push_back(msg.raw.to_vec());
@@ -883,6 +908,12 @@ impl Call {
             );
             if at_recv || (awaits_digits && msg.method() == Some("BYE")) {
                 self.run(env, now, fx, None);
+            }
+            return;
+        }
+        if let Some(StepKind::Challenge(c)) = env.plan.steps.get(self.pc).map(|s| &s.kind) {
+            if self.take_credentials(env, c, msg, now, fx) == challenge::Took::Accepted {
+                self.run(env, now, fx, Some(msg));
             }
             return;
         }
@@ -1121,6 +1152,13 @@ impl Call {
                         return;
                     }
                 },
+                StepKind::Challenge(c) => {
+                    if !self.challenge_step(env, c, now, fx, current) {
+                        return;
+                    }
+                    // The retried request replaced `last`.
+                    current = None;
+                }
                 StepKind::Assert(c) => {
                     if !self.eval(env, c) {
                         let at = self.position(env);
@@ -1527,7 +1565,7 @@ impl Call {
         self.last = Vec::new();
         self.inbox = VecDeque::new();
         self.vars = Vec::new();
-        self.auth = None;
+        self.extras = None;
         if let Some(d) = self.dialog.take()
             && self.call_id.is_empty()
         {

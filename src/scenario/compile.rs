@@ -170,7 +170,7 @@ pub(super) struct Compiler<'a> {
     /// Label name → (step index it resolves to, line it is defined on).
     labels: HashMap<String, (usize, u64)>,
     /// The run's per-call data: templates may name its columns.
-    inject: Option<Arc<Injection>>,
+    pub(super) inject: Option<Arc<Injection>>,
 }
 
 /// `(line, column)` of a value, 1-based.
@@ -517,6 +517,7 @@ impl Compiler<'_> {
                 Some(StepKind::Assert(cond))
             }
             a if is_media_action(a) => self.media_step(a, &path, st, pos_of(step)),
+            "challenge" => self.challenge_step(&path, st),
             _ => None,
         }
     }
@@ -558,7 +559,12 @@ impl Compiler<'_> {
     }
 
     /// Compile a templated scalar; errors point at the offending `{{` in the file.
-    fn template(&mut self, text: &Spanned<String>, raw: bool, path: &str) -> Option<Template> {
+    pub(super) fn template(
+        &mut self,
+        text: &Spanned<String>,
+        raw: bool,
+        path: &str,
+    ) -> Option<Template> {
         let vars = &self.vars;
         let lookup = |name: &str| vars.iter().position(|v| v.name == name);
         let inject = self.inject.as_deref();
@@ -1041,6 +1047,7 @@ fn action_keys(st: &StepDef) -> Vec<&'static str> {
         ("dtmf", st.dtmf.is_some()),
         ("expect_media", st.expect_media.is_some()),
         ("expect_dtmf", st.expect_dtmf.is_some()),
+        ("challenge", st.challenge.is_some()),
     ] {
         if present {
             keys.push(key);
@@ -1675,7 +1682,7 @@ mod tests {
                 5,
                 5,
                 "steps[1].sned".into(),
-                "unknown step `sned` (did you mean `send`?); expected one of send, recv, pause, label, goto, capture, assert, play, play_pcap, silence, stop_media, dtmf, expect_media, expect_dtmf".into()
+                "unknown step `sned` (did you mean `send`?); expected one of send, recv, pause, label, goto, capture, assert, play, play_pcap, silence, stop_media, dtmf, expect_media, expect_dtmf, challenge".into()
             )
         );
     }
@@ -1888,7 +1895,7 @@ mod tests {
                 (
                     10,
                     "steps[4]",
-                    "step has only modifiers (`raw`); add an action: send, recv, pause, label, goto, capture, assert, play, play_pcap, silence, stop_media, dtmf, expect_media, expect_dtmf"
+                    "step has only modifiers (`raw`); add an action: send, recv, pause, label, goto, capture, assert, play, play_pcap, silence, stop_media, dtmf, expect_media, expect_dtmf, challenge"
                 ),
             ]
         );

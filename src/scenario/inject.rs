@@ -60,6 +60,14 @@
 //! `Injection::column` to `compile_with` in `compile.rs`, an `Arc<Injection>` in the
 //! plan, a row in the call, and `RenderContext::inject` in `call.rs` (its default
 //! renders nothing).
+//!
+//! # Lookup by value
+//!
+//! A challenging UAS (`challenge:` with `lookup: COLUMN`) must check each caller
+//! against the caller's own row, whichever call number its request got.
+//! [`Injection::index`] builds a [`ColumnIndex`] of one column once, at compile
+//! time; [`ColumnIndex::find`] then maps the user name in the credentials to its
+//! row without allocating.
 
 use std::fmt;
 use std::path::Path;
@@ -381,6 +389,85 @@ impl Injection {
         };
         row as usize
     }
+}
+
+/// Rows by the value of one column, for the `challenge:` step's `lookup:` (which
+/// row a caller's credentials belong to, whatever order calls arrive in). Built
+/// once at compile time, shared read-only by all calls.
+///
+/// A sorted `(hash, row)` list rather than a map keyed by the values: 8 bytes a
+/// row, no copy of the values (they stay in the injection's buffer, which
+/// [`ColumnIndex::find`] takes), and one sort instead of a million inserts. Equal
+/// hashes (collisions, or a value on several rows) are told apart by comparing the
+/// bytes; of rows with the same value the first one wins.
+#[derive(Debug)]
+pub struct ColumnIndex {
+    col: usize,
+    entries: Vec<(u32, u32)>,
+}
+
+impl Injection {
+    /// An index of column `col` (which must be `< columns().len()`; a column out
+    /// of range gives an index that finds nothing). Rows past `u32::MAX` cannot
+    /// exist: offsets are `u32` (see the module documentation).
+    pub fn index(&self, col: usize) -> ColumnIndex {
+        let cols = self.columns.len();
+        let mut entries = Vec::new();
+        if col < cols {
+            entries.reserve_exact(self.rows());
+            for row in 0..self.rows() {
+                let i = row * cols + col;
+                let field = &self.data[self.ends[i] as usize..self.ends[i + 1] as usize];
+                entries.push((value_hash(field), row as u32));
+            }
+            // Sorting whole pairs keeps rows of equal hash in row order: the first
+            // row with a value is the one found.
+            entries.sort_unstable();
+        }
+        ColumnIndex { col, entries }
+    }
+}
+
+impl ColumnIndex {
+    /// The column this index is over.
+    pub fn column(&self) -> usize {
+        self.col
+    }
+
+    /// The first row of `inj` whose column holds exactly `value`. `inj` must be
+    /// the injection the index was built from (another one finds nothing useful,
+    /// but never panics).
+    pub fn find(&self, inj: &Injection, value: &[u8]) -> Option<usize> {
+        let h = value_hash(value);
+        let start = self.entries.partition_point(|&(eh, _)| eh < h);
+        self.entries
+            .get(start..)?
+            .iter()
+            .take_while(|&&(eh, _)| eh == h)
+            .map(|&(_, row)| row as usize)
+            .find(|&row| {
+                row < inj.rows()
+                    && self.col < inj.columns.len()
+                    && inj.field(row, self.col) == value
+            })
+    }
+
+    /// Heap bytes held, for the memory budget.
+    pub fn heap_bytes(&self) -> usize {
+        self.entries.capacity() * size_of::<(u32, u32)>()
+    }
+}
+
+/// FNV-1a: fast on the short values of a users file (user names, numbers) and
+/// well spread over them. Not keyed: the values are the file's, not an attacker's,
+/// and a collision only costs a byte comparison.
+fn value_hash(value: &[u8]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in value {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
 }
 
 /// `SEQUENTIAL[,OPT…]`, `RANDOM…`, `USER…` → the order and the options.
@@ -881,6 +968,45 @@ mod tests {
         assert_eq!(err[0].kind, TemplateErrorKind::Undefined("field2".into()));
     }
 
+    #[test]
+    fn column_index_finds_rows_by_value() {
+        let inj = parse("user,password\nalice,a1\nbob,b2\n\"\",e\ncarol,c3\nbob,b5\n");
+        let users = inj.index(0);
+        assert_eq!(users.column(), 0);
+        assert_eq!(users.find(&inj, b"alice"), Some(0));
+        assert_eq!(users.find(&inj, b"carol"), Some(3));
+        // A value on two rows: the first one.
+        assert_eq!(users.find(&inj, b"bob"), Some(1));
+        assert_eq!(users.find(&inj, b""), Some(2));
+        assert_eq!(users.find(&inj, b"bo"), None);
+        assert_eq!(users.find(&inj, b"alice "), None);
+        let pw = inj.index(1);
+        assert_eq!(pw.find(&inj, b"b5"), Some(4));
+        assert_eq!(pw.find(&inj, b"alice"), None);
+        // Out of range, or used with another file: finds nothing, never panics.
+        assert_eq!(inj.index(7).find(&inj, b"alice"), None);
+        let other = parse("u\nalice\n");
+        assert_eq!(pw.find(&other, b"a1"), None);
+        assert_eq!(users.find(&other, b"alice"), Some(0));
+        assert!(users.heap_bytes() >= 5 * 8);
+    }
+
+    #[test]
+    fn column_index_tells_colliding_values_apart() {
+        // Many distinct values: some 32-bit hashes are bound to be close; every value
+        // must still find its own row.
+        let mut text = String::from("u\n");
+        for i in 0..20_000 {
+            text.push_str(&format!("user{i}\n"));
+        }
+        let inj = parse(&text);
+        let idx = inj.index(0);
+        for i in (0..20_000).step_by(7) {
+            assert_eq!(idx.find(&inj, format!("user{i}").as_bytes()), Some(i));
+        }
+        assert_eq!(idx.find(&inj, b"user20000"), None);
+    }
+
     /// `cargo test --release --lib scenario::inject::tests::million_rows -- --ignored --nocapture`
     #[test]
     #[ignore]
@@ -913,6 +1039,14 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         assert_eq!(inj.rows(), 1_000_000);
         assert_eq!(inj.field(999_999, 1), b"secret1000000");
+        let t = std::time::Instant::now();
+        let index = inj.index(0);
+        let index_time = t.elapsed();
+        assert_eq!(index.find(&inj, b"user765432"), Some(765_431));
+        println!(
+            "1M rows: column index built in {index_time:?}, {} bytes",
+            index.heap_bytes()
+        );
         let held = inj.heap_bytes();
         println!(
             "1M rows: file {size} bytes, load {elapsed:?}, held {held} bytes ({:.2}× the file), \

@@ -5,6 +5,7 @@
 pub mod builtin;
 pub mod call;
 pub mod compile;
+mod compile_challenge;
 mod compile_media;
 pub mod duration;
 pub mod inject;

@@ -69,6 +69,32 @@ pub struct AuthDef {
     pub realm: Option<Spanned<String>>,
 }
 
+/// The `challenge:` step (UAS digest server): what the 401/407 offers and what the
+/// retried request's credentials are checked against. Templated values are
+/// compiled in `compile_challenge.rs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeDef {
+    /// Default: the local IP.
+    pub realm: Option<Spanned<String>>,
+    /// MD5 (default), MD5-sess, SHA-256(-sess), SHA-512-256(-sess).
+    pub algorithm: Option<Spanned<String>>,
+    /// `auth` (default), `auth-int` or `none`.
+    pub qop: Option<Spanned<String>>,
+    /// 407 + Proxy-Authenticate instead of 401 + WWW-Authenticate.
+    pub proxy: Option<Spanned<bool>>,
+    /// Optional here so a missing password gets a diagnostic at the step.
+    pub password: Option<Spanned<String>>,
+    /// The user name the credentials must carry (default: any).
+    pub username: Option<Spanned<String>>,
+    /// An injection column: the call takes the row holding the credentials' user.
+    pub lookup: Option<Spanned<String>>,
+    /// Credentials on a nonce older than this get one `stale=true` challenge.
+    pub stale_after: Option<Spanned<String>>,
+    /// Sent in the challenge; the credentials must return it unchanged.
+    pub opaque: Option<Spanned<String>>,
+}
+
 /// `expect_media:` thresholds.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -171,6 +197,8 @@ pub struct StepDef {
     pub dtmf: Option<Spanned<String>>,
     pub expect_media: Option<Spanned<ExpectMediaDef>>,
     pub expect_dtmf: Option<Spanned<String>>,
+    /// UAS digest server: 401/407, then the retried request's credentials checked.
+    pub challenge: Option<Spanned<ChallengeDef>>,
     /// `play`: repeat the file.
     #[serde(rename = "loop")]
     pub looped: Option<Spanned<bool>>,
@@ -201,6 +229,7 @@ pub const STEP_ACTIONS: &[&str] = &[
     "dtmf",
     "expect_media",
     "expect_dtmf",
+    "challenge",
 ];
 
 /// Modifiers each action accepts.
@@ -212,7 +241,7 @@ pub fn step_modifiers(action: &str) -> &'static [&'static str] {
         "play" => &["loop", "until"],
         "play_pcap" => &["loop", "until", "stream"],
         "dtmf" => &["duration", "gap", "volume", "mode"],
-        "expect_dtmf" => &["timeout"],
+        "expect_dtmf" | "challenge" => &["timeout"],
         _ => &[],
     }
 }

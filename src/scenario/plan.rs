@@ -87,6 +87,8 @@ fn reads_last(kind: &StepKind) -> bool {
         StepKind::Capture(_) => true,
         StepKind::Assert(c) => reads(c),
         StepKind::Goto { when: Some(c), .. } => reads(c),
+        // The challenge answers the request received last.
+        StepKind::Challenge(_) => true,
         _ => false,
     }
 }
@@ -124,7 +126,11 @@ pub fn last_liveness(steps: &[Step]) -> Vec<bool> {
         false
     };
     (0..steps.len())
-        .map(|i| matches!(steps[i].kind, StepKind::Recv(_)) && read_on_some_path(i + 1))
+        .map(|i| {
+            // A challenge step ends by taking the retried request, like a recv.
+            matches!(steps[i].kind, StepKind::Recv(_) | StepKind::Challenge(_))
+                && read_on_some_path(i + 1)
+        })
         .collect()
 }
 
@@ -153,6 +159,39 @@ pub enum StepKind {
     Capture(Vec<Capture>),
     Assert(Condition),
     Media(MediaStep),
+    /// UAS digest server (boxed: rare, and larger than the other steps).
+    Challenge(Box<ChallengeStep>),
+}
+
+/// Compiled `challenge:` step: answer the last received request with 401/407, wait
+/// for it again with credentials, check them (see `call/challenge.rs`).
+#[derive(Debug)]
+pub struct ChallengeStep {
+    /// None: the local IP.
+    pub realm: Option<Template>,
+    pub algorithm: crate::sip::digest::Algorithm,
+    /// None: no `qop` (RFC 2069 answers).
+    pub qop: Option<crate::sip::digest::Qop>,
+    /// 407 + Proxy-Authenticate / Proxy-Authorization instead of 401.
+    pub proxy: bool,
+    pub password: Template,
+    /// The user name the credentials must carry; None: any (or the looked-up row's).
+    pub username: Option<Template>,
+    /// `lookup:` when the run has an injection with that column; None otherwise.
+    pub lookup: Option<LookupPlan>,
+    /// Credentials on an older nonce get one `stale=true` challenge per call.
+    pub stale_after: Option<Duration>,
+    pub opaque: Option<Template>,
+    /// How long to wait for the retried request (falls back to `Plan::recv_timeout`,
+    /// then 64·T1: a client answers a challenge at once or not at all).
+    pub timeout: Option<Duration>,
+}
+
+/// `lookup: COLUMN`: the index of that column of `Plan::inject`, built once.
+#[derive(Debug)]
+pub struct LookupPlan {
+    pub column: String,
+    pub index: super::inject::ColumnIndex,
 }
 
 /// A bounded `goto` (`times:`).

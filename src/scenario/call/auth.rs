@@ -86,10 +86,10 @@ impl Call {
             );
             return true;
         }
-        let verdict = match self.auth.as_mut() {
+        let verdict = match self.extras.as_mut().and_then(|e| e.client_auth.as_mut()) {
             Some(state) if state.realm() == challenge.realm => state.on_challenge(&challenge),
             _ => {
-                self.auth = Some(Box::new(ClientAuth::new(&challenge)));
+                self.extras().client_auth = Some(ClientAuth::new(&challenge));
                 Verdict::Answer
             }
         };
@@ -115,7 +115,7 @@ impl Call {
         let cnonce = digest::cnonce_from_random(cnonce_seed);
         let mut value = Vec::with_capacity(256);
         let realm = challenge.realm.to_string();
-        if let Some(state) = self.auth.as_mut() {
+        if let Some(state) = self.extras.as_mut().and_then(|e| e.client_auth.as_mut()) {
             state.write_authorization(
                 &mut value,
                 &Credentials {
@@ -155,7 +155,7 @@ impl Call {
     /// digest state's request is done and, when `tx` was a retry with
     /// credentials, the challenged exchange is timed (`auth_round_trip`).
     pub(super) fn on_auth_final(&mut self, tx: usize, now: Instant, ctr: &mut Counters) {
-        if let Some(state) = self.auth.as_mut() {
+        if let Some(state) = self.extras.as_mut().and_then(|e| e.client_auth.as_mut()) {
             state.on_final_response();
         }
         if let Some(t) = self.clients.get(tx)

@@ -43,7 +43,10 @@ impl Call {
         let Some(min) = registration::min_expires(msg) else {
             return false;
         };
-        let state = self.registration.get_or_insert_with(Default::default);
+        let state = self
+            .extras()
+            .registration
+            .get_or_insert_with(Default::default);
         if std::mem::replace(&mut state.retried_423, true) {
             // Still too brief after asking for Min-Expires: let the scenario see it.
             return false;
@@ -77,7 +80,10 @@ impl Call {
         let Ok(req) = message::parse(&request) else {
             return true;
         };
-        let state = self.registration.get_or_insert_with(Default::default);
+        let state = self
+            .extras()
+            .registration
+            .get_or_insert_with(Default::default);
         state.retried_423 = false;
         match registration::granted_expiry(&req, msg) {
             Ok(granted) => {
@@ -96,7 +102,11 @@ impl Call {
 
     /// `{{ refresh_after }}`: half the granted expiry (zero before any binding).
     pub(super) fn refresh_after(&self) -> Duration {
-        let granted = self.registration.as_ref().map_or(0, |r| r.granted);
+        let granted = self
+            .extras
+            .as_ref()
+            .and_then(|e| e.registration.as_ref())
+            .map_or(0, |r| r.granted);
         Duration::from_millis(u64::from(granted) * 500)
     }
 
@@ -112,7 +122,7 @@ impl Call {
 
     /// `{{ service_route }}`: the `Route:` lines of the last REGISTER's 2xx.
     pub(super) fn write_service_route(&self, out: &mut Vec<u8>) {
-        if let Some(r) = &self.registration {
+        if let Some(r) = self.extras.as_ref().and_then(|e| e.registration.as_ref()) {
             out.extend_from_slice(&r.service_route);
         }
     }
