@@ -269,6 +269,11 @@ pub struct InjectArgs {
     /// line), else sequential.
     #[arg(long, value_name = "ORDER", value_parser = ["sequential", "random", "per-worker"])]
     pub inject_order: Option<String>,
+    /// Name the file's columns in order (e.g. `user,password` for a SIPp file, whose
+    /// fields are otherwise {{ field0 }}, {{ field1 }}…; the built-in register
+    /// scenarios read `user` and `password`).
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub inject_columns: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -55,6 +55,11 @@ pub fn load_injection(
     if let Some(order) = order {
         injection.set_order(order);
     }
+    if !a.inject_columns.is_empty() {
+        injection
+            .rename_columns(&a.inject_columns)
+            .map_err(|e| UsageError(format!("--inject-columns: {}: {e}", path.display())))?;
+    }
     for note in injection.notes() {
         eprintln!("{}: {note}", path.display());
     }
@@ -230,6 +235,16 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
         base_dir: None,
     };
     let (plan, peer_name) = load_scenario(&a.scenario, &opts)?;
+    if let Some(inj) = &plan.inject
+        && !plan.inject_used
+    {
+        eprintln!(
+            "sipwright: warning: {}: no template of `{}` reads its columns ({}); name them with --inject-columns (the register built-ins read `user`, `password`)",
+            inj.path(),
+            plan.name,
+            inj.columns().join(", ")
+        );
+    }
     let role = plan.role;
     let rtp_ports = Arc::new(Mutex::new(PortPool::new(a.rtp_ports.0, a.rtp_ports.1)));
     if plan.media.is_some() {
@@ -323,7 +338,14 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
         timers,
         t0,
         rate: rate.clone(),
-        max_calls: a.calls,
+        // A loopback UAS serves until its UAC side is done (it is stopped then): a
+        // call that sends several transactions as separate calls at the UAS (REGISTER
+        // refreshes) must not run it out of calls early.
+        max_calls: if calls_side || !a.loopback {
+            a.calls
+        } else {
+            None
+        },
         concurrency: if calls_side { a.concurrency } else { None },
         duration: if calls_side { duration } else { None },
         drain_timeout: a.drain_timeout,

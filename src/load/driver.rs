@@ -748,7 +748,7 @@ impl Driver {
         let id_of = |i: usize| Some(slots.get(i)?.as_ref()?.call.call_id());
         let idx = match self.by_call_id.find(call_id, id_of) {
             Some(idx) => idx,
-            None if self.lingering.contains(call_id) => {
+            None if self.lingering.contains(call_id) && !self.restarts_call(msg, call_id) => {
                 self.on_lingering(msg, call_id, from, data);
                 return;
             }
@@ -827,6 +827,25 @@ impl Driver {
             self.counters.messages_retransmitted += 1;
             self.send_raw(dest, &resp);
         }
+    }
+
+    /// A request for a finished call that is not a retransmission of one it answered
+    /// and is outside any dialog (no To tag), with a method that starts calls here:
+    /// a new call with the same Call-ID — a REGISTER refresh, which RFC 3261 §10.2
+    /// sends with the Call-ID of the registration before it.
+    fn restarts_call(&self, msg: &message::Message<'_>, call_id: &str) -> bool {
+        let Some(method) = msg.method() else {
+            return false;
+        };
+        if method == "ACK" || msg.to().is_none_or(|t| t.tag().is_some()) {
+            return false;
+        }
+        let (via, sent_by) = msg.top_via_sent_by();
+        let branch = via.and_then(|v| v.branch).unwrap_or("");
+        self.lingering
+            .response_to(call_id, branch, sent_by, method)
+            .is_none()
+            && self.accepts(method).0
     }
 
     /// Does an out-of-dialog request with this method start a new call here? Returns

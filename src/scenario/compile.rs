@@ -116,6 +116,7 @@ pub fn compile_str_with(
         vars: Vec::new(),
         labels: HashMap::new(),
         inject: opts.inject.cloned(),
+        inject_used: false,
     };
     let plan = cx.plan(def, opts);
     if cx.diags.is_empty() {
@@ -171,6 +172,8 @@ pub(super) struct Compiler<'a> {
     labels: HashMap<String, (usize, u64)>,
     /// The run's per-call data: templates may name its columns.
     pub(super) inject: Option<Arc<Injection>>,
+    /// Some template (or a `lookup:`) reads a column of `inject`.
+    pub(super) inject_used: bool,
 }
 
 /// `(line, column)` of a value, 1-based.
@@ -275,6 +278,7 @@ impl Compiler<'_> {
             peer,
             auth,
             inject: self.inject.clone(),
+            inject_used: self.inject_used,
         }
     }
 
@@ -570,7 +574,10 @@ impl Compiler<'_> {
         let inject = self.inject.as_deref();
         let column = |name: &str| inject.and_then(|i| i.column(name));
         match Template::compile_with(&text.value, raw, &lookup, &column) {
-            Ok(t) => Some(t),
+            Ok(t) => {
+                self.inject_used |= t.uses_inject();
+                Some(t)
+            }
             Err(errors) => {
                 for e in errors {
                     let pos = match e.kind {

@@ -315,6 +315,30 @@ impl Injection {
         &self.columns
     }
 
+    /// Name the first columns `names` (`--inject-columns user,password` for a SIPp
+    /// file, whose fields are otherwise only `field0`…); `fieldN` keeps working.
+    pub fn rename_columns(&mut self, names: &[String]) -> Result<(), String> {
+        if names.len() > self.columns.len() {
+            return Err(format!(
+                "{} names for {} column(s) ({})",
+                names.len(),
+                self.columns.len(),
+                self.columns.join(", ")
+            ));
+        }
+        for (i, name) in names.iter().enumerate() {
+            let name = name.trim();
+            if name.is_empty() {
+                return Err(format!("column {} gets an empty name", i + 1));
+            }
+            if names[..i].iter().any(|n| n.trim() == name) {
+                return Err(format!("`{name}` names two columns"));
+            }
+            self.columns[i] = name.to_string();
+        }
+        Ok(())
+    }
+
     /// A column by header name, or `fieldN` by position (in either format).
     pub fn column(&self, name: &str) -> Option<usize> {
         if let Some(i) = self.columns.iter().position(|c| c == name) {
@@ -664,6 +688,20 @@ mod tests {
 
     fn parse(text: &str) -> Injection {
         Injection::parse(text.as_bytes().to_vec(), "t.csv").unwrap()
+    }
+
+    #[test]
+    fn sipp_fields_can_be_named() {
+        let mut inj = parse("SEQUENTIAL\nalice;pw-a;\n");
+        inj.rename_columns(&["user".into(), "password".into()])
+            .unwrap();
+        assert_eq!(inj.column("password"), Some(1));
+        assert_eq!(inj.column("field1"), Some(1));
+        assert_eq!(inj.field(0, inj.column("user").unwrap()), b"alice");
+        let err = inj.rename_columns(&["a".into(), "b".into(), "c".into()]);
+        assert_eq!(err.unwrap_err(), "3 names for 2 column(s) (user, password)");
+        let err = inj.rename_columns(&["a".into(), "a".into()]);
+        assert_eq!(err.unwrap_err(), "`a` names two columns");
     }
 
     fn parse_err(text: &[u8]) -> String {

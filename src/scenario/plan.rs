@@ -45,6 +45,8 @@ pub struct Plan {
     /// Per-call data (`--inject` / `inject:`): each call takes a row when it starts
     /// and templates read its columns straight from the file buffer.
     pub inject: Option<Arc<super::inject::Injection>>,
+    /// Some template reads a column of `inject` (else the file changes nothing).
+    pub inject_used: bool,
 }
 
 /// Compiled `auth:` block.
