@@ -48,6 +48,8 @@ pub enum DigestError {
     UnsupportedQop(String),
     #[error("unterminated quoted string in parameter {0:?}")]
     UnterminatedQuote(String),
+    #[error("{0} parameter is not a quoted string (RFC 7616 §3.3)")]
+    Unquoted(&'static str),
     #[error("nonce count {0:?} is not 1 to 8 hex digits")]
     BadNonceCount(String),
     #[error("malformed header at byte {at}: {what}")]
@@ -299,7 +301,8 @@ fn is_ws(b: u8) -> bool {
 
 enum Item<'a> {
     Scheme(&'a str),
-    Param(&'a str, Cow<'a, str>),
+    /// Name, value, and whether the value was a quoted string.
+    Param(&'a str, Cow<'a, str>, bool),
 }
 
 struct Lexer<'a> {
@@ -340,7 +343,8 @@ impl<'a> Lexer<'a> {
         }
         self.pos += 1;
         self.skip_while(is_ws);
-        Some(self.value(name).map(|v| Item::Param(name, v)))
+        let quoted = self.peek() == Some(b'"');
+        Some(self.value(name).map(|v| Item::Param(name, v, quoted)))
     }
 
     fn value(&mut self, name: &str) -> Result<Cow<'a, str>, DigestError> {
@@ -405,7 +409,7 @@ fn unescape(raw: &str) -> String {
 /// the next challenge can still be read.
 fn read_params<'a>(
     lx: &mut Lexer<'a>,
-    mut f: impl FnMut(&'a str, Cow<'a, str>) -> Result<(), DigestError>,
+    mut f: impl FnMut(&'a str, Cow<'a, str>, bool) -> Result<(), DigestError>,
 ) -> Result<Result<(), DigestError>, DigestError> {
     let mut first_err = Ok(());
     loop {
@@ -417,8 +421,8 @@ fn read_params<'a>(
                 lx.pos = before;
                 return Ok(first_err);
             }
-            Some(Ok(Item::Param(name, value))) => {
-                if let Err(e) = f(name, value) {
+            Some(Ok(Item::Param(name, value, quoted))) => {
+                if let Err(e) = f(name, value, quoted) {
                     first_err = first_err.and(Err(e));
                 }
             }
@@ -540,10 +544,17 @@ impl<'a> Challenge<'a> {
             domain: None,
         };
         let mut seen = 0u16;
-        let params = read_params(lx, |name, v| {
+        let params = read_params(lx, |name, v, quoted| {
             let Some(known) = known_param(&mut seen, name)? else {
                 return Ok(());
             };
+            // Lenient elsewhere (a bare `qop=auth`, credentials), but a challenge's
+            // realm, nonce and opaque are arbitrary strings that must be quoted: a
+            // server that does not is worth a clear failure rather than a guess at
+            // where its value ends (the realm and nonce are hashed as sent).
+            if !quoted && matches!(known, "realm" | "nonce" | "opaque") {
+                return Err(DigestError::Unquoted(known));
+            }
             match known {
                 "realm" => realm = Some(v),
                 "nonce" => nonce = Some(v),
@@ -626,7 +637,7 @@ impl<'a> Iterator for Challenges<'a> {
                     }
                 }
             }
-            if let Err(e) = read_params(&mut self.lx, |_, _| Ok(())) {
+            if let Err(e) = read_params(&mut self.lx, |_, _, _| Ok(())) {
                 self.done = true;
                 return Some(Err(e));
             }
@@ -1046,7 +1057,7 @@ pub fn parse_authorization(value: &str) -> Result<Authorization<'_>, DigestError
         userhash: false,
     };
     let mut seen = 0u16;
-    read_params(&mut lx, |name, v| {
+    read_params(&mut lx, |name, v, _| {
         let Some(known) = known_param(&mut seen, name)? else {
             return Ok(());
         };

@@ -62,6 +62,15 @@ impl Call {
         let method = req.method().unwrap_or("");
         let challenge = match digest::strongest(values.iter().map(|v| v.as_ref())) {
             Ok(c) => c,
+            Err(_) if values.is_empty() => {
+                fx.ctr.auth.failures += 1;
+                let at = self.position(env);
+                self.fail(
+                    FailureReason::Auth,
+                    format!("{at}: {code} to {method} cannot be answered: it has no {challenge_header} header"),
+                );
+                return true;
+            }
             Err(e) => {
                 fx.ctr.auth.failures += 1;
                 let at = self.position(env);
@@ -363,5 +372,54 @@ steps:
         );
         assert_eq!(r.round_trip().count, 0);
         assert_eq!((r.ctr.auth.challenges_401, r.ctr.auth.failures), (2, 1));
+    }
+
+    /// Challenges we cannot answer fail the call at once with reason `auth` and a
+    /// detail naming the problem — never a panic, never a wait for a timeout.
+    #[test]
+    fn malformed_challenges_fail_with_a_clear_reason() {
+        let cases = [
+            (
+                "WWW-Authenticate: Digest realm=\"r\", qop=\"auth\"\r\n",
+                "nonce",
+            ),
+            (
+                "WWW-Authenticate: Digest realm=\"r\", nonce=\"n\", algorithm=SHA-1\r\n",
+                "SHA-1",
+            ),
+            (
+                "WWW-Authenticate: Digest realm=\"r\", nonce=\"n\", algorithm=SHA-1\r\nWWW-Authenticate: Basic realm=\"r\"\r\n",
+                "SHA-1",
+            ),
+            ("WWW-Authenticate: Digest realm=\"r, nonce=n\r\n", "quote"),
+            (
+                "WWW-Authenticate: Digest realm=\"r\", nonce=\"a\", nonce=\"b\"\r\n",
+                "nonce",
+            ),
+            (
+                "WWW-Authenticate: Digest realm=r nonce=n\r\n",
+                "realm parameter is not a quoted string",
+            ),
+            ("", "it has no WWW-Authenticate header"),
+            ("WWW-Authenticate: \u{0}\u{1}\u{ff}\r\n", ""),
+        ];
+        for (header, says) in cases {
+            let mut r = Reg::start(0);
+            let first = r.sent();
+            r.answer(&first, 401, header, 10);
+            let outcome = r.call.take_outcome();
+            assert_eq!(
+                outcome,
+                Some(Outcome::Failed(FailureReason::Auth)),
+                "{header:?}"
+            );
+            let detail = r.call.failure_detail().unwrap_or("").to_string();
+            assert!(
+                detail.contains("401 to REGISTER cannot be answered") && detail.contains(says),
+                "{header:?}: {detail}"
+            );
+            assert!(r.out.iter().next().is_none(), "{header:?}: nothing re-sent");
+            assert_eq!(r.ctr.auth.failures, 1);
+        }
     }
 }

@@ -270,7 +270,11 @@ fn strongest_of_several_challenges() {
     assert_eq!((best.algorithm, &*best.nonce), (Algorithm::Sha512_256, "5"));
 
     // A tie keeps the first (the server's preferred one).
-    let best = strongest(["Digest realm=r, nonce=a", "Digest realm=r, nonce=b"]).unwrap();
+    let best = strongest([
+        "Digest realm=\"r\", nonce=\"a\"",
+        "Digest realm=\"r\", nonce=\"b\"",
+    ])
+    .unwrap();
     assert_eq!(&*best.nonce, "a");
 
     // Only unknown algorithms: a typed error naming the first.
@@ -287,10 +291,10 @@ fn strongest_of_several_challenges() {
 
 #[test]
 fn lenient_parsing() {
-    // Unquoted values where quotes are expected (Kamailio and others), quoted
-    // tokens, case, folding whitespace, unknown parameters, a missing comma.
+    // A bare qop token, quoted tokens, case, folding whitespace, unknown
+    // parameters, a missing comma.
     let ch = parse_challenge(
-        "DIGEST Realm=sip.example.com,NONCE=Xy/9+abc==  ,\r\n\tAlgorithm=\"md5\" qop=auth, \
+        "DIGEST Realm=\"sip.example.com\",NONCE=\"Xy/9+abc==\"  ,\r\n\tAlgorithm=\"md5\" qop=auth, \
          foo=\"bar, baz\", stale=TRUE, opaque=\"a\\\"b\", domain=\"sip:a sip:b\"",
     )
     .unwrap();
@@ -315,6 +319,12 @@ fn malformed_challenges() {
     use DigestError::*;
     let cases: &[(&str, DigestError)] = &[
         ("Digest realm=\"r\"", Missing("nonce")),
+        ("Digest realm=r, nonce=\"n\"", Unquoted("realm")),
+        ("Digest realm=\"r\", nonce=n", Unquoted("nonce")),
+        (
+            "Digest realm=\"r\", nonce=\"n\", opaque=o",
+            Unquoted("opaque"),
+        ),
         ("Digest nonce=\"n\"", Missing("realm")),
         ("Digest", Missing("realm")),
         (
@@ -480,7 +490,7 @@ fn server_rejects_malformed_credentials() {
 #[test]
 fn nonce_count_is_hashed_as_sent() {
     // A client that writes nc=1 instead of 00000001 is verified against "1".
-    let ch = parse_challenge("Digest realm=r, nonce=n, qop=auth").unwrap();
+    let ch = parse_challenge("Digest realm=\"r\", nonce=\"n\", qop=auth").unwrap();
     let resp = compute_response(&ResponseInput {
         algorithm: Algorithm::Md5,
         username: "u",
