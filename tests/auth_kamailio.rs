@@ -261,6 +261,67 @@ fn our_register_then_call_through_kamailio() {
     assert_calls(&report(&uas_report), N, 0);
 }
 
+/// A registrar that wants longer registrations (423 with Min-Expires 600) and
+/// gives a Service-Route: `register-then-call` asks again for 600 s without
+/// any scenario step for it, and its INVITEs follow the Service-Route.
+#[test]
+fn register_then_call_handles_423_and_service_route() {
+    let options = AuthOptions {
+        min_expires: Some(600),
+        service_route: true,
+        ..AuthOptions::default()
+    };
+    let Some(rig) = AuthRig::start_with("ours-423", options) else {
+        return;
+    };
+    const N: u64 = 20;
+    let uas_port = free_udp_port();
+    let n = N.to_string();
+    let (uas, _) = our_uas(uas_port, "auth-ours-423-uas", &n);
+    let csv = users_csv("auth-ours-423.csv", N as usize, Passwords::Right);
+    let r = scratch("auth-ours-423.json");
+    let trace = scratch("auth-ours-423.txt");
+    let target = rig.target();
+    let o = sipwright(&[
+        "run",
+        "register-then-call",
+        "--target",
+        &target,
+        "--inject",
+        csv.to_str().unwrap(),
+        "--set",
+        &format!("contact=127.0.0.1:{uas_port}"),
+        "--set",
+        "expires=60",
+        "--rate",
+        "20",
+        "--calls",
+        &n,
+        "--quiet",
+        "--trace-msg",
+        trace.to_str().unwrap(),
+        "--report",
+        r.to_str().unwrap(),
+    ]);
+    let uas_status = uas.wait();
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", text(&o), rig.logs());
+    assert_calls(&report(&r), N, 0);
+    assert!(uas_status.is_some_and(|s| s.success()), "{}", rig.logs());
+    assert_eq!(rig.registered_users(), N, "{}", rig.logs());
+    let msgs = std::fs::read_to_string(&trace).unwrap();
+    assert_eq!(msgs.matches("SIP/2.0 423 ").count(), N as usize);
+    let lines = |text: &str| msgs.lines().filter(|l| l.trim_end() == text).count();
+    assert_eq!(
+        lines("Expires: 600"),
+        N as usize,
+        "asked again with Min-Expires"
+    );
+    // Each INVITE carries the Service-Route as its Route (the ACK and BYE then
+    // follow the dialog's route set).
+    let route = format!("Route: <sip:127.0.0.1:{};lr>", rig.port);
+    assert!(lines(&route) >= N as usize, "no INVITE with {route}");
+}
+
 /// Our uac with a scenario `auth:` (tests/fixtures/kamailio/uac-auth.yaml),
 /// each call from its CSV user, to one callee that SIPp registered
 /// (register.xml with its Contact on our uas): the 407 is answered

@@ -94,6 +94,10 @@ pub struct AuthOptions {
     pub qop: bool,
     /// UDP workers.
     pub children: u32,
+    /// A REGISTER asking for less gets 423 with this Min-Expires (default 10).
+    pub min_expires: Option<u32>,
+    /// The 200 to a REGISTER carries a Service-Route to the proxy itself.
+    pub service_route: bool,
 }
 
 impl Default for AuthOptions {
@@ -103,6 +107,8 @@ impl Default for AuthOptions {
             reject_403: false,
             qop: true,
             children: 4,
+            min_expires: None,
+            service_route: false,
         }
     }
 }
@@ -144,6 +150,12 @@ impl AuthRig {
         }
         if !options.qop {
             defines.push("CHALLENGE_FLAGS=\"0\"".into());
+        }
+        if let Some(min) = options.min_expires {
+            defines.push(format!("MIN_EXPIRES={min}"));
+        }
+        if options.service_route {
+            defines.push("SERVICE_ROUTE".into());
         }
         // 256 MB: 1,000s of registrations take little (usrloc), the
         // transactions of a 500/s run (two per REGISTER, kept 5 s after their
