@@ -2029,34 +2029,50 @@ mod tests {
         out.into_bytes()
     }
 
-    struct Harness {
-        env: CallEnv,
-        call: Call,
-        out: Outbox,
-        ctr: Counters,
+    /// One UAC call driven by hand in virtual time (milliseconds from `t0`); the
+    /// peer's messages are written by the test.
+    pub(super) struct Harness {
+        pub(super) env: CallEnv,
+        pub(super) call: Call,
+        pub(super) out: Outbox,
+        pub(super) ctr: Counters,
         t0: Instant,
     }
 
     impl Harness {
         fn uac(overrides: &[(&str, &str)]) -> Harness {
-            let env = env("uac", overrides);
-            let call = Call::new_uac(&env, 1, Instant::now());
+            Harness::start(env("uac", overrides), 0)
+        }
+        /// Call 1 of `env`, meant to start at 0 and started at `late_ms`.
+        pub(super) fn start(env: CallEnv, late_ms: u64) -> Harness {
+            let t0 = Instant::now();
+            let call = Call::new_uac(&env, 1, t0);
             let mut h = Harness {
                 env,
                 call,
                 out: Outbox::default(),
                 ctr: Counters::default(),
-                t0: Instant::now(),
+                t0,
             };
-            let t0 = h.t0;
-            h.call.start(&h.env, t0, &mut fx(&mut h.out, &mut h.ctr));
+            let now = h.at(late_ms);
+            h.call.start(&h.env, now, &mut fx(&mut h.out, &mut h.ctr));
             h
         }
-        fn at(&self, ms: u64) -> Instant {
+        pub(super) fn at(&self, ms: u64) -> Instant {
             self.t0 + Duration::from_millis(ms)
         }
+        /// The one message sent since the last call, as text.
+        pub(super) fn one(&mut self) -> String {
+            let v = self.sent();
+            assert_eq!(v.len(), 1, "{v:?}");
+            v.into_iter().next().map(|(_, m)| m).unwrap_or_default()
+        }
+        /// The peer answers `req` with `code` (To tag `peer`, `extra` headers) at `ms`.
+        pub(super) fn answer(&mut self, req: &str, code: u16, extra: &str, ms: u64) {
+            self.feed(&response(req.as_bytes(), code, Some("peer"), extra), ms);
+        }
         /// Sent datagrams since the last call, as text, and clear them.
-        fn sent(&mut self) -> Vec<(SocketAddr, String)> {
+        pub(super) fn sent(&mut self) -> Vec<(SocketAddr, String)> {
             let v = self
                 .out
                 .iter()
@@ -2065,7 +2081,7 @@ mod tests {
             self.out.clear();
             v
         }
-        fn feed(&mut self, bytes: &[u8], ms: u64) {
+        pub(super) fn feed(&mut self, bytes: &[u8], ms: u64) {
             let now = self.at(ms);
             let msg = message::parse(bytes).unwrap();
             let from = self.env.remote;
@@ -2077,7 +2093,7 @@ mod tests {
                 &mut fx(&mut self.out, &mut self.ctr),
             );
         }
-        fn tick(&mut self, ms: u64) {
+        pub(super) fn tick(&mut self, ms: u64) {
             let now = self.at(ms);
             self.call
                 .on_timeout(&self.env, now, &mut fx(&mut self.out, &mut self.ctr));

@@ -197,10 +197,7 @@ mod tests {
     //! Challenges answered by the interpreter, driven with virtual time: the
     //! registrar's side is written by hand.
 
-    use std::time::Duration;
-
-    use super::super::Outbox;
-    use super::super::tests::{env_of, fx, response};
+    use super::super::tests::{Harness, env_of};
     use super::*;
     use crate::report::TxMethod;
     use crate::scenario::call::Outcome;
@@ -230,66 +227,42 @@ steps:
     const WWW: &str =
         "WWW-Authenticate: Digest realm=\"sipwright.test\", nonce=\"n1\", qop=\"auth\"\r\n";
 
-    struct Reg {
-        env: CallEnv,
-        call: Call,
-        out: Outbox,
-        ctr: Counters,
-        t0: Instant,
+    /// A registrar's 2xx lists the binding (the interpreter checks it).
+    const BINDING: &str = "Contact: <sip:alice@127.0.0.1:5070>;expires=60\r\n";
+
+    struct Reg(Harness);
+
+    impl std::ops::Deref for Reg {
+        type Target = Harness;
+        fn deref(&self) -> &Harness {
+            &self.0
+        }
+    }
+
+    impl std::ops::DerefMut for Reg {
+        fn deref_mut(&mut self) -> &mut Harness {
+            &mut self.0
+        }
     }
 
     impl Reg {
         /// The call is meant to start at 0 but starts (sends its REGISTER) at
         /// `late_ms`: the round trip counts from the send, not the intended start.
         fn start(late_ms: u64) -> Reg {
-            let env = env_of("reg-auth", REGISTER, &[]);
-            let t0 = Instant::now();
-            let call = Call::new_uac(&env, 1, t0);
-            let mut r = Reg {
-                env,
-                call,
-                out: Outbox::default(),
-                ctr: Counters::default(),
-                t0,
-            };
-            let now = r.at(late_ms);
-            r.call.start(&r.env, now, &mut fx(&mut r.out, &mut r.ctr));
-            r
-        }
-        fn at(&self, ms: u64) -> Instant {
-            self.t0 + Duration::from_millis(ms)
+            Reg(Harness::start(env_of("reg-auth", REGISTER, &[]), late_ms))
         }
         /// The one request sent since the last call.
         fn sent(&mut self) -> String {
-            let v: Vec<String> = self
-                .out
-                .iter()
-                .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
-                .collect();
-            self.out.clear();
-            assert_eq!(v.len(), 1, "{v:?}");
-            v.into_iter().next().unwrap_or_default()
+            self.0.one()
         }
         /// The registrar answers `req` with `code` (and `extra` headers) at `ms`.
         fn answer(&mut self, req: &str, code: u16, extra: &str, ms: u64) {
-            // A registrar's 2xx lists the binding (the interpreter checks it).
-            let binding = "Contact: <sip:alice@127.0.0.1:5070>;expires=60\r\n";
             let extra = if (200..300).contains(&code) {
-                format!("{binding}{extra}")
+                format!("{BINDING}{extra}")
             } else {
                 extra.to_string()
             };
-            let bytes = response(req.as_bytes(), code, Some("reg"), &extra);
-            let msg = message::parse(&bytes).unwrap();
-            let now = self.at(ms);
-            let from = self.env.remote;
-            self.call.on_message(
-                &self.env,
-                &msg,
-                from,
-                now,
-                &mut fx(&mut self.out, &mut self.ctr),
-            );
+            self.0.answer(req, code, &extra, ms);
         }
         fn round_trip(&self) -> crate::report::latency::Summary {
             self.ctr.latency.summary(Metric::AuthRoundTrip)

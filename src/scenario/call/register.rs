@@ -133,74 +133,13 @@ mod tests {
     //! The `register` and `register-then-call` built-ins against a registrar
     //! written by hand, in virtual time.
 
-    use std::time::Duration;
-
-    use super::super::Outbox;
-    use super::super::tests::{env_of, fx, response};
+    use super::super::tests::{Harness, env_of};
     use super::*;
-    use crate::report::Counters;
     use crate::scenario::builtin;
     use crate::scenario::call::Outcome;
 
-    struct Ua {
-        env: CallEnv,
-        call: Call,
-        out: Outbox,
-        ctr: Counters,
-        t0: Instant,
-    }
-
-    impl Ua {
-        fn start(name: &str, overrides: &[(&str, &str)]) -> Ua {
-            let env = env_of(name, builtin::get(name).unwrap().text, overrides);
-            let t0 = Instant::now();
-            let call = Call::new_uac(&env, 1, t0);
-            let mut ua = Ua {
-                env,
-                call,
-                out: Outbox::default(),
-                ctr: Counters::default(),
-                t0,
-            };
-            ua.call
-                .start(&ua.env, t0, &mut fx(&mut ua.out, &mut ua.ctr));
-            ua
-        }
-        fn at(&self, ms: u64) -> Instant {
-            self.t0 + Duration::from_millis(ms)
-        }
-        fn sent(&mut self) -> Vec<String> {
-            let v = self
-                .out
-                .iter()
-                .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
-                .collect();
-            self.out.clear();
-            v
-        }
-        fn one(&mut self) -> String {
-            let v = self.sent();
-            assert_eq!(v.len(), 1, "{v:?}");
-            v.into_iter().next().unwrap()
-        }
-        fn answer(&mut self, req: &str, code: u16, extra: &str, ms: u64) {
-            let bytes = response(req.as_bytes(), code, Some("reg"), extra);
-            let msg = message::parse(&bytes).unwrap();
-            let now = self.at(ms);
-            let from = self.env.remote;
-            self.call.on_message(
-                &self.env,
-                &msg,
-                from,
-                now,
-                &mut fx(&mut self.out, &mut self.ctr),
-            );
-        }
-        fn tick(&mut self, ms: u64) {
-            let now = self.at(ms);
-            self.call
-                .on_timeout(&self.env, now, &mut fx(&mut self.out, &mut self.ctr));
-        }
+    fn start(name: &str, overrides: &[(&str, &str)]) -> Harness {
+        Harness::start(env_of(name, builtin::get(name).unwrap().text, overrides), 0)
     }
 
     const BINDING: &str = "Contact: <sip:alice@127.0.0.1:5070>;expires=";
@@ -213,7 +152,7 @@ mod tests {
 
     #[test]
     fn refreshes_at_half_the_granted_expiry_then_unregisters() {
-        let mut ua = Ua::start(
+        let mut ua = start(
             "register",
             &[
                 ("user", "alice"),
@@ -249,7 +188,7 @@ mod tests {
 
     #[test]
     fn interval_too_brief_is_retried_with_min_expires_once() {
-        let mut ua = Ua::start("register", &[("user", "alice"), ("expires", "60")]);
+        let mut ua = start("register", &[("user", "alice"), ("expires", "60")]);
         let first = ua.one();
         ua.answer(&first, 423, "Min-Expires: 3600\r\n", 5);
         let again = ua.one();
@@ -260,7 +199,7 @@ mod tests {
         assert_eq!(ua.call.take_outcome(), Some(Outcome::Success));
 
         // Still too brief: the scenario sees the 423 (an unexpected response).
-        let mut ua = Ua::start("register", &[("user", "alice"), ("expires", "60")]);
+        let mut ua = start("register", &[("user", "alice"), ("expires", "60")]);
         let first = ua.one();
         ua.answer(&first, 423, "Min-Expires: 3600\r\n", 5);
         let again = ua.one();
@@ -273,7 +212,7 @@ mod tests {
 
     #[test]
     fn a_200_that_does_not_bind_our_contact_fails_the_call() {
-        let mut ua = Ua::start("register", &[("user", "alice")]);
+        let mut ua = start("register", &[("user", "alice")]);
         let first = ua.one();
         ua.answer(
             &first,
@@ -294,7 +233,7 @@ mod tests {
 
     #[test]
     fn register_then_call_follows_the_service_route_to_the_contact_given() {
-        let mut ua = Ua::start(
+        let mut ua = start(
             "register-then-call",
             &[("user", "alice"), ("contact", "127.0.0.1:5090")],
         );
