@@ -61,8 +61,46 @@ struct Shared {
     /// Peers that announced their SSRC (`a=ssrc`): what tells streams apart when
     /// many come from one address (another shared socket, a media relay).
     by_ssrc: HashMap<u32, u32>,
+    /// Sources and SSRCs of the streams closed last: their packets still in flight
+    /// (sent before the BYE reached the peer) are dropped uncounted, as a closed
+    /// per-call port would drop them, instead of counting as invalid.
+    closed: RecentlyClosed,
     queue_rtp: Queue,
     queue_rtcp: Queue,
+}
+
+/// A bounded FIFO set of what closed streams were known by.
+#[derive(Default)]
+struct RecentlyClosed {
+    set: std::collections::HashSet<Known>,
+    order: std::collections::VecDeque<Known>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Known {
+    Source(SocketAddr),
+    Ssrc(u32),
+}
+
+impl RecentlyClosed {
+    /// Enough for the streams that close within a packet's flight time at any
+    /// rate this engine carries.
+    const CAPACITY: usize = 8192;
+
+    fn insert(&mut self, k: Known) {
+        if self.set.insert(k) {
+            self.order.push_back(k);
+            if self.order.len() > Self::CAPACITY
+                && let Some(old) = self.order.pop_front()
+            {
+                self.set.remove(&old);
+            }
+        }
+    }
+
+    fn contains(&self, k: Known) -> bool {
+        self.set.contains(&k)
+    }
 }
 
 /// Datagrams waiting for `sendmmsg`, in one reused buffer.
@@ -150,6 +188,7 @@ impl MediaEngine {
                 rtcp,
                 by_source: HashMap::new(),
                 by_ssrc: HashMap::new(),
+                closed: RecentlyClosed::default(),
                 queue_rtp: Queue::default(),
                 queue_rtcp: Queue::default(),
             })
@@ -300,9 +339,15 @@ impl MediaEngine {
                             .copied()
                     });
                     let Some(index) = index else {
+                        let late = self.shared.as_ref().is_some_and(|sh| {
+                            ssrc.is_some_and(|x| sh.closed.contains(Known::Ssrc(x)))
+                                || sh.closed.contains(Known::Source(from))
+                        });
                         // Nobody we talk to: count it, as a per-call port would
-                        // have refused it.
-                        self.counters.invalid += 1;
+                        // have refused it (late packets of a closed stream: not).
+                        if !late {
+                            self.counters.invalid += 1;
+                        }
                         continue;
                     };
                     let data = self.batch.data_mut(i);
@@ -703,6 +748,7 @@ impl MediaEngine {
                 for a in [rtp, rtcp] {
                     if sh.by_source.get(&a) == Some(&index) {
                         sh.by_source.remove(&a);
+                        sh.closed.insert(Known::Source(a));
                     }
                 }
             }
@@ -710,6 +756,7 @@ impl MediaEngine {
                 && sh.by_ssrc.get(&x) == Some(&index)
             {
                 sh.by_ssrc.remove(&x);
+                sh.closed.insert(Known::Ssrc(x));
             }
         }
         drop(e);
