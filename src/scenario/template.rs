@@ -1201,6 +1201,38 @@ mod tests {
     }
 
     #[test]
+    fn odd_hex_slots_are_errors_not_panics() {
+        for text in [
+            "{{hex:",
+            "{{ hex:}}",
+            "{{ hex:\n}}",
+            "{{ hex: é }}",
+            "{{ hexé: 00 }}",
+            "{{ hex::00 }}",
+            "{{ hex: 00}}}}",
+            "{{ hex: 00 }",
+            "X{{ hex: 0",
+            "{{ hex: 00 \t 11 }}{{",
+            "{{ hex : 00 }}",
+        ] {
+            for raw in [false, true] {
+                match Template::compile(text, raw, &vars) {
+                    Ok(t) => {
+                        let mut out = Vec::new();
+                        t.render(&mut ctx(), &mut out);
+                    }
+                    Err(errs) => assert!(
+                        errs.iter().all(|e| text[e.offset..].starts_with("{{")),
+                        "{text:?}: {errs:?}"
+                    ),
+                }
+            }
+        }
+        // Spaces around the colon are fine.
+        assert_eq!(render_bytes(&compile_raw("{{ hex : 00 }}")), b"\x00");
+    }
+
+    #[test]
     fn byte_templates_are_sent_untouched() {
         let bytes = b"INVITE sip:x SIP/2.0\r\nX: \xff\x00{{ nope }}\nContent-Length: 7\r\n\r\n\r";
         let t = Template::from_bytes(bytes);
