@@ -3,7 +3,7 @@
 
 use sipwright::scenario::builtin;
 use sipwright::scenario::compile_str;
-use sipwright::scenario::plan::{SendStep, StepKind};
+use sipwright::scenario::plan::{SendSpec, SendStep, StepKind};
 use sipwright::scenario::template::{Builtin, SimpleContext};
 use sipwright::sip::{build, message};
 
@@ -64,7 +64,11 @@ fn build_ack_for_486(bencher: divan::Bencher) {
 fn render_uac_invite(bencher: divan::Bencher) {
     let b = builtin::get("uac").unwrap();
     let plan = compile_str("uac", b.text, &[]).unwrap();
-    let Some(StepKind::Send(SendStep::Message(t))) = plan.steps.first().map(|s| &s.kind) else {
+    let Some(StepKind::Send(SendSpec {
+        what: SendStep::Message(t),
+        ..
+    })) = plan.steps.first().map(|s| &s.kind)
+    else {
         panic!("uac starts with a message")
     };
     let mut ctx = SimpleContext::default()

@@ -235,6 +235,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
         base_dir: None,
     };
     let (plan, peer_name) = load_scenario(&a.scenario, &opts)?;
+    // `chunks:` over UDP, a fixed message too large for a datagram: refused before
+    // the first call rather than failing every call.
+    plan.check_transport(kind)?;
     if let Some(inj) = &plan.inject
         && !plan.inject_used
     {

@@ -953,6 +953,14 @@ impl Driver {
             self.lingering.insert(slot.call.call_id(), &txs);
         }
         if slot.call.is_reapable() {
+            let generation = slot.generation;
+            // What the call queued in this pass (its last message) goes out after it
+            // is reaped, when there is no call left to find its connection by: pin
+            // those packets to it now (opening it, if that message is the first).
+            self.pin_routes(idx, generation, now);
+            let Some(slot) = self.slots.get_mut(idx).and_then(|s| s.as_mut()) else {
+                return;
+            };
             if let (Some(id), Some(conns)) = (slot.conn, self.conns.as_mut())
                 && self.model == ConnectionModel::PerCall
                 && conns.outgoing_owner(id) == Some((idx, slot.generation))
@@ -973,14 +981,38 @@ impl Driver {
         }
     }
 
+    /// Packets of call (`idx`, `generation`) still queued with no fixed route take
+    /// the call's connection (see `account`). Connection transports only.
+    fn pin_routes(&mut self, idx: usize, generation: u32, now: Instant) {
+        if self.conns.is_none() {
+            return;
+        }
+        for i in 0..self.out.len() {
+            if self.out_owner.get(i) != Some(&(idx, generation))
+                || self.out_route.get(i) != Some(&Route::Auto)
+            {
+                continue;
+            }
+            let Some((to, _)) = self.out.get(i) else {
+                continue;
+            };
+            // On failure the route stays Auto: the flush tries again and reports it.
+            if let Ok(id) = self.connection_for(Route::Auto, idx, generation, to, now) {
+                self.out_route[i] = Route::Conn(id);
+            }
+        }
+    }
+
     /// Send every queued packet (batched: one sendmmsg per up to 64). A packet the
     /// socket refuses fails the call that produced it.
     fn flush(&mut self) {
-        if self.out.is_empty() {
+        if self.conns.is_some() {
+            // Even with nothing queued: connections whose call ended are closed
+            // there, once what the call queued last has been handed to them.
+            self.flush_connections();
             return;
         }
-        if self.conns.is_some() {
-            self.flush_connections();
+        if self.out.is_empty() {
             return;
         }
         let failed = udp::send_batch(&self.socket, self.out.iter());

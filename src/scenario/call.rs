@@ -39,6 +39,7 @@ mod auth;
 mod challenge;
 mod media_steps;
 mod register;
+mod wire;
 
 /// Steps a call may execute without waiting before it is considered stuck in a loop.
 const STEP_BUDGET: u32 = 10_000;
@@ -107,6 +108,9 @@ impl CallEnv {
 pub struct Outbox {
     buf: Vec<u8>,
     packets: Vec<(SocketAddr, Range<usize>)>,
+    /// `pipeline: true`: the next message to the same destination is appended to
+    /// the last packet instead of starting one (one write, one datagram).
+    join: bool,
     /// Reused buffer messages are built in before they are copied, at their exact
     /// size, into the transaction that keeps them (lingering calls stay small).
     scratch: Vec<u8>,
@@ -128,13 +132,54 @@ impl Outbox {
     pub fn push(&mut self, to: SocketAddr, bytes: &[u8]) {
         let start = self.buf.len();
         self.buf.extend_from_slice(bytes);
-        self.packets.push((to, start..self.buf.len()));
+        self.record(to, start);
     }
     /// Queue a datagram written in place by `f` (no intermediate buffer).
     pub fn push_with(&mut self, to: SocketAddr, f: impl FnOnce(&mut Vec<u8>)) {
         let start = self.buf.len();
         f(&mut self.buf);
-        self.packets.push((to, start..self.buf.len()));
+        self.record(to, start);
+    }
+
+    /// `buf[start..]` is a new packet to `to`, or the end of the last one when a
+    /// join is pending for that destination.
+    fn record(&mut self, to: SocketAddr, start: usize) {
+        let end = self.buf.len();
+        if std::mem::take(&mut self.join)
+            && let Some((last_to, range)) = self.packets.last_mut()
+            && *last_to == to
+            && range.end == start
+        {
+            range.end = end;
+            return;
+        }
+        self.packets.push((to, start..end));
+    }
+
+    /// The next packet pushed to the same destination joins the last one
+    /// (`pipeline: true`). Until [`Outbox::end_join`] or that push.
+    pub fn join_next(&mut self) {
+        self.join = true;
+    }
+
+    /// No join pending: the call that asked for it stopped sending (it waits, or
+    /// its next step sent nothing), and another call's packet must not join.
+    pub fn end_join(&mut self) {
+        self.join = false;
+    }
+
+    /// Bytes queued (all packets): tells whether something was pushed.
+    pub fn queued_bytes(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Take the last packet back out (a message to write in pieces, or one that
+    /// can't go). Allocates: not on the per-packet path.
+    pub fn pop_last(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        let (to, range) = self.packets.pop()?;
+        let bytes = self.buf[range.clone()].to_vec();
+        self.buf.truncate(range.start);
+        Some((to, bytes))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
@@ -155,6 +200,7 @@ impl Outbox {
     pub fn clear(&mut self) {
         self.buf.clear();
         self.packets.clear();
+        self.join = false;
     }
 }
 
@@ -259,6 +305,8 @@ struct Extras {
     server_auth: Option<challenge::ServerAuth>,
     /// What the last REGISTER's 2xx said (calls that registered).
     registration: Option<register::Registration>,
+    /// A message being written in pieces (`chunks:`).
+    chunking: Option<wire::Chunking>,
 }
 
 /// The ACK sent for a 2xx, to send again when the 2xx is retransmitted.
@@ -580,7 +628,8 @@ impl Call {
                 self.pc = wait.pc + 1;
                 self.run(env, now, fx, None);
             }
-            Some(StepKind::Media(_)) => self.run(env, now, fx, None),
+            // A chunked send's next piece, like a media step's next event.
+            Some(StepKind::Media(_) | StepKind::Send(_)) => self.run(env, now, fx, None),
             Some(StepKind::Recv(_)) => {
                 let at = self.position(env);
                 let what = describe_expected(env, wait.pc);
@@ -1032,6 +1081,19 @@ impl Call {
         fx: &mut Effects<'_>,
         current: Option<&Message<'_>>,
     ) {
+        self.run_steps(env, now, fx, current);
+        // A `pipeline: true` send whose next send did not come (the call waits or
+        // ended) leaves its message alone: the next call's must not join it.
+        fx.out.end_join();
+    }
+
+    fn run_steps(
+        &mut self,
+        env: &CallEnv,
+        now: Instant,
+        fx: &mut Effects<'_>,
+        current: Option<&Message<'_>>,
+    ) {
         let mut current = current;
         let plan = &*env.plan;
         let mut budget = STEP_BUDGET;
@@ -1050,14 +1112,16 @@ impl Call {
                 return;
             };
             match &step.kind {
-                StepKind::Send(send) => {
-                    if let Err(why) = self.send(env, send, now, fx, current) {
+                StepKind::Send(send) => match self.send_step(env, send, now, fx, current) {
+                    Ok(true) => self.pc += 1,
+                    // The next piece of a chunked message is due later.
+                    Ok(false) => return,
+                    Err(why) => {
                         let at = self.position(env);
                         self.fail(FailureReason::ScenarioError, format!("{at}: {why}"));
                         return;
                     }
-                    self.pc += 1;
-                }
+                },
                 StepKind::Recv(r) => {
                     if let Some(raw) = self.inbox.pop_front() {
                         // A queued message replaces `last`: templates parse it themselves.

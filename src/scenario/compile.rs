@@ -22,10 +22,10 @@ use super::model::{
     StepDef, StepEntry, step_modifiers,
 };
 use super::plan::{
-    AuthPlan, Capture, Condition, GotoLimit, PauseSpec, Plan, RecvMatch, RecvStep, Role, SendStep,
-    Step, StepKind, Subject, Test, VarSlot,
+    AuthPlan, Capture, Condition, GotoLimit, PauseSpec, Plan, RecvMatch, RecvStep, Role, SendSpec,
+    SendStep, Step, StepKind, Subject, Test, VarSlot,
 };
-use super::template::{Builtin, Template, TemplateErrorKind};
+use super::template::{Builtin, Template, TemplateError, TemplateErrorKind};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
@@ -113,19 +113,28 @@ pub fn compile_str_with(
         file: source,
         text,
         diags: Vec::new(),
+        elsewhere: Vec::new(),
         vars: Vec::new(),
         labels: HashMap::new(),
         inject: opts.inject.cloned(),
         inject_used: false,
+        base_dir: opts.base_dir,
     };
     let plan = cx.plan(def, opts);
-    if cx.diags.is_empty() {
+    if cx.diags.is_empty() && cx.elsewhere.is_empty() {
         Ok(plan)
     } else {
-        // Stable: problems on one line keep the order they were found in.
-        cx.diags.sort_by_key(|d| (d.line, d.column));
+        // Stable: problems on one line keep the order they were found in; those in
+        // another file come right after the place that names the file.
+        let mut all: Vec<(Pos, Diagnostic)> = cx
+            .diags
+            .into_iter()
+            .map(|d| ((d.line, d.column), d))
+            .collect();
+        all.extend(cx.elsewhere);
+        all.sort_by_key(|(at, _)| *at);
         Err(CompileError {
-            diagnostics: cx.diags,
+            diagnostics: all.into_iter().map(|(_, d)| d).collect(),
         })
     }
 }
@@ -167,6 +176,9 @@ pub(super) struct Compiler<'a> {
     pub(super) file: &'a str,
     text: &'a str,
     diags: Vec<Diagnostic>,
+    /// Problems in another file (a `send_file` template), each with the position in
+    /// the scenario that names that file.
+    pub(super) elsewhere: Vec<(Pos, Diagnostic)>,
     pub(super) vars: Vec<VarSlot>,
     /// Label name → (step index it resolves to, line it is defined on).
     labels: HashMap<String, (usize, u64)>,
@@ -174,6 +186,9 @@ pub(super) struct Compiler<'a> {
     pub(super) inject: Option<Arc<Injection>>,
     /// Some template (or a `lookup:`) reads a column of `inject`.
     pub(super) inject_used: bool,
+    /// Folder relative paths (`send_file`) are resolved against; None: the
+    /// current directory.
+    pub(super) base_dir: Option<&'a Path>,
 }
 
 /// `(line, column)` of a value, 1-based.
@@ -221,6 +236,7 @@ impl Compiler<'_> {
         self.declare_capture_vars(&steps_def);
         self.collect_labels(&steps_def);
 
+        self.check_pipelines(&steps_def);
         let mut steps = Vec::with_capacity(steps_def.len());
         for (i, step) in steps_def.iter().enumerate() {
             if let Some(kind) = self.step(i, step) {
@@ -256,7 +272,10 @@ impl Compiler<'_> {
         // the scenario is signalling only and calls open no ports.
         let uses_media = steps.iter().any(|s| match &s.kind {
             StepKind::Media(_) => true,
-            StepKind::Send(SendStep::Message(t)) => t.uses_builtin(Builtin::Sdp),
+            StepKind::Send(SendSpec {
+                what: SendStep::Message(t),
+                ..
+            }) => t.uses_builtin(Builtin::Sdp),
             _ => false,
         });
         let media = match &def.media {
@@ -480,7 +499,7 @@ impl Compiler<'_> {
         }
 
         match action {
-            "send" => self.send_step(&path, st),
+            "send" | "send_file" | "bytes_base64" => self.send_step(&path, st, action),
             "recv" => self.recv_step(&path, st),
             "pause" => self.pause_step(&path, st.pause.as_ref()?),
             "label" => None,
@@ -526,40 +545,26 @@ impl Compiler<'_> {
         }
     }
 
-    fn send_step(&mut self, path: &str, st: &StepDef) -> Option<StepKind> {
-        let send = st.send.as_ref()?;
-        let path = format!("{path}.send");
-        let text = send.value.trim();
-        let one_word = !text.is_empty() && !text.contains(char::is_whitespace);
-        if one_word && !text.contains("{{") {
-            let kind = match text.to_ascii_lowercase().as_str() {
-                "ack" => SendStep::Ack,
-                "bye" => SendStep::Bye,
-                "cancel" => SendStep::Cancel,
-                _ => {
-                    self.error(
-                        pos_of(send),
-                        path,
-                        format!(
-                            "`send: {text}` is neither `ack`, `bye` nor `cancel`; anything else needs a full message template"
-                        ),
-                    );
-                    return None;
-                }
-            };
-            if let Some(raw) = &st.raw {
-                self.error(
-                    pos_of(raw),
-                    path.replace(".send", ".raw"),
-                    format!("`raw` applies only to message templates, not to `send: {text}`"),
-                );
-            }
-            return Some(StepKind::Send(kind));
-        }
+    /// Compile template text with the scenario's variables and injected columns.
+    pub(super) fn compile_template(
+        &mut self,
+        text: &str,
+        raw: bool,
+    ) -> Result<Template, Vec<TemplateError>> {
+        let vars = &self.vars;
+        let lookup = |name: &str| vars.iter().position(|v| v.name == name);
+        let inject = self.inject.as_deref();
+        let column = |name: &str| inject.and_then(|i| i.column(name));
+        let t = Template::compile_with(text, raw, &lookup, &column)?;
+        self.inject_used |= t.uses_inject();
+        Ok(t)
+    }
 
-        let raw = st.raw.as_ref().is_some_and(|r| r.value);
-        self.template(send, raw, &path)
-            .map(|t| StepKind::Send(SendStep::Message(t)))
+    pub(super) fn template_error_message(&self, kind: &TemplateErrorKind) -> String {
+        match kind {
+            TemplateErrorKind::Undefined(name) => self.undefined_var_message(name),
+            other => other.to_string(),
+        }
     }
 
     /// Compile a templated scalar; errors point at the offending `{{` in the file.
@@ -569,25 +574,15 @@ impl Compiler<'_> {
         raw: bool,
         path: &str,
     ) -> Option<Template> {
-        let vars = &self.vars;
-        let lookup = |name: &str| vars.iter().position(|v| v.name == name);
-        let inject = self.inject.as_deref();
-        let column = |name: &str| inject.and_then(|i| i.column(name));
-        match Template::compile_with(&text.value, raw, &lookup, &column) {
-            Ok(t) => {
-                self.inject_used |= t.uses_inject();
-                Some(t)
-            }
+        match self.compile_template(&text.value, raw) {
+            Ok(t) => Some(t),
             Err(errors) => {
                 for e in errors {
                     let pos = match e.kind {
                         TemplateErrorKind::Empty => pos_of(text),
                         _ => self.brace_pos(text, e.offset),
                     };
-                    let message = match &e.kind {
-                        TemplateErrorKind::Undefined(name) => self.undefined_var_message(name),
-                        other => other.to_string(),
-                    };
+                    let message = self.template_error_message(&e.kind);
                     self.error(pos, path.to_string(), message);
                 }
                 None
@@ -1035,6 +1030,8 @@ fn action_keys(st: &StepDef) -> Vec<&'static str> {
     let mut keys = Vec::new();
     for (key, present) in [
         ("send", st.send.is_some()),
+        ("send_file", st.send_file.is_some()),
+        ("bytes_base64", st.bytes_base64.is_some()),
         ("recv", st.recv.is_some()),
         ("pause", st.pause.is_some()),
         ("label", st.label.is_some()),
@@ -1072,6 +1069,9 @@ fn modifier_keys(st: &StepDef) -> Vec<(&'static str, Pos)> {
         }
     };
     add("raw", st.raw.as_ref().map(pos_of));
+    add("template", st.template.as_ref().map(pos_of));
+    add("chunks", st.chunks.as_ref().map(pos_of));
+    add("pipeline", st.pipeline.as_ref().map(pos_of));
     add("optional", st.optional.as_ref().map(pos_of));
     add("timeout", st.timeout.as_ref().map(pos_of));
     add("in_reply_to", st.in_reply_to.as_ref().map(pos_of));
@@ -1092,7 +1092,8 @@ fn modifier_keys(st: &StepDef) -> Vec<(&'static str, Pos)> {
 
 fn infer_role(steps: &[Spanned<StepEntry>]) -> Role {
     for step in steps {
-        if step.value.send.is_some() {
+        let st = &step.value;
+        if st.send.is_some() || st.send_file.is_some() || st.bytes_base64.is_some() {
             return Role::Uac;
         }
         if step.value.recv.is_some() {
@@ -1153,7 +1154,7 @@ fn regex_error_summary(e: &regex::Error) -> String {
 }
 
 /// 1-based line and column (in characters) of a byte offset.
-fn line_col(text: &str, offset: usize) -> Pos {
+pub(super) fn line_col(text: &str, offset: usize) -> Pos {
     let before = text.get(..offset).unwrap_or(text);
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let line = before.bytes().filter(|&b| b == b'\n').count() as u64 + 1;
@@ -1466,7 +1467,11 @@ mod tests {
         let lines: Vec<u32> = plan.steps.iter().map(|s| s.line).collect();
         assert_eq!(lines, [12, 32, 34, 37, 47, 48, 49, 50, 51, 53, 57, 60, 61]);
 
-        let StepKind::Send(SendStep::Message(invite)) = &plan.steps[0].kind else {
+        let StepKind::Send(SendSpec {
+            what: SendStep::Message(invite),
+            ..
+        }) = &plan.steps[0].kind
+        else {
             panic!("{:?}", plan.steps[0].kind);
         };
         assert_eq!(invite.method(), Some("INVITE"));
@@ -1490,7 +1495,13 @@ mod tests {
         assert_eq!(r.captures[1].var, 4);
         assert!(r.captures[1].required);
 
-        assert!(matches!(plan.steps[4].kind, StepKind::Send(SendStep::Ack)));
+        assert!(matches!(
+            plan.steps[4].kind,
+            StepKind::Send(SendSpec {
+                what: SendStep::Ack,
+                ..
+            })
+        ));
         let StepKind::Assert(cond) = &plan.steps[5].kind else {
             panic!("{:?}", plan.steps[5].kind);
         };
@@ -1500,7 +1511,13 @@ mod tests {
             plan.steps[6].kind,
             StepKind::Pause(PauseSpec::Var(1))
         ));
-        assert!(matches!(plan.steps[7].kind, StepKind::Send(SendStep::Bye)));
+        assert!(matches!(
+            plan.steps[7].kind,
+            StepKind::Send(SendSpec {
+                what: SendStep::Bye,
+                ..
+            })
+        ));
         let r = recv(&plan.steps[8]);
         assert_eq!(r.in_reply_to.as_deref(), Some("BYE"));
         let StepKind::Capture(caps) = &plan.steps[9].kind else {
@@ -1536,7 +1553,11 @@ mod tests {
     #[test]
     fn fixture_template_renders_with_sdp_body() {
         let plan = ok(UAC_BASIC);
-        let StepKind::Send(SendStep::Message(invite)) = &plan.steps[0].kind else {
+        let StepKind::Send(SendSpec {
+            what: SendStep::Message(invite),
+            ..
+        }) = &plan.steps[0].kind
+        else {
             panic!();
         };
         let mut ctx = SimpleContext {
@@ -1689,7 +1710,7 @@ mod tests {
                 5,
                 5,
                 "steps[1].sned".into(),
-                "unknown step `sned` (did you mean `send`?); expected one of send, recv, pause, label, goto, capture, assert, play, play_pcap, silence, stop_media, dtmf, expect_media, expect_dtmf, challenge".into()
+                "unknown step `sned` (did you mean `send`?); expected one of send, send_file, bytes_base64, recv, pause, label, goto, capture, assert, play, play_pcap, silence, stop_media, dtmf, expect_media, expect_dtmf, challenge".into()
             )
         );
     }
@@ -1786,7 +1807,7 @@ mod tests {
         assert!(messages[4].contains("add a unit: ms, s, m or h"));
         assert_eq!(
             messages[5],
-            "`optional` doesn't apply to a `send` step; it takes: raw"
+            "`optional` doesn't apply to a `send` step; it takes: raw, chunks, pipeline"
         );
         assert_eq!(messages[6], "bad regex `<([^>]*`: unclosed group");
         assert_eq!(
@@ -1848,19 +1869,41 @@ mod tests {
         let plan = ok(
             "steps:\n  - send: ack\n  - send: BYE\n  - send: cancel\n  - send: \"X {{ call_id }}\\r\\n\"\n    raw: true\n  - send: \"{{ msg }}\"\nvars: {msg: \"OPTIONS sip:x SIP/2.0\"}\n",
         );
-        assert!(matches!(plan.steps[0].kind, StepKind::Send(SendStep::Ack)));
-        assert!(matches!(plan.steps[1].kind, StepKind::Send(SendStep::Bye)));
+        assert!(matches!(
+            plan.steps[0].kind,
+            StepKind::Send(SendSpec {
+                what: SendStep::Ack,
+                ..
+            })
+        ));
+        assert!(matches!(
+            plan.steps[1].kind,
+            StepKind::Send(SendSpec {
+                what: SendStep::Bye,
+                ..
+            })
+        ));
         assert!(matches!(
             plan.steps[2].kind,
-            StepKind::Send(SendStep::Cancel)
+            StepKind::Send(SendSpec {
+                what: SendStep::Cancel,
+                ..
+            })
         ));
-        let StepKind::Send(SendStep::Message(t)) = &plan.steps[3].kind else {
+        let StepKind::Send(SendSpec {
+            what: SendStep::Message(t),
+            ..
+        }) = &plan.steps[3].kind
+        else {
             panic!()
         };
         assert!(t.is_raw());
         assert!(matches!(
             plan.steps[4].kind,
-            StepKind::Send(SendStep::Message(_))
+            StepKind::Send(SendSpec {
+                what: SendStep::Message(_),
+                ..
+            })
         ));
         let (line, col, path, message) = one_err("steps:\n  - send: ack\n    raw: true\n");
         assert_eq!((line, col, path.as_str()), (3, 10, "steps[0].raw"));
@@ -1902,7 +1945,7 @@ mod tests {
                 (
                     10,
                     "steps[4]",
-                    "step has only modifiers (`raw`); add an action: send, recv, pause, label, goto, capture, assert, play, play_pcap, silence, stop_media, dtmf, expect_media, expect_dtmf, challenge"
+                    "step has only modifiers (`raw`); add an action: send, send_file, bytes_base64, recv, pause, label, goto, capture, assert, play, play_pcap, silence, stop_media, dtmf, expect_media, expect_dtmf, challenge"
                 ),
             ]
         );

@@ -7,6 +7,7 @@ pub mod call;
 pub mod compile;
 mod compile_challenge;
 mod compile_media;
+mod compile_send;
 pub mod duration;
 pub mod inject;
 pub mod model;

@@ -172,6 +172,10 @@ pub struct StepDef {
     #[serde(skip)]
     pub bare: Option<String>,
     pub send: Option<Spanned<String>>,
+    /// A file's bytes as the message (relative to the scenario's folder).
+    pub send_file: Option<Spanned<String>>,
+    /// The message as base64, sent untouched.
+    pub bytes_base64: Option<Spanned<String>>,
     pub recv: Option<Spanned<String>>,
     pub pause: Option<Spanned<String>>,
     pub label: Option<Spanned<String>>,
@@ -183,6 +187,12 @@ pub struct StepDef {
     pub assert: Option<Spanned<ConditionDef>>,
 
     pub raw: Option<Spanned<bool>>,
+    /// `send_file`: `false` sends the file's bytes untouched (default: a template).
+    pub template: Option<Spanned<bool>>,
+    /// Sends over tcp/tls: the message written in these pieces, with delays.
+    pub chunks: Option<Spanned<Vec<Spanned<ChunkDef>>>>,
+    /// Sends: the next send's message goes in the same write.
+    pub pipeline: Option<Spanned<bool>>,
     pub optional: Option<Spanned<bool>>,
     pub timeout: Option<Spanned<String>>,
     pub in_reply_to: Option<Spanned<String>>,
@@ -213,9 +223,21 @@ pub struct StepDef {
     pub mode: Option<Spanned<String>>,
 }
 
+/// One piece of `chunks:`: `bytes: N` (or `rest: true`, the remainder) written
+/// `after` the previous piece (the first: after the step starts).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkDef {
+    pub bytes: Option<Spanned<String>>,
+    pub rest: Option<Spanned<bool>>,
+    pub after: Option<Spanned<String>>,
+}
+
 /// Action keys, in the order error messages list them.
 pub const STEP_ACTIONS: &[&str] = &[
     "send",
+    "send_file",
+    "bytes_base64",
     "recv",
     "pause",
     "label",
@@ -235,7 +257,9 @@ pub const STEP_ACTIONS: &[&str] = &[
 /// Modifiers each action accepts.
 pub fn step_modifiers(action: &str) -> &'static [&'static str] {
     match action {
-        "send" => &["raw"],
+        "send" => &["raw", "chunks", "pipeline"],
+        "send_file" => &["raw", "template", "chunks", "pipeline"],
+        "bytes_base64" => &["chunks", "pipeline"],
         "recv" => &["optional", "timeout", "in_reply_to", "rtd", "capture"],
         "goto" => &["if", "times"],
         "play" => &["loop", "until"],

@@ -8,7 +8,9 @@ use regex::Regex;
 
 use crate::media::config::{DtmfSpec, MediaConfig, MediaExpectation, PlaySpec};
 
+use super::compile::{CompileError, Diagnostic};
 use super::template::Template;
+use crate::transport::kind::{MAX_UDP_MESSAGE, TransportKind};
 
 /// Which side of a call the scenario plays; its natural loopback peer is the other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,13 +81,77 @@ impl Plan {
     pub fn var_slot(&self, name: &str) -> Option<usize> {
         self.vars.iter().position(|v| v.name == name)
     }
+
+    /// What only the run's transport reveals, checked before the first call:
+    /// `chunks:` needs a byte stream (tcp, tls), and over UDP a message of a fixed
+    /// size (no slots) must fit in one datagram. Messages whose size depends on the
+    /// call are checked when they are sent (the call fails with `scenario_error`).
+    pub fn check_transport(&self, kind: TransportKind) -> Result<(), CompileError> {
+        let mut diagnostics = Vec::new();
+        for (i, step) in self.steps.iter().enumerate() {
+            let StepKind::Send(send) = &step.kind else {
+                continue;
+            };
+            let mut problem = |at: (u32, u32), message: String| {
+                diagnostics.push(Diagnostic {
+                    file: self.source.clone(),
+                    line: u64::from(at.0),
+                    column: u64::from(at.1),
+                    path: String::new(),
+                    message: format!("step {}: {message}", i + 1),
+                });
+            };
+            if send.chunks.is_some()
+                && let Some(why) = chunks_unsupported(kind)
+            {
+                problem(send.chunks_at, why);
+            }
+            if kind == TransportKind::Udp
+                && let SendStep::Message(t) = &send.what
+                && let Some(len) = t.fixed_len().filter(|&n| n > MAX_UDP_MESSAGE)
+            {
+                problem(send.at, udp_too_large(len));
+            }
+        }
+        if diagnostics.is_empty() {
+            Ok(())
+        } else {
+            Err(CompileError { diagnostics })
+        }
+    }
+}
+
+/// Why `chunks:` can't be used over `kind` (None: it can).
+pub fn chunks_unsupported(kind: TransportKind) -> Option<String> {
+    if kind.is_stream() {
+        return None;
+    }
+    let why = if kind.is_websocket() {
+        "a WebSocket frame carries one whole message (RFC 7118)"
+    } else {
+        "a UDP datagram is one whole message"
+    };
+    Some(format!(
+        "`chunks:` splits a message over a byte stream (tcp or tls), but this run is over {kind}: {why}"
+    ))
+}
+
+/// A message that does not fit in one UDP datagram.
+pub fn udp_too_large(len: usize) -> String {
+    format!(
+        "the message is {len} bytes, over the {MAX_UDP_MESSAGE} bytes one UDP datagram carries; \
+         send it over tcp or tls (`--transport tcp`)"
+    )
 }
 
 /// Does this step read the last received message?
 fn reads_last(kind: &StepKind) -> bool {
     let reads = |c: &Condition| !matches!(c.subject, Subject::Var(_));
     match kind {
-        StepKind::Send(SendStep::Message(t)) => t.uses_last(),
+        StepKind::Send(SendSpec {
+            what: SendStep::Message(t),
+            ..
+        }) => t.uses_last(),
         StepKind::Capture(_) => true,
         StepKind::Assert(c) => reads(c),
         StepKind::Goto { when: Some(c), .. } => reads(c),
@@ -145,7 +211,7 @@ pub struct Step {
 
 #[derive(Debug)]
 pub enum StepKind {
-    Send(SendStep),
+    Send(SendSpec),
     Recv(RecvStep),
     Pause(PauseSpec),
     /// Jump to step index `target` (labels are resolved at compile time; a label at the
@@ -218,6 +284,32 @@ pub enum MediaStep {
         digits: String,
         timeout: Option<Duration>,
     },
+}
+
+/// A `send`, `send_file` or `bytes_base64` step: what goes, and how it is written.
+#[derive(Debug)]
+pub struct SendSpec {
+    pub what: SendStep,
+    /// tcp/tls: the message is written in these pieces, each after a delay (None:
+    /// in one write). The step lasts until the last piece is out, so nothing the
+    /// call sends next lands in the middle of the message.
+    pub chunks: Option<Box<[Chunk]>>,
+    /// The next send's message joins this one: one write on a connection, one
+    /// datagram over UDP.
+    pub pipeline: bool,
+    /// (line, column) of the step's action value and of `chunks:`, for
+    /// [`Plan::check_transport`]'s diagnostics.
+    pub at: (u32, u32),
+    pub chunks_at: (u32, u32),
+}
+
+/// One piece of a chunked send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chunk {
+    /// After the previous piece was due (the first: after the step started).
+    pub after: Duration,
+    /// None: whatever is left of the message.
+    pub bytes: Option<usize>,
 }
 
 #[derive(Debug)]

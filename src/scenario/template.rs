@@ -1,6 +1,8 @@
 //! Message templates compiled once into literal/slot segments, rendered per message
 //! without a template engine. Syntax: `{{ name }}` where name is a built-in, a
-//! scenario variable or `last.<header>`.
+//! scenario variable or `last.<header>`; `{{ hex: 00ff0d0a }}` is bytes written in
+//! hex, which is how a template says what YAML text can't (bytes that are not
+//! UTF-8, a literal `{{`).
 //!
 //! Rendering runs for every message at load (tens of thousands of calls per second),
 //! so everything that depends only on the template text — line splitting, CRLF
@@ -178,6 +180,8 @@ pub enum TemplateErrorKind {
     InvalidName(String),
     /// `{{ len }}` inside the body it measures.
     LenInBody,
+    /// A `{{ hex: … }}` slot that is not hex digit pairs (what is wrong, in words).
+    BadHex(String),
     /// The template has no text at all.
     Empty,
 }
@@ -201,7 +205,12 @@ impl fmt::Display for TemplateErrorKind {
             TemplateErrorKind::InvalidName(text) => write!(
                 f,
                 "`{text}` is not a name; names use letters, digits, `_`, `-` and `.` \
-                 (`{{{{` can't be escaped)"
+                 (a literal `{{{{` is written `{{{{ hex: 7b7b }}}}`)"
+            ),
+            TemplateErrorKind::BadHex(why) => write!(
+                f,
+                "bad `{{{{ hex: … }}}}`: {why}; write bytes as hex digit pairs, e.g. \
+                 `{{{{ hex: 00ff0d0a }}}}` or `{{{{ hex: 00 ff 0d 0a }}}}`"
             ),
             TemplateErrorKind::LenInBody => write!(
                 f,
@@ -256,8 +265,9 @@ enum Layout {
 
 #[derive(Debug)]
 pub struct Template {
-    /// Literal text of all segments, already normalized.
-    lit: String,
+    /// Literal bytes of all segments, already normalized (bytes, not text: hex slots
+    /// and untouched files put anything here).
+    lit: Vec<u8>,
     segs: Vec<Seg>,
     layout: Layout,
     /// Rendered first so its length is known when the head is rendered.
@@ -308,7 +318,10 @@ impl Template {
             body_end = body_start;
         }
         for s in &slots {
-            if s.start >= body_start && s.start < body_end && s.seg == Seg::Builtin(Builtin::Len) {
+            if s.start >= body_start
+                && s.start < body_end
+                && s.value == SlotValue::Seg(Seg::Builtin(Builtin::Len))
+            {
                 errors.push(TemplateError {
                     offset: s.start,
                     kind: TemplateErrorKind::LenInBody,
@@ -323,7 +336,7 @@ impl Template {
         let mut b = Builder {
             text,
             slots: &slots,
-            lit: String::with_capacity(text.len() + 64),
+            lit: Vec::with_capacity(text.len() + 64),
             segs: Vec::new(),
         };
         let start_line = first_line(&text[start..]);
@@ -345,7 +358,10 @@ impl Template {
                         kind: LineKind::ContentLength,
                     });
                 } else {
-                    let has_slot = slots.iter().any(|s| s.start >= pos && s.start < line_end);
+                    // Hex bytes are literal text: a line of `{{ hex: 20 }}` stays.
+                    let has_slot = slots.iter().any(|s| {
+                        s.start >= pos && s.start < line_end && matches!(s.value, SlotValue::Seg(_))
+                    });
                     let segs = b.push_range(pos, line_end, false);
                     lines.push(HeadLine {
                         segs,
@@ -372,6 +388,54 @@ impl Template {
             body,
             method,
             is_response,
+        })
+    }
+
+    /// A template of fixed bytes, sent untouched (`send_file` with `template: false`,
+    /// `bytes_base64`): no slots, no line-end or `Content-Length` handling. What the
+    /// call needs to know (request method, response) is read from the first line
+    /// when it looks like SIP.
+    pub fn from_bytes(bytes: &[u8]) -> Template {
+        let end = memchr::memchr(b'\n', bytes).unwrap_or(bytes.len());
+        let line = bytes[..end].strip_suffix(b"\r").unwrap_or(&bytes[..end]);
+        let is_response = line.starts_with(b"SIP/");
+        let token = line
+            .split(|&b| b == b' ' || b == b'\t')
+            .next()
+            .unwrap_or(b"");
+        let method = std::str::from_utf8(token)
+            .ok()
+            .filter(|t| !is_response && !t.is_empty())
+            .map(Into::into);
+        let segs = if bytes.is_empty() {
+            Vec::new()
+        } else {
+            vec![Seg::Lit(0, bytes.len() as u32)]
+        };
+        Template {
+            lit: bytes.to_vec(),
+            layout: Layout::Raw {
+                head: SegRange(0, segs.len() as u32),
+            },
+            segs,
+            // Empty: in a raw layout the body is only what `len` measures.
+            body: SegRange(0, 0),
+            method,
+            is_response,
+        }
+    }
+
+    /// The rendered length when it is the same for every message (no slot but
+    /// `len` and hex bytes), for checks before the run (UDP's datagram limit).
+    pub fn fixed_len(&self) -> Option<usize> {
+        let fixed = self
+            .segs
+            .iter()
+            .all(|s| matches!(s, Seg::Lit(..) | Seg::Builtin(Builtin::Len)));
+        fixed.then(|| {
+            let mut out = Vec::with_capacity(self.lit.len() + 64);
+            self.render(&mut SimpleContext::default(), &mut out);
+            out.len()
         })
     }
 
@@ -458,9 +522,7 @@ impl Template {
     ) {
         for seg in &self.segs[range.0 as usize..range.1 as usize] {
             match seg {
-                Seg::Lit(s, e) => {
-                    out.extend_from_slice(&self.lit.as_bytes()[*s as usize..*e as usize])
-                }
+                Seg::Lit(s, e) => out.extend_from_slice(&self.lit[*s as usize..*e as usize]),
                 Seg::Builtin(Builtin::Len) => push_decimal(out, body_len),
                 Seg::Builtin(b) => ctx.builtin(*b, out),
                 Seg::Var(slot) => ctx.var(*slot, out),
@@ -479,7 +541,15 @@ fn push_decimal(out: &mut Vec<u8>, n: usize) {
 struct Slot {
     start: usize,
     end: usize,
-    seg: Seg,
+    value: SlotValue,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum SlotValue {
+    /// Rendered per message.
+    Seg(Seg),
+    /// `{{ hex: … }}`: these bytes, as if they were literal text.
+    Bytes(Vec<u8>),
 }
 
 fn is_name_byte(b: u8) -> bool {
@@ -515,19 +585,36 @@ fn scan_slots(
         let mut fail = |kind| {
             errors.push(TemplateError { offset: open, kind });
         };
+        let line_end = text[open..].find('\n').map_or(text.len(), |i| open + i);
+        if name.eq_ignore_ascii_case("hex") && bytes.get(j) == Some(&b':') {
+            let Some(close) = text[j..line_end].find("}}").map(|i| j + i) else {
+                fail(TemplateErrorKind::Unterminated);
+                pos = open + 2;
+                continue;
+            };
+            match parse_hex(&text[j + 1..close]) {
+                Ok(b) => slots.push(Slot {
+                    start: open,
+                    end: close + 2,
+                    value: SlotValue::Bytes(b),
+                }),
+                Err(why) => fail(TemplateErrorKind::BadHex(why)),
+            }
+            pos = close + 2;
+            continue;
+        }
         if bytes[j..].starts_with(b"}}") && !name.is_empty() {
             match resolve(name, var, inject) {
                 Ok(seg) => slots.push(Slot {
                     start: open,
                     end: j + 2,
-                    seg,
+                    value: SlotValue::Seg(seg),
                 }),
                 Err(kind) => fail(kind),
             }
             pos = j + 2;
             continue;
         }
-        let line_end = text[open..].find('\n').map_or(text.len(), |i| open + i);
         match text[open + 2..line_end].find("}}") {
             Some(close) => {
                 let inner = text[open + 2..open + 2 + close].trim();
@@ -538,6 +625,32 @@ fn scan_slots(
         pos = open + 2;
     }
     slots
+}
+
+/// The bytes of a hex slot's inside (after `hex:`): digit pairs, either case, with
+/// spaces or tabs allowed between pairs but not inside one (`0 0` is a mistake, not
+/// the byte 00).
+fn parse_hex(inner: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(inner.len() / 2);
+    for group in inner.split([' ', '\t']).filter(|g| !g.is_empty()) {
+        if let Some(bad) = group.chars().find(|c| !c.is_ascii_hexdigit()) {
+            return Err(format!("`{bad}` is not a hex digit"));
+        }
+        if group.len() % 2 != 0 {
+            return Err(format!(
+                "`{group}` has an odd number of digits (a byte is two digits)"
+            ));
+        }
+        // Every char is an ASCII hex digit (checked above), so `to_digit` has a value.
+        let nibble = |c: u8| char::from(c).to_digit(16).unwrap_or(0) as u8;
+        for pair in group.as_bytes().chunks_exact(2) {
+            out.push(nibble(pair[0]) << 4 | nibble(pair[1]));
+        }
+    }
+    if out.is_empty() {
+        return Err("no bytes".to_string());
+    }
+    Ok(out)
 }
 
 fn resolve(
@@ -652,7 +765,7 @@ fn first_line(text: &str) -> &str {
 struct Builder<'a> {
     text: &'a str,
     slots: &'a [Slot],
-    lit: String,
+    lit: Vec<u8>,
     segs: Vec<Seg>,
 }
 
@@ -667,7 +780,11 @@ impl Builder<'_> {
             .filter(|s| s.start >= from && s.start < to)
         {
             self.push_lit(first, pos, slot.start, crlf);
-            self.segs.push(slot.seg.clone());
+            match &slot.value {
+                SlotValue::Seg(seg) => self.segs.push(seg.clone()),
+                // Exactly these bytes: no CRLF conversion, whatever they are.
+                SlotValue::Bytes(b) => self.push_bytes(first, b),
+            }
             pos = slot.end;
         }
         self.push_lit(first, pos, to, crlf);
@@ -681,19 +798,31 @@ impl Builder<'_> {
             return;
         }
         let start = self.lit.len();
-        let piece = &self.text[from..to];
+        let piece = &self.text.as_bytes()[from..to];
         if crlf {
-            let mut prev = '\0';
-            for c in piece.chars() {
-                if c == '\n' && prev != '\r' {
-                    self.lit.push('\r');
+            let mut prev = 0;
+            for &c in piece {
+                if c == b'\n' && prev != b'\r' {
+                    self.lit.push(b'\r');
                 }
                 self.lit.push(c);
                 prev = c;
             }
         } else {
-            self.lit.push_str(piece);
+            self.lit.extend_from_slice(piece);
         }
+        self.close_lit(first, start);
+    }
+
+    /// Literal bytes from a hex slot (or a file sent untouched).
+    fn push_bytes(&mut self, first: u32, bytes: &[u8]) {
+        let start = self.lit.len();
+        self.lit.extend_from_slice(bytes);
+        self.close_lit(first, start);
+    }
+
+    /// The literal `lit[start..]` just written becomes a segment.
+    fn close_lit(&mut self, first: u32, start: usize) {
         let end = self.lit.len() as u32;
         // Merge with a directly preceding literal so rendering does one copy per run.
         if self.segs.len() > first as usize
@@ -983,6 +1112,142 @@ mod tests {
             errors("X {{ domain }}")[0].kind,
             TemplateErrorKind::Undefined("domain".into())
         );
+    }
+
+    fn render_bytes(t: &Template) -> Vec<u8> {
+        let mut out = Vec::new();
+        t.render(&mut ctx(), &mut out);
+        out
+    }
+
+    #[test]
+    fn hex_slots_render_exact_bytes() {
+        // Raw: NUL, a lone CR, bytes that are not UTF-8, spaces between pairs, either
+        // case, `HEX` in capitals, no spaces at all.
+        let t = compile_raw(
+            "OPTIONS sip:{{ service }} SIP/2.0\r\nX: a{{ hex: 00 }}b{{ hex: 0d }}c\r\n\
+             Y: {{ hex: 80ff FE c3 }}{{HEX:28}}\r\nContent-Length: 99\r\n\r\n{{hex:0a0A}}",
+        );
+        assert_eq!(
+            render_bytes(&t),
+            b"OPTIONS sip:svc SIP/2.0\r\nX: a\x00b\rc\r\nY: \x80\xff\xfe\xc3(\r\n\
+              Content-Length: 99\r\n\r\n\n\n"
+        );
+        // A literal `{{`, which is otherwise always a slot.
+        let t = compile_raw("X: {{ hex: 7b7b }} user }}");
+        assert_eq!(render_bytes(&t), b"X: {{ user }}");
+    }
+
+    #[test]
+    fn hex_slots_in_sip_templates_are_literal_bytes() {
+        // Not a line break, not CRLF-converted, counted in Content-Length, and a line
+        // holding only hex whitespace is not dropped like an empty slot line.
+        let t = compile(
+            "MESSAGE sip:x SIP/2.0\nX: a{{ hex: 0a }}b\n{{ hex: 20 }}\n\nv{{ hex: 0a ff }}\n",
+        );
+        assert_eq!(
+            render_bytes(&t),
+            b"MESSAGE sip:x SIP/2.0\r\nX: a\nb\r\n \r\nContent-Length: 5\r\n\r\nv\n\xff\r\n"
+        );
+        assert_eq!(t.fixed_len(), Some(render_bytes(&t).len()));
+        assert_eq!(
+            compile("MESSAGE sip:{{ service }} SIP/2.0\n").fixed_len(),
+            None
+        );
+        // `{{ hex }}` without a colon is still a name.
+        assert_eq!(
+            errors("X: {{ hex }}")[0].kind,
+            TemplateErrorKind::Undefined("hex".into())
+        );
+    }
+
+    #[test]
+    fn malformed_hex_slots_are_errors_at_their_braces() {
+        let text = "A {{ hex: 0g }}\nB {{ hex: 123 }}\nC {{ hex: }}\nD {{ hex: 0 0 }}\nE {{ hex:zz}} {{ user }}\nF {{ hex: 00";
+        let at = |s: &str| text.find(s).unwrap();
+        let got: Vec<(usize, String)> = Template::compile(text, true, &vars)
+            .unwrap_err()
+            .into_iter()
+            .map(|e| {
+                let TemplateErrorKind::BadHex(why) = &e.kind else {
+                    assert_eq!(e.kind, TemplateErrorKind::Unterminated);
+                    return (e.offset, "unterminated".to_string());
+                };
+                assert!(
+                    e.kind.to_string().contains("{{ hex: 00ff0d0a }}"),
+                    "{}",
+                    e.kind
+                );
+                (e.offset, why.clone())
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (at("{{ hex: 0g"), "`g` is not a hex digit".to_string()),
+                (
+                    at("{{ hex: 123"),
+                    "`123` has an odd number of digits (a byte is two digits)".to_string()
+                ),
+                (at("{{ hex: }}"), "no bytes".to_string()),
+                (
+                    at("{{ hex: 0 0"),
+                    "`0` has an odd number of digits (a byte is two digits)".to_string()
+                ),
+                (at("{{ hex:zz"), "`z` is not a hex digit".to_string()),
+                (at("{{ hex: 00"), "unterminated".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn odd_hex_slots_are_errors_not_panics() {
+        for text in [
+            "{{hex:",
+            "{{ hex:}}",
+            "{{ hex:\n}}",
+            "{{ hex: é }}",
+            "{{ hexé: 00 }}",
+            "{{ hex::00 }}",
+            "{{ hex: 00}}}}",
+            "{{ hex: 00 }",
+            "X{{ hex: 0",
+            "{{ hex: 00 \t 11 }}{{",
+            "{{ hex : 00 }}",
+        ] {
+            for raw in [false, true] {
+                match Template::compile(text, raw, &vars) {
+                    Ok(t) => {
+                        let mut out = Vec::new();
+                        t.render(&mut ctx(), &mut out);
+                    }
+                    Err(errs) => assert!(
+                        errs.iter().all(|e| text[e.offset..].starts_with("{{")),
+                        "{text:?}: {errs:?}"
+                    ),
+                }
+            }
+        }
+        // Spaces around the colon are fine.
+        assert_eq!(render_bytes(&compile_raw("{{ hex : 00 }}")), b"\x00");
+    }
+
+    #[test]
+    fn byte_templates_are_sent_untouched() {
+        let bytes = b"INVITE sip:x SIP/2.0\r\nX: \xff\x00{{ nope }}\nContent-Length: 7\r\n\r\n\r";
+        let t = Template::from_bytes(bytes);
+        assert!(t.is_raw());
+        assert_eq!(t.method(), Some("INVITE"));
+        assert!(!t.is_response());
+        assert_eq!(render_bytes(&t), bytes);
+        assert_eq!(t.fixed_len(), Some(bytes.len()));
+        let t = Template::from_bytes(b"SIP/2.0 200 OK\r\n\r\n");
+        assert!(t.is_response());
+        assert_eq!(t.method(), None);
+        let t = Template::from_bytes(b"\xff\xfe garbage");
+        assert_eq!(t.method(), None);
+        assert_eq!(render_bytes(&t), b"\xff\xfe garbage");
+        assert_eq!(render_bytes(&Template::from_bytes(b"")), b"");
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub const LISTENER_TOKEN: u64 = 1;
 const READ_CHUNK: usize = 64 * 1024;
 /// Connections accepted per listener event before other work gets a turn.
 const ACCEPT_BUDGET: usize = 256;
+/// How long a connection whose call ended may take to send what that call queued
+/// last (a connect still under way, a peer slow to read) before it is closed anyway.
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
 /// A connection's handle: stale handles (a closed connection whose slot was
 /// reused) find nothing.
@@ -164,6 +167,9 @@ pub struct Connections {
     /// Connections to close when their time comes (`ConnectionSettings::linger`
     /// after their call ended); in time order, since the linger is one constant.
     closing: std::collections::VecDeque<(Instant, ConnId)>,
+    /// Connections to close once what they hold is written (or by the deadline):
+    /// a call's last message may still be in the output, or wait for the connect.
+    draining: Vec<Drain>,
 }
 
 impl Connections {
@@ -204,6 +210,7 @@ impl Connections {
             listener_pending: false,
             events: Vec::new(),
             closing: std::collections::VecDeque::new(),
+            draining: Vec::new(),
         })
     }
 
@@ -380,13 +387,51 @@ impl Connections {
     }
 
     /// Write what every connection with new output holds (as much as the kernel
-    /// takes; the rest waits for the writable edge).
+    /// takes; the rest waits for the writable edge), then close the connections
+    /// whose call ended and whose output is gone.
     pub fn flush(&mut self) {
         let mut dirty = std::mem::take(&mut self.dirty);
         for id in dirty.drain(..) {
             self.write(id);
         }
         self.dirty = dirty;
+        if !self.draining.is_empty() {
+            for d in &mut self.draining {
+                d.handed = true;
+            }
+            self.close_drained(Instant::now());
+        }
+    }
+
+    /// Close `id` once what it holds is written.
+    fn drain_later(&mut self, id: ConnId, now: Instant) {
+        self.draining.push(Drain {
+            id,
+            deadline: now + DRAIN_LIMIT,
+            handed: false,
+        });
+    }
+
+    /// Close the draining connections that are done: open (handshakes over, so
+    /// nothing waits inside TLS or WebSocket), handed their call's last messages,
+    /// nothing left to write; or past their deadline.
+    fn close_drained(&mut self, now: Instant) {
+        if self.draining.is_empty() {
+            return;
+        }
+        let mut draining = std::mem::take(&mut self.draining);
+        draining.retain(|d| {
+            let Some(e) = self.entry(d.id) else {
+                return false;
+            };
+            let drained = d.handed && e.conn.is_open() && e.conn.output().is_empty();
+            if drained || d.deadline <= now {
+                self.close(d.id);
+                return false;
+            }
+            true
+        });
+        self.draining = draining;
     }
 
     fn write(&mut self, id: ConnId) {
@@ -464,8 +509,9 @@ impl Connections {
             && at <= now
         {
             self.closing.pop_front();
-            self.close(id);
+            self.drain_later(id, now);
         }
+        self.close_drained(now);
         if let (Some(k), Some(at)) = (self.keepalive, self.next_keepalive_scan)
             && now >= at
         {
@@ -609,18 +655,21 @@ impl Connections {
         }
     }
 
-    /// Close after the configured linger (at once when it is zero).
+    /// Close after the configured linger, and once what was queued on it is
+    /// written: never at once, since the call that ends may have queued its last
+    /// message in the same pass, and that reaches the connection in the driver's
+    /// next flush, after this.
     pub fn close_later(&mut self, id: ConnId, now: Instant) {
         if self.settings.linger.is_zero() {
-            self.close(id);
+            self.drain_later(id, now);
         } else {
             self.closing.push_back((now + self.settings.linger, id));
         }
     }
 
-    /// Connections waiting for their linger to end.
+    /// Connections waiting for their linger to end or their output to go.
     pub fn closing(&self) -> usize {
-        self.closing.len()
+        self.closing.len() + self.draining.len()
     }
 
     /// Close every connection (end of run).
@@ -662,6 +711,16 @@ impl Connections {
             detail,
         });
     }
+}
+
+/// A connection to close once its output is written.
+struct Drain {
+    id: ConnId,
+    /// Closed by then whatever it still holds.
+    deadline: Instant,
+    /// A `flush` ran since it was queued: whatever its call queued last (in the
+    /// driver's outbox when the call ended) has reached its output.
+    handed: bool,
 }
 
 enum ReadOutcome {
@@ -752,6 +811,36 @@ mod tests {
         assert_eq!(server.table.closed[0].reason, CloseReason::ClosedByPeer);
         assert_eq!(server.table.counters.closed_by_peer, 1);
         assert_eq!(server.table.active(), 0);
+    }
+
+    /// A call that ends in the pass it queued its last message closes its
+    /// connection only after that message was handed over and written, even when
+    /// the connect is still under way.
+    #[test]
+    fn close_later_waits_for_the_last_message() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut server = side(Some(listener));
+        let mut client = side(None);
+        let now = Instant::now();
+        let id = client
+            .table
+            .open(addr, "127.0.0.1", Some((7, 1)), now)
+            .unwrap();
+        // The call ends (close_later), then the driver hands over what it queued.
+        client.table.close_later(id, now);
+        client.table.poll_pending(now);
+        assert!(client.table.is_alive(id), "closed before its last message");
+        assert_eq!(client.table.closing(), 1);
+        assert!(client.table.send(id, OPTIONS, now));
+        client.table.flush();
+        pump(&mut [&mut server, &mut client], |s| {
+            !s[0].table.messages.is_empty() && s[1].table.closing() == 0
+        });
+        let (_, _, range) = server.table.messages[0].clone();
+        assert_eq!(&server.table.received[range], OPTIONS);
+        assert!(!client.table.is_alive(id));
+        assert_eq!(client.table.closed[0].reason, CloseReason::Local);
     }
 
     #[test]

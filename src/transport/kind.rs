@@ -5,6 +5,12 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// The largest message one UDP datagram carries: 65,535 bytes of IPv4 packet less
+/// its 20-byte header and UDP's 8. Larger than a link's MTU, the kernel fragments
+/// it. (IPv6 would take 65,527; one limit for both keeps a scenario's verdict the
+/// same whichever family the run uses.)
+pub const MAX_UDP_MESSAGE: usize = 65_507;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TransportKind {
     Udp,
@@ -68,6 +74,13 @@ impl TransportKind {
     pub fn is_websocket(self) -> bool {
         matches!(self, TransportKind::Ws | TransportKind::Wss)
     }
+
+    /// Messages go as a plain byte stream (tcp, tls) that the peer reassembles, so
+    /// one message may be written in pieces. Not UDP (a datagram is a message) nor
+    /// WebSocket (a frame is one whole message, RFC 7118).
+    pub fn is_stream(self) -> bool {
+        matches!(self, TransportKind::Tcp | TransportKind::Tls)
+    }
 }
 
 impl fmt::Display for TransportKind {
@@ -110,5 +123,7 @@ mod tests {
         assert!(TransportKind::Wss.is_secure() && TransportKind::Wss.is_websocket());
         assert_eq!(TransportKind::Tls.default_port(), 5061);
         assert!("sctp".parse::<TransportKind>().is_err());
+        assert!(TransportKind::Tls.is_stream() && !TransportKind::Ws.is_stream());
+        assert!(!TransportKind::Udp.is_stream());
     }
 }
