@@ -371,6 +371,35 @@ mod tests {
     }
 
     #[test]
+    fn every_placeholder_in_the_pack_is_one_we_replace() {
+        let vars = [
+            ("TARGET", "t"),
+            ("LOCAL", "l"),
+            ("CALLID", "c"),
+            ("BRANCH", "b"),
+            ("TAG", "g"),
+        ];
+        for c in builtin().unwrap() {
+            let sent = crate::torture::substitute(&c.template, &vars);
+            let head_len = sent.len() - (c.template.len() - head_len(&c.template));
+            let left = sent[..head_len]
+                .windows(2)
+                .any(|w| w[0] == b'$' && w[1].is_ascii_uppercase());
+            assert!(!left, "{}: a `$NAME` is left in the head", c.name);
+        }
+    }
+
+    /// Bytes of `m`'s head (what `substitute` works on).
+    fn head_len(m: &[u8]) -> usize {
+        let crlf = m.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+        let lf = m.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+        match (crlf, lf) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or(m.len()),
+        }
+    }
+
+    #[test]
     fn the_pack_has_every_kind_the_issue_lists() {
         let cases = builtin().unwrap();
         let has = |n: &str| cases.iter().any(|c| c.name == n);
