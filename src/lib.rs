@@ -11,6 +11,7 @@
 //! - [`media`]: media payload codecs (G.711, RFC 4733 DTMF);
 //! - [`capture`]: streaming pcap/pcapng reading, packet decoding, reassembly, rewriting;
 //! - [`decrypt`]: SRTP decryption of captures (keys bound to media flows from SIP/SDP);
+//! - [`torture`]: the torture pack and its runner (`sipwright torture`);
 //! - [`cli`]: argument parsing and commands (the only place that uses `anyhow`).
 
 pub mod capture;
@@ -23,4 +24,5 @@ pub mod scenario;
 pub mod sdp;
 pub mod sip;
 pub mod srtp;
+pub mod torture;
 pub mod transport;

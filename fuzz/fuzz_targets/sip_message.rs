@@ -1,6 +1,7 @@
 //! Feeds arbitrary bytes through every entry point of the SIP message layer:
 //! the datagram and stream parsers, all typed accessors, the typed value
-//! parsers on every header value, and the ACK/CANCEL builders.
+//! parsers on every header value, the ACK/CANCEL builders, and the checks and
+//! 400 responses for what we refuse (`sip::validate`, `salvage_request`).
 
 #![no_main]
 
@@ -9,6 +10,7 @@ use sipwright::sip::build;
 use sipwright::sip::header::{CSeq, NameAddr, Via, split_comma};
 use sipwright::sip::message::{self, Message};
 use sipwright::sip::uri::SipUri;
+use sipwright::sip::validate;
 
 fn exercise(m: &Message<'_>) {
     let _ = (m.method(), m.status(), m.request_uri(), m.is_request());
@@ -54,8 +56,20 @@ fn exercise(m: &Message<'_>) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(m) = message::parse(data) {
-        exercise(&m);
+    let rejection = match message::parse(data) {
+        Ok(m) => {
+            exercise(&m);
+            validate::check_request(&m).err()
+        }
+        Err(e) => Some(validate::Rejection::of_parse_error(&e, data)),
+    };
+    // The answer to whatever we refuse must itself parse.
+    if let (Some(rej), Some(req)) = (rejection, message::salvage_request(data)) {
+        exercise(&req);
+        let mut out = Vec::new();
+        if validate::write_rejection(&req, &rej, "t", &mut out) {
+            assert!(message::parse(&out).is_ok(), "built 400 does not parse");
+        }
     }
     let mut rest = data;
     while let Ok(Some((m, used))) = message::parse_stream(rest) {

@@ -32,6 +32,41 @@ pub enum Command {
     Options(OptionsArgs),
     /// SRTP tools: `srtp decrypt CAPTURE` decrypts SDES-SRTP media in a capture.
     Srtp(SrtpArgs),
+    /// Send the torture pack (odd, invalid and field-born SIP messages) to a server
+    /// one by one over UDP, check that it still answers an OPTIONS after each, and
+    /// print a table: message, expected reaction, actual reaction, still alive.
+    /// Exit 0 when every reaction was the expected one and the server stayed
+    /// alive, 1 otherwise, 2 on usage errors.
+    Torture(TortureArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TortureArgs {
+    /// The server under test: HOST:PORT or sip:HOST[:PORT] (UDP).
+    #[arg(long, short = 't', required_unless_present = "list")]
+    pub target: Option<String>,
+    /// Send only these messages (names as `--list` prints them; repeatable or
+    /// comma-separated).
+    #[arg(long, value_name = "NAME", num_args = 1.., value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Write the results: JUnit XML (.xml, one test case per message), Markdown
+    /// (.md), the text table (.txt) or JSON (anything else). Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub report: Vec<PathBuf>,
+    /// How long to wait for a message's final response, and for the OPTIONS probe's
+    /// answer after it.
+    #[arg(long, default_value = "2s", value_parser = duration_arg)]
+    pub timeout: Duration,
+    /// Local address to send from (default: 0.0.0.0:0, or [::]:0 for an IPv6 target).
+    #[arg(long, short = 'b')]
+    pub bind: Option<String>,
+    /// Use the pack in DIR (DIR/pack.yaml and the files it names) instead of the
+    /// built-in one.
+    #[arg(long, value_name = "DIR")]
+    pub pack: Option<PathBuf>,
+    /// Print the pack (name, category, expected reaction, description) and exit.
+    #[arg(long)]
+    pub list: bool,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@ mod run;
 mod scenarios;
 mod srtp;
 mod target;
+mod torture;
 mod transport;
 
 use clap::Parser;
@@ -37,6 +38,7 @@ pub fn main() -> i32 {
         Command::Srtp(a) => match a.command {
             args::SrtpCommand::Decrypt(d) => srtp::decrypt(d),
         },
+        Command::Torture(a) => torture::torture(a),
     };
     match result {
         Ok(code) => code,

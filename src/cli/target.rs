@@ -116,7 +116,7 @@ pub fn parse_target_for(text: &str, family: Family) -> Result<Target, UsageError
     })
 }
 
-fn bracket(host: &str) -> String {
+pub(crate) fn bracket(host: &str) -> String {
     if host.contains(':') {
         format!("[{host}]")
     } else {

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use crate::media::control::{MediaControl, NoMedia};
 use crate::media::stream::StreamFigures;
 use crate::report::latency::Metric;
-use crate::report::{Counters, FailureReason};
-use crate::scenario::call::{Call, CallEnv, Effects, Outbox, Outcome};
+use crate::report::{Counters, FailureReason, StrayCause};
+use crate::scenario::call::{Call, CallEnv, Effects, Outbox, Outcome, response_destination};
 use crate::scenario::plan::{Role, StepKind};
-use crate::sip::message;
+use crate::sip::{message, validate};
 use crate::transport::udp;
 
 use super::call_index::CallIndex;
@@ -494,6 +494,9 @@ impl Driver {
         let Some(conns) = self.conns.as_mut() else {
             return;
         };
+        for cause in conns.unframed.drain(..) {
+            self.counters.unparseable(cause);
+        }
         let (mut received, mut messages) = (received, messages);
         received.clear();
         messages.clear();
@@ -723,13 +726,58 @@ impl Driver {
     fn on_datagram(&mut self, data: &[u8], from: SocketAddr, now: Instant) {
         self.counters.messages_received += 1;
         let headers = std::mem::take(&mut self.headers);
-        let Ok(msg) = message::parse_reusing(data, headers) else {
-            self.counters.messages_unparseable += 1;
-            self.trace(None, Direction::Received, from, data);
-            return;
+        let msg = match message::parse_reusing(data, headers) {
+            Ok(msg) => msg,
+            Err(e) => {
+                self.on_unparseable(&e, data, from);
+                return;
+            }
         };
         self.on_parsed(&msg, data, from, now);
         self.headers = msg.into_headers();
+    }
+
+    /// A datagram that does not parse: counted by cause and traced; a request
+    /// whose head is whole enough to be answered gets a 400 saying what was
+    /// wrong (RFC 3261 §18.3 asks it for a body shorter than Content-Length),
+    /// anything else is dropped.
+    fn on_unparseable(&mut self, e: &message::ParseError, data: &[u8], from: SocketAddr) {
+        let rejection = validate::Rejection::of_parse_error(e, data);
+        self.counters.unparseable(rejection.cause);
+        self.trace(None, Direction::Received, from, data);
+        if let Some(req) = message::salvage_request(data) {
+            self.send_rejection(&req, &rejection, from);
+        }
+    }
+
+    /// A request refused before any call saw it: counted, traced, answered when
+    /// a response can be formed.
+    fn reject(
+        &mut self,
+        msg: &message::Message<'_>,
+        rejection: &validate::Rejection,
+        from: SocketAddr,
+        data: &[u8],
+    ) {
+        self.counters.unparseable(rejection.cause);
+        self.trace(None, Direction::Received, from, data);
+        self.send_rejection(msg, rejection, from);
+    }
+
+    /// The response to a refused request, sent statelessly where its top Via
+    /// says (RFC 3261 §18.2.2), or nothing (an ACK, no usable Via).
+    fn send_rejection(
+        &mut self,
+        req: &message::Message<'_>,
+        rejection: &validate::Rejection,
+        from: SocketAddr,
+    ) {
+        let mut reply = Vec::new();
+        let tag = format!("{:08x}", self.env.run_id);
+        if validate::write_rejection(req, rejection, &tag, &mut reply) {
+            let dest = response_destination(req.top_via().as_ref(), from);
+            self.send_raw(dest, &reply);
+        }
     }
 
     fn on_parsed(
@@ -740,8 +788,18 @@ impl Driver {
         now: Instant,
     ) {
         let Some(call_id) = msg.call_id() else {
-            self.counters.messages_unparseable += 1;
-            self.trace(None, Direction::Received, from, data);
+            // No call to route it to. A request is told why (a missing or
+            // malformed Call-ID, or whatever else is wrong first).
+            if msg.is_request() {
+                let rejection = validate::check_request(msg)
+                    .err()
+                    .unwrap_or_else(validate::Rejection::of_missing_call_id);
+                self.reject(msg, &rejection, from, data);
+            } else {
+                self.counters
+                    .unparseable(validate::Malformed::MissingHeader);
+                self.trace(None, Direction::Received, from, data);
+            }
             return;
         };
         let slots = &self.slots;
@@ -755,16 +813,24 @@ impl Driver {
             None => {
                 let Some(method) = msg.method() else {
                     // A response for a call we never had or already forgot.
-                    self.counters.messages_stray += 1;
+                    self.counters.stray(StrayCause::ResponseNoCall);
                     self.trace(None, Direction::Received, from, data);
                     return;
                 };
+                // Requests that reach no call are checked here, before a call or a
+                // stateless reply acts on them; a call's own requests are matched
+                // by its transactions (no per-message cost on the load path).
+                if let Err(rejection) = validate::check_request(msg) {
+                    self.reject(msg, &rejection, from, data);
+                    return;
+                }
                 let (accept, busy) = self.accepts(method);
                 if !accept {
-                    self.counters.messages_stray += 1;
                     self.trace(None, Direction::Received, from, data);
                     let mut reply = Vec::new();
-                    if stateless::reply(msg, &self.env, busy, &mut reply) {
+                    let cause = stateless::reply(msg, &self.env, busy, &mut reply);
+                    self.counters.stray(cause);
+                    if !reply.is_empty() {
                         self.send_raw(from, &reply);
                     }
                     return;

@@ -1,29 +1,33 @@
 //! Replies a driver sends for requests that belong to no call, like a UA core would:
 //! OPTIONS gets 200 (so `sipwright options` and keep-alive probes work against any
-//! scenario), an in-dialog request for an unknown dialog gets 481, a new call the
-//! run no longer takes 503, anything else 501.
+//! scenario), an in-dialog request for an unknown dialog gets 481 and so does a
+//! CANCEL that matches no transaction (RFC 3261 §9.2), a new call the run no
+//! longer takes 503, anything else 501.
 //! ACK never gets a reply.
 
+use crate::report::StrayCause;
 use crate::scenario::call::CallEnv;
 use crate::sip::header::HeaderName;
 use crate::sip::message::Message;
 
-/// Build the reply for `req` into `out`; false when nothing is to be sent. `busy`:
-/// the request would start a call but the run takes no more (limit reached,
-/// stopping) — 503 instead of 501.
-pub fn reply(req: &Message<'_>, env: &CallEnv, busy: bool, out: &mut Vec<u8>) -> bool {
+/// Build the reply for `req` into `out` (left as it is when nothing is to be
+/// sent) and say why the request was stray. `busy`: the request would start a
+/// call but the run takes no more (limit reached, stopping) — 503 instead of 501.
+pub fn reply(req: &Message<'_>, env: &CallEnv, busy: bool, out: &mut Vec<u8>) -> StrayCause {
     let Some(method) = req.method() else {
-        return false;
+        return StrayCause::ResponseNoCall;
     };
     if method == "ACK" {
-        return false;
+        return StrayCause::Ack;
     }
     let has_to_tag = req.to().and_then(|t| t.tag()).is_some();
-    let (code, reason) = match method {
-        "OPTIONS" if !has_to_tag => (200, "OK"),
-        _ if has_to_tag => (481, "Call/Transaction Does Not Exist"),
-        _ if busy => (503, "Service Unavailable"),
-        _ => (501, "Not Implemented"),
+    const GONE: &str = "Call/Transaction Does Not Exist";
+    let (code, reason, cause) = match method {
+        "OPTIONS" if !has_to_tag => (200, "OK", StrayCause::Options),
+        "CANCEL" => (481, GONE, StrayCause::UnknownDialog),
+        _ if has_to_tag => (481, GONE, StrayCause::UnknownDialog),
+        _ if busy => (503, "Service Unavailable", StrayCause::Busy),
+        _ => (501, "Not Implemented", StrayCause::NotHandled),
     };
     out.extend_from_slice(format!("SIP/2.0 {code} {reason}\r\n").as_bytes());
     for kind in [
@@ -56,5 +60,5 @@ pub fn reply(req: &Message<'_>, env: &CallEnv, busy: bool, out: &mut Vec<u8>) ->
         );
     }
     out.extend_from_slice(b"Server: sipwright\r\nContent-Length: 0\r\n\r\n");
-    true
+    cause
 }

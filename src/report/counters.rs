@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::latency::Latencies;
+use crate::sip::validate::Malformed;
 
 /// Why a call failed. The names are the keys of `failures` in the JSON report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -100,6 +101,54 @@ impl TxMethod {
     }
 }
 
+/// Why a message matched no call or transaction. The names are the keys of
+/// `messages.stray_by_cause` in the JSON report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StrayCause {
+    /// A response whose Call-ID belongs to no call (dropped).
+    ResponseNoCall,
+    /// A response for a call that matches none of its transactions (dropped).
+    ResponseNoTransaction,
+    /// A request for a call that has ended and is no retransmission (dropped).
+    RequestAfterCall,
+    /// An out-of-dialog OPTIONS no scenario takes (answered 200).
+    Options,
+    /// An in-dialog request (a To tag) or a CANCEL for no call (answered 481).
+    UnknownDialog,
+    /// An ACK for no call (dropped: ACK is never answered).
+    Ack,
+    /// A request whose method the scenario does not start calls with (answered 501).
+    NotHandled,
+    /// A request that would start a call when the run takes no more (answered 503).
+    Busy,
+}
+
+impl StrayCause {
+    pub const ALL: [StrayCause; 8] = [
+        StrayCause::ResponseNoCall,
+        StrayCause::ResponseNoTransaction,
+        StrayCause::RequestAfterCall,
+        StrayCause::Options,
+        StrayCause::UnknownDialog,
+        StrayCause::Ack,
+        StrayCause::NotHandled,
+        StrayCause::Busy,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StrayCause::ResponseNoCall => "response_no_call",
+            StrayCause::ResponseNoTransaction => "response_no_transaction",
+            StrayCause::RequestAfterCall => "request_after_call",
+            StrayCause::Options => "options",
+            StrayCause::UnknownDialog => "unknown_dialog",
+            StrayCause::Ack => "ack",
+            StrayCause::NotHandled => "not_handled",
+            StrayCause::Busy => "busy",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Counters {
     pub calls_started: u64,
@@ -114,9 +163,15 @@ pub struct Counters {
     pub messages_retransmitted: u64,
     /// Received duplicates and late messages absorbed without disturbing a call.
     pub messages_absorbed: u64,
+    /// Messages that could not be used: they do not parse, or are requests that
+    /// break a rule checked before any call sees them (`sip::validate`).
     pub messages_unparseable: u64,
+    /// `messages_unparseable` by cause (`Malformed as usize`).
+    pub unparseable_by_cause: [u64; Malformed::ALL.len()],
     /// Messages that matched no call or transaction (answered statelessly or dropped).
     pub messages_stray: u64,
+    /// `messages_stray` by cause (`StrayCause as usize`).
+    pub stray_by_cause: [u64; StrayCause::ALL.len()],
     /// Calls started late because `--concurrency` was reached at their scheduled time.
     pub starts_delayed: u64,
     /// Offset from the run's start of the latest call start (for the achieved rate).
@@ -336,6 +391,26 @@ impl Counters {
         self.failures[reason as usize]
     }
 
+    /// A message we could not use, and why.
+    pub fn unparseable(&mut self, cause: Malformed) {
+        self.messages_unparseable += 1;
+        self.unparseable_by_cause[cause as usize] += 1;
+    }
+
+    /// A message that matched no call or transaction, and why.
+    pub fn stray(&mut self, cause: StrayCause) {
+        self.messages_stray += 1;
+        self.stray_by_cause[cause as usize] += 1;
+    }
+
+    pub fn unparseable_of(&self, cause: Malformed) -> u64 {
+        self.unparseable_by_cause[cause as usize]
+    }
+
+    pub fn stray_of(&self, cause: StrayCause) -> u64 {
+        self.stray_by_cause[cause as usize]
+    }
+
     /// A client transaction for `method` (its CSeq method) got its final response.
     pub fn transaction_completed(&mut self, method: &str) {
         self.transactions[TxMethod::of(method) as usize] += 1;
@@ -379,6 +454,12 @@ impl Counters {
         for (i, n) in d.transactions.iter_mut().enumerate() {
             *n = self.transactions[i].saturating_sub(earlier.transactions[i]);
         }
+        for (i, n) in d.unparseable_by_cause.iter_mut().enumerate() {
+            *n = self.unparseable_by_cause[i].saturating_sub(earlier.unparseable_by_cause[i]);
+        }
+        for (i, n) in d.stray_by_cause.iter_mut().enumerate() {
+            *n = self.stray_by_cause[i].saturating_sub(earlier.stray_by_cause[i]);
+        }
         for (code, n) in &self.failure_codes {
             let before = earlier.failure_codes.get(code).copied().unwrap_or(0);
             if *n > before {
@@ -413,6 +494,20 @@ impl Counters {
         self.messages_absorbed += other.messages_absorbed;
         self.messages_unparseable += other.messages_unparseable;
         self.messages_stray += other.messages_stray;
+        for (a, b) in self
+            .unparseable_by_cause
+            .iter_mut()
+            .zip(other.unparseable_by_cause.iter())
+        {
+            *a += b;
+        }
+        for (a, b) in self
+            .stray_by_cause
+            .iter_mut()
+            .zip(other.stray_by_cause.iter())
+        {
+            *a += b;
+        }
         self.starts_delayed += other.starts_delayed;
         self.last_start = self.last_start.max(other.last_start);
         self.media.merge(&other.media);
@@ -446,6 +541,41 @@ mod tests {
         assert_eq!(TxMethod::of(""), TxMethod::Other);
         for (i, m) in TxMethod::ALL.iter().enumerate() {
             assert_eq!(*m as usize, i, "ALL is in index order");
+        }
+    }
+
+    #[test]
+    fn causes_add_to_their_totals_merge_and_subtract() {
+        let mut a = Counters::default();
+        a.unparseable(Malformed::Garbage);
+        a.stray(StrayCause::Options);
+        let earlier = a.clone();
+        a.unparseable(Malformed::ContentLength);
+        a.unparseable(Malformed::Garbage);
+        a.stray(StrayCause::Ack);
+        assert_eq!((a.messages_unparseable, a.messages_stray), (3, 2));
+        assert_eq!(a.unparseable_of(Malformed::Garbage), 2);
+        let d = a.since(&earlier);
+        assert_eq!((d.messages_unparseable, d.messages_stray), (2, 1));
+        assert_eq!(
+            (
+                d.unparseable_of(Malformed::Garbage),
+                d.unparseable_of(Malformed::ContentLength),
+                d.stray_of(StrayCause::Options),
+                d.stray_of(StrayCause::Ack)
+            ),
+            (1, 1, 0, 1)
+        );
+        let mut total = Counters::default();
+        total.merge_scalars(&a);
+        total.merge_scalars(&d);
+        assert_eq!(total.unparseable_of(Malformed::Garbage), 3);
+        assert_eq!(total.stray_of(StrayCause::Ack), 2);
+        for (i, c) in StrayCause::ALL.iter().enumerate() {
+            assert_eq!(*c as usize, i, "ALL is in index order");
+        }
+        for (i, c) in Malformed::ALL.iter().enumerate() {
+            assert_eq!(*c as usize, i, "ALL is in index order");
         }
     }
 

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use super::counters::{Counters, FailureReason, TxMethod};
+use super::counters::{Counters, FailureReason, StrayCause, TxMethod};
 use super::latency::Metric;
+use crate::sip::validate::Malformed;
 
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
@@ -49,6 +50,8 @@ pub fn side_json(side: &Side<'_>, elapsed: Duration) -> Value {
             "absorbed": c.messages_absorbed,
             "unparseable": c.messages_unparseable,
             "stray": c.messages_stray,
+            "unparseable_by_cause": unparseable_json(c),
+            "stray_by_cause": stray_json(c),
         },
         "rtp": rtp_json(c),
         "connections": connections_json(c),
@@ -60,6 +63,24 @@ pub fn side_json(side: &Side<'_>, elapsed: Duration) -> Value {
             "mismatches": c.media.dtmf_mismatches,
         },
     })
+}
+
+/// `messages.unparseable` by cause, every cause present (zero when unseen).
+fn unparseable_json(c: &Counters) -> Value {
+    Malformed::ALL
+        .iter()
+        .map(|m| (m.as_str().to_string(), json!(c.unparseable_of(*m))))
+        .collect::<Map<String, Value>>()
+        .into()
+}
+
+/// `messages.stray` by cause, every cause present.
+fn stray_json(c: &Counters) -> Value {
+    StrayCause::ALL
+        .iter()
+        .map(|m| (m.as_str().to_string(), json!(c.stray_of(*m))))
+        .collect::<Map<String, Value>>()
+        .into()
 }
 
 /// Client transactions completed with a final response, per method, and their
@@ -227,6 +248,28 @@ mod tests {
         // A zero-length run: no inf/NaN.
         let v = report(&c, &Counters::default(), Duration::ZERO);
         assert_eq!(v["transactions"]["REGISTER"]["per_second"], json!(0.0));
+    }
+
+    #[test]
+    fn messages_by_cause_list_every_cause() {
+        let mut c = Counters::default();
+        c.unparseable(Malformed::ContentLength);
+        c.unparseable(Malformed::ContentLength);
+        c.stray(StrayCause::Options);
+        let v = report(&c, &Counters::default(), Duration::from_secs(1));
+        let m = &v["messages"];
+        assert_eq!(
+            (m["unparseable"].clone(), m["stray"].clone()),
+            (json!(2), json!(1))
+        );
+        let u = m["unparseable_by_cause"].as_object().unwrap();
+        assert_eq!(u.len(), Malformed::ALL.len());
+        assert_eq!(u["content_length"], json!(2));
+        assert_eq!(u["garbage"], json!(0));
+        let s = m["stray_by_cause"].as_object().unwrap();
+        assert_eq!(s.len(), StrayCause::ALL.len());
+        assert_eq!(s["options"], json!(1));
+        assert_eq!(s["response_no_call"], json!(0));
     }
 
     #[test]

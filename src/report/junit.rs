@@ -144,6 +144,9 @@ fn summary(c: &Counters, elapsed: Duration) -> String {
         c.messages_unparseable,
         c.messages_stray
     );
+    if let Some(line) = super::text::causes_line(c) {
+        let _ = writeln!(t, "{line}");
+    }
     let _ = writeln!(
         t,
         "starts delayed by the concurrency limit: {}",
@@ -167,7 +170,7 @@ fn legal(ch: char) -> bool {
 }
 
 /// Escape character data.
-fn text(s: &str) -> String {
+pub(crate) fn text(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars().filter(|c| legal(*c)) {
         match ch {
@@ -184,7 +187,7 @@ fn text(s: &str) -> String {
 }
 
 /// Escape an attribute value (always written in double quotes).
-fn attr(s: &str) -> String {
+pub(crate) fn attr(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars().filter(|c| legal(*c)) {
         match ch {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 pub use counters::{
     AuthCounters, ConnectionCounters, Counters, FailureReason, FailureSample, MediaCounters,
-    TxMethod,
+    StrayCause, TxMethod,
 };
 use json::Side;
 
@@ -91,6 +91,7 @@ pub fn summary_text(data: &ReportData<'_>) -> String {
         }
     }
     for line in [
+        text::causes_line(data.main.counters),
         text::transactions_line(data.main.counters, data.elapsed),
         text::media_line(data.main.counters),
         text::connections_line(data.main.counters),

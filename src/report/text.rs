@@ -3,9 +3,10 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::counters::{Counters, FailureReason, FailureSample, TxMethod};
+use super::counters::{Counters, FailureReason, FailureSample, StrayCause, TxMethod};
 use super::json::Side;
 use super::latency::Metric;
+use crate::sip::validate::Malformed;
 
 /// The report for a run: the main side with its rates, latency table and failure
 /// samples, then the loopback peer's counters (when there is one).
@@ -59,6 +60,29 @@ pub fn text_report(
     t
 }
 
+/// `unparseable: 2 content_length, 1 garbage; stray: 3 options` — the causes
+/// seen, or None when every message was used.
+pub fn causes_line(c: &Counters) -> Option<String> {
+    let unparseable: Vec<String> = Malformed::ALL
+        .iter()
+        .filter(|m| c.unparseable_of(**m) > 0)
+        .map(|m| format!("{} {}", c.unparseable_of(*m), m.as_str()))
+        .collect();
+    let stray: Vec<String> = StrayCause::ALL
+        .iter()
+        .filter(|m| c.stray_of(**m) > 0)
+        .map(|m| format!("{} {}", c.stray_of(*m), m.as_str()))
+        .collect();
+    let mut parts = Vec::new();
+    if !unparseable.is_empty() {
+        parts.push(format!("unparseable: {}", unparseable.join(", ")));
+    }
+    if !stray.is_empty() {
+        parts.push(format!("stray: {}", stray.join(", ")));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
 /// Calls, failures, messages and latencies of one side, each line prefixed by `ind`;
 /// rates are over `elapsed`.
 fn side_section(t: &mut String, c: &Counters, elapsed: Duration, ind: &str) {
@@ -101,6 +125,7 @@ fn side_section(t: &mut String, c: &Counters, elapsed: Duration, ind: &str) {
         c.messages_stray
     );
     for line in [
+        causes_line(c),
         transactions_line(c, elapsed),
         media_line(c),
         connections_line(c),
@@ -379,6 +404,24 @@ mod tests {
         assert_eq!(
             transactions_line(&c, Duration::ZERO).unwrap(),
             "transactions: REGISTER 2000 (0.0/s), BYE 1 (0.0/s)"
+        );
+    }
+
+    #[test]
+    fn causes_line_lists_what_was_seen() {
+        let mut c = Counters::default();
+        assert_eq!(causes_line(&c), None);
+        c.unparseable(Malformed::Garbage);
+        c.unparseable(Malformed::ContentLength);
+        c.unparseable(Malformed::ContentLength);
+        assert_eq!(
+            causes_line(&c).as_deref(),
+            Some("unparseable: 1 garbage, 2 content_length")
+        );
+        c.stray(StrayCause::Options);
+        assert_eq!(
+            causes_line(&c).as_deref(),
+            Some("unparseable: 1 garbage, 2 content_length; stray: 1 options")
         );
     }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::media::config::DtmfMode;
 use crate::media::control::{MediaControl, MediaHandle};
 use crate::report::latency::Metric;
-use crate::report::{Counters, FailureReason};
+use crate::report::{Counters, FailureReason, StrayCause};
 use crate::sip::build;
 use crate::sip::dialog::{Dialog, Local};
 use crate::sip::header::HeaderName;
@@ -676,7 +676,7 @@ impl Call {
         let code = msg.status().unwrap_or(0);
         let branch = msg.top_via_branch().unwrap_or("");
         let Some(cseq) = msg.cseq() else {
-            fx.ctr.messages_stray += 1;
+            fx.ctr.stray(StrayCause::ResponseNoTransaction);
             return;
         };
         let Some(idx) = self
@@ -694,7 +694,7 @@ impl Call {
                 return;
             }
             // Responses to transactions we no longer (or never) had: nothing to do.
-            fx.ctr.messages_stray += 1;
+            fx.ctr.stray(StrayCause::ResponseNoTransaction);
             return;
         };
         let tx = &mut self.clients[idx];
@@ -874,7 +874,7 @@ impl Call {
             return;
         }
         if self.state != State::Running {
-            fx.ctr.messages_stray += 1;
+            fx.ctr.stray(StrayCause::RequestAfterCall);
             return;
         }
         let dest = response_destination(via.as_ref(), from);
@@ -1789,7 +1789,10 @@ fn first_line(raw: &[u8]) -> std::borrow::Cow<'_, str> {
 
 /// Where responses to a request go (RFC 3261 §18.2.2 with RFC 3581): the source
 /// address when the client asked for `rport`, else the source IP and the Via port.
-fn response_destination(via: Option<&crate::sip::header::Via<'_>>, from: SocketAddr) -> SocketAddr {
+pub(crate) fn response_destination(
+    via: Option<&crate::sip::header::Via<'_>>,
+    from: SocketAddr,
+) -> SocketAddr {
     match via {
         Some(v) if v.rport.is_none() => SocketAddr::new(from.ip(), v.port.unwrap_or(5060)),
         _ => from,

@@ -545,6 +545,84 @@ pub fn parse_stream(buf: &[u8]) -> Result<Option<(Message<'_>, usize)>, ParseErr
     )))
 }
 
+/// What is left of a request that [`parse`] refused, read as leniently as can
+/// be: the request line and every header line that has a name and a colon,
+/// malformed lines skipped, Content-Length not checked (the body is whatever
+/// follows the head). Enough to answer it 400 (RFC 3261 §21.4.1) with the Via,
+/// From, To, Call-ID and CSeq it carries. `None` when there is no request line
+/// or no complete head: the datagram could be a response, which is never
+/// answered, or a message cut short, whose lines cannot be trusted to route
+/// an answer.
+pub fn salvage_request(buf: &[u8]) -> Option<Message<'_>> {
+    let from = leading_empty_lines(buf);
+    let (sl_end, mut pos) = next_line(buf, from)?;
+    let start = parse_start_line(&buf[from..sl_end]).ok()?;
+    if !matches!(start, StartLine::Request { .. }) {
+        return None;
+    }
+    let mut headers = Vec::new();
+    // The header being collected, when its line was well formed (continuation
+    // lines of a skipped line are skipped with it).
+    let mut pending: Option<Pending> = None;
+    let mut skipping = false;
+    let body_start = loop {
+        let (end, next) = next_line(buf, pos)?;
+        let line = &buf[pos..end];
+        match line.first() {
+            None => break next,
+            Some(&b) if is_sp(b) => {
+                if let Some(p) = pending.as_mut().filter(|_| !skipping) {
+                    p.end = end;
+                }
+            }
+            Some(_) => {
+                if let Some(p) = pending.take() {
+                    headers.push(lenient_header(buf, p));
+                }
+                skipping = false;
+                match header_name(line) {
+                    Ok((name_len, colon)) => {
+                        pending = Some(Pending {
+                            name_start: pos,
+                            name_end: pos + name_len,
+                            value_start: pos + colon + 1,
+                            end,
+                        })
+                    }
+                    Err(_) => skipping = true,
+                }
+            }
+        }
+        pos = next;
+    };
+    if let Some(p) = pending.take() {
+        headers.push(lenient_header(buf, p));
+    }
+    if buf[from..body_start].is_ascii() {
+        for h in &mut headers {
+            h.ascii = true;
+        }
+    }
+    Some(Message {
+        start,
+        headers,
+        body: &buf[body_start..],
+        raw: &buf[from..],
+    })
+}
+
+/// [`finish_header`] without the Content-Length check.
+fn lenient_header(buf: &[u8], p: Pending) -> Header<'_> {
+    let name_bytes = &buf[p.name_start..p.name_end];
+    Header {
+        name: token_str(name_bytes),
+        kind: HeaderName::parse_in(buf, p.name_start, name_bytes.len()),
+        raw_value: trim_lws_bytes(buf.get(p.value_start..p.end).unwrap_or(&[])),
+        raw: &buf[p.name_start..p.end],
+        ascii: false,
+    }
+}
+
 /// An emptied header vector, ready to hold headers borrowed from another buffer;
 /// its allocation is kept.
 #[expect(
@@ -1278,6 +1356,29 @@ l: 0\r\n\r\n"
     }
 
     #[test]
+    fn salvage_reads_what_parse_refuses() {
+        // A line without a colon (and its continuation) is skipped; Content-Length is
+        // not checked; the body is what follows the head.
+        let data = b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+no colon here\r\n  continued\r\nCall-ID: c\r\n folded\r\nContent-Length: 99\r\n\r\nbody";
+        assert!(parse(data).is_err());
+        let m = salvage_request(data).unwrap();
+        assert_eq!(m.method(), Some("INVITE"));
+        let names: Vec<&str> = m.headers.iter().map(|h| h.name).collect();
+        assert_eq!(names, ["Via", "Call-ID", "Content-Length"]);
+        assert_eq!(m.header(HeaderName::CallId).unwrap().value(), "c folded");
+        assert_eq!(m.top_via_branch(), Some("z9hG4bK1"));
+        assert_eq!(m.body, b"body");
+        // Not a request, no request line, no end of head: nothing to answer.
+        assert!(salvage_request(b"SIP/2.0 200 OK\r\nCall-ID: c\r\n\r\n").is_none());
+        assert!(salvage_request(b"\x00\x01garbage\r\nCall-ID: c\r\n\r\n").is_none());
+        assert!(salvage_request(b"OPTIONS sip:a SIP/2.0\r\nCall-ID: c\r\n").is_none());
+        // Non-ASCII heads keep their bytes.
+        let m = salvage_request(b"OPTIONS sip:a SIP/2.0\r\nSubject: caf\xe9\r\n\r\n").unwrap();
+        assert_eq!(m.headers[0].value_str(), None);
+    }
+
+    #[test]
     fn many_headers() {
         let mut msg = b"OPTIONS sip:a SIP/2.0\r\n".to_vec();
         for i in 0..200 {
@@ -1452,8 +1553,24 @@ l: 0\r\n\r\n"
     }
 
     fn check(input: &[u8]) {
-        if let Ok(m) = parse(input) {
-            exercise(&m);
+        use crate::sip::validate::{Malformed, Rejection, check_request, write_rejection};
+        let rejection = match parse(input) {
+            Ok(m) => {
+                exercise(&m);
+                check_request(&m).err()
+            }
+            Err(e) => {
+                let _ = Malformed::of(&e, input);
+                Some(Rejection::of_parse_error(&e, input))
+            }
+        };
+        // The answer to whatever we refuse must itself parse.
+        if let (Some(rej), Some(req)) = (rejection, salvage_request(input)) {
+            exercise(&req);
+            let mut out = Vec::new();
+            if write_rejection(&req, &rej, "t", &mut out) {
+                assert!(parse(&out).is_ok(), "{:?}", String::from_utf8_lossy(&out));
+            }
         }
         let mut rest = input;
         while let Ok(Some((m, n))) = parse_stream(rest) {

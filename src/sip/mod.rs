@@ -9,6 +9,7 @@ pub mod message;
 pub mod registration;
 pub mod transaction;
 pub mod uri;
+pub mod validate;
 
 pub use header::HeaderName;
 

@@ -20,6 +20,7 @@ use super::framing::{Framed, FramerLimits, FramingError, StreamFramer};
 use super::kind::TransportKind;
 use super::tls::{TlsError, TlsSession};
 use super::websocket::{WsClientSettings, WsError, WsSession};
+use crate::sip::validate::Malformed;
 
 /// What a side's connections share: built once per run.
 #[derive(Clone, Default)]
@@ -52,6 +53,25 @@ pub enum ConnectionError {
     OutputFull(usize),
     #[error("a message over WebSocket is not SIP")]
     NotSip,
+}
+
+impl ConnectionError {
+    /// The peer's bytes were no usable SIP message: why, as counted with the
+    /// messages that do not parse.
+    pub fn malformed(&self) -> Option<Malformed> {
+        match self {
+            ConnectionError::Framing(f) => Some(match f {
+                FramingError::TooLarge { .. } | FramingError::HeaderTooLong { .. } => {
+                    Malformed::Oversize
+                }
+                FramingError::NoContentLength => Malformed::ContentLength,
+                FramingError::BadHeader { .. } => Malformed::Header,
+                FramingError::Garbage(_) => Malformed::Garbage,
+            }),
+            ConnectionError::NotSip => Some(Malformed::Garbage),
+            _ => None,
+        }
+    }
 }
 
 /// What [`Connection::receive`] found, in order.

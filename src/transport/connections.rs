@@ -22,6 +22,7 @@ use super::connection::{Connection, ConnectionError, ConnectionSettings, Inbound
 use super::kind::TransportKind;
 use super::poller::Registrar;
 use crate::report::ConnectionCounters;
+use crate::sip::validate::Malformed;
 
 /// Connection tokens in the driver's poller: this bit, the generation in bits 32–61
 /// and the slot index below. Tokens under it belong to the SIP socket (0), the
@@ -154,6 +155,9 @@ pub struct Connections {
     pub received: Vec<u8>,
     pub messages: Vec<(ConnId, SocketAddr, Range<usize>)>,
     pub closed: Vec<Closed>,
+    /// Messages the framing refused since the driver last drained them, by
+    /// cause (each closed its connection; counted as unparseable messages too).
+    pub unframed: Vec<Malformed>,
     pub counters: ConnectionCounters,
     /// TLS handshake durations since the driver last drained them.
     pub handshakes: Vec<Duration>,
@@ -203,6 +207,7 @@ impl Connections {
             received: Vec::new(),
             messages: Vec::new(),
             closed: Vec::new(),
+            unframed: Vec::new(),
             counters: ConnectionCounters::default(),
             handshakes: Vec::new(),
             keepalive,
@@ -622,6 +627,9 @@ impl Connections {
                 }
             }
             if let Err(err) = result {
+                if let Some(cause) = err.malformed() {
+                    self.unframed.push(cause);
+                }
                 return ReadOutcome::Failed(CloseReason::of(&err), err.to_string());
             }
             if e.conn.peer_closed() {
