@@ -50,7 +50,7 @@
 #   SANITY_CALLS   registrations of the first, slow check of each part (1000)
 #   SETTLE         seconds between rungs (1), over which the machine's other
 #                  CPU use is measured (column others%: % of one core)
-#   QUIET, QUIET_WAIT   before a rung, wait up to QUIET_WAIT s (30) while
+#   QUIET, QUIET_WAIT   before a rung, wait up to QUIET_WAIT s (10) while
 #                  others% is above QUIET (50); the rung then runs anyway
 #   PORT_PEER, PORT_SIPP   (27060, 27070)
 #   NO_BUILD=1, SW=path     use a built binary
@@ -81,7 +81,7 @@ SW_WORKERS=${SW_WORKERS-1}
 SANITY_CALLS=${SANITY_CALLS:-1000}
 SETTLE=${SETTLE:-1}
 QUIET=${QUIET:-50}
-QUIET_WAIT=${QUIET_WAIT:-30}
+QUIET_WAIT=${QUIET_WAIT:-10}
 PORT_PEER=${PORT_PEER:-27060}
 PORT_SIPP=${PORT_SIPP:-27070}
 
@@ -96,6 +96,7 @@ KAM_CFG=$ROOT/tests/fixtures/kamailio/auth.cfg
 
 if [ -n "${OUT:-}" ]; then WORK=$OUT; mkdir -p "$WORK"; else WORK=$(mktemp -d /tmp/sipwright-register.XXXXXX); fi
 KAM_PID=
+KAM_JOB=
 UAS_PID=
 # shellcheck disable=SC2317  # called by the trap
 cleanup() {
@@ -148,6 +149,13 @@ quiet() {
   return 0
 }
 
+# Datagrams the kernel dropped because a socket on 127.0.0.1:PORT had a full
+# receive queue (the drops column of /proc/net/udp, summed over the sockets,
+# e.g. our UAS's one per worker).
+udp_drops() {
+  awk -v p="$(printf ':%04X' "$1")" 'NR > 1 && substr($2, length($2) - 4) == p { d += $NF } END { print d + 0 }' /proc/net/udp
+}
+
 wait_udp_bound() { # PORT
   for _ in $(seq 100); do
     [ -n "$(ss -Hlun "sport = :$1" 2>/dev/null)" ] && return 0
@@ -160,14 +168,20 @@ start_kamailio() {
   rm -rf "$WORK/kam"
   mkdir -p "$WORK/kam"
   # Its own session and process group, to stop the whole of it (and only it).
+  # setsid forks when started from a shell with job control: the session is
+  # Kamailio's main process, read from its pid file, not $!.
   # shellcheck disable=SC2086  # KAMAILIO_ARGS: several options
-  setsid kamailio -f "$KAM_CFG" -DD -E -m "$KAM_SHM_MB" -M 32 -Y "$WORK/kam" \
+  setsid kamailio -f "$KAM_CFG" -DD -E -m "$KAM_SHM_MB" -M 32 -Y "$WORK/kam" -P "$WORK/kam/kamailio.pid" \
     -A "LISTEN_PORT=$PORT_PEER" -A "CHILDREN=$KAM_CHILDREN" ${KAMAILIO_ARGS:-} \
     >"$WORK/kamailio.log" 2>&1 &
-  KAM_PID=$!
+  KAM_JOB=$!
+  KAM_PID=
   for _ in $(seq 100); do
-    "$SW" options "sip:127.0.0.1:$PORT_PEER" --timeout 300ms >/dev/null 2>&1 && return 0
-    kill -0 "$KAM_PID" 2>/dev/null || break
+    if [ -s "$WORK/kam/kamailio.pid" ]; then
+      KAM_PID=$(cat "$WORK/kam/kamailio.pid")
+      "$SW" options "sip:127.0.0.1:$PORT_PEER" --timeout 300ms >/dev/null 2>&1 && return 0
+      kill -0 "$KAM_PID" 2>/dev/null || break
+    fi
     sleep 0.1
   done
   echo "kamailio not answering; its log:" >&2
@@ -179,7 +193,7 @@ stop_kamailio() {
   kill -TERM -- "-$KAM_PID" 2>/dev/null || true
   for _ in $(seq 50); do kill -0 "$KAM_PID" 2>/dev/null || break; sleep 0.1; done
   kill -KILL -- "-$KAM_PID" 2>/dev/null || true
-  wait "$KAM_PID" 2>/dev/null || true
+  wait "$KAM_JOB" 2>/dev/null || true
   KAM_PID=
 }
 
@@ -209,6 +223,7 @@ start_peer() { if [ "$PEER" = kamailio ]; then start_kamailio; else rm -f "$WORK
 stop_peer() {
   local n=$1
   peer_note=""
+  peer_drops=$(udp_drops "$PORT_PEER")
   if [ "$PEER" = kamailio ]; then
     peer_regs=$(kam_bindings)
     peer_regs=${peer_regs:-?}
@@ -272,10 +287,10 @@ print(j['calls']['succeeded'], j['calls']['failed'], j['messages']['retransmitte
   fi
 }
 
-ROW='%-9s %7s %7s %8s %6s %8s %8s %6s %8s %7s %6s %7s %9s %8s %8s %5s %5s\n'
+ROW='%-9s %7s %7s %8s %6s %7s %7s %6s %8s %7s %6s %8s %9s %8s %8s %8s %7s %4s\n'
 header() {
   # shellcheck disable=SC2059
-  printf "$ROW" tool asked calls regs wall_s reg/s trans/s failed retrans gen_cpu us/reg "${PEER_COL}%" peer_regs auth_p50 auth_p99 others% ok
+  printf "$ROW" tool asked calls regs wall_s reg/s trans/s failed retrans gen_cpu us/reg "${PEER_COL}%" peer_drops peer_regs auth_p50 auth_p99 others% ok
 }
 
 # rung TOOL RATE → prints a row, sets ok (and the row's figures, kept per tool
@@ -305,10 +320,10 @@ rung() {
   [ "$tool" = sw ] && name=sipwright
   # shellcheck disable=SC2059
   printf "$ROW" "$name" "$rate" "$n" "$regs" "$wall" "$reg_s" "$trans_s" "$failed" "$retrans" "$cpu" "$us_reg" \
-    "$pcpu" "$peer_regs" "$auth_p50" "$auth_p99" "$others" "$ok"
+    "$pcpu" "$peer_drops" "$peer_regs" "$auth_p50" "$auth_p99" "$others" "$ok"
   if [ "$ok" = yes ] && [ "$rate" -gt "${best[$tool]}" ]; then
     best[$tool]=$rate
-    best_row[$tool]="$reg_s $trans_s $cpu $us_reg $pcpu $auth_p50 $auth_p99 $retrans"
+    best_row[$tool]="$reg_s $trans_s $cpu $us_reg $pcpu $auth_p50 $auth_p99 $retrans $peer_drops $others"
   fi
 }
 
@@ -426,13 +441,15 @@ part() { # PEER START RATES
   printf '%-44s %10s %10s %8s\n' "" SIPp sipwright ratio
   printf '%-44s %10s %10s %8s\n' "best clean rate (REGISTER/s, registrations)" "$s" "$w" "$(ratio "$s" "$w")"
   local -a bs bw
-  read -r -a bs <<<"${best_row[sipp]:-- - - - - - - -}"
-  read -r -a bw <<<"${best_row[sw]:-- - - - - - - -}"
+  read -r -a bs <<<"${best_row[sipp]:-- - - - - - - - - -}"
+  read -r -a bw <<<"${best_row[sw]:-- - - - - - - - - -}"
   printf '%-44s %10s %10s\n' "  at it: registrations/s achieved" "${bs[0]}" "${bw[0]}"
   printf '%-44s %10s %10s\n' "  REGISTER transactions/s" "${bs[1]}" "${bw[1]}"
   printf '%-44s %10s %10s %8s\n' "  generator CPU µs per registration" "${bs[3]}" "${bw[3]}" "$(ratio "${bs[3]}" "${bw[3]}")"
   printf '%-44s %10s %10s\n' "  $PEER_COL (% of one core; 200 = both)" "${bs[4]}" "${bw[4]}"
-  printf '%-44s %10s %10s\n' "  retransmissions" "${bs[7]}" "${bw[7]}"
+  printf '%-44s %10s %10s\n' "  retransmissions (generator's)" "${bs[7]}" "${bw[7]}"
+  printf '%-44s %10s %10s\n' "  datagrams dropped at the peer's socket" "${bs[8]}" "${bw[8]}"
+  printf '%-44s %10s %10s\n' "  others% before the rung" "${bs[9]}" "${bw[9]}"
   printf '%-44s %10s %10s\n' "  auth round trip p50 / p99 ms (our report)" "-" "${bw[5]} / ${bw[6]}"
   awk -v a="$s" -v b="$w" 'BEGIN { if (a > 0) printf "target ≥ 2x SIPp: %s\n", (b >= 2 * a ? "met" : "not met") }'
   echo "(a search ends at its last bisection; a rung counts failed after $((RETRY + 1)) failed runs;"
