@@ -15,7 +15,9 @@
 # START until a rung fails, then BISECT steps halve the gap between the last
 # pass and the first failure. A rung runs rate × DURATION registrations:
 #   SIPp       tests/fixtures/sipp/register.xml, -inf (SEQUENTIAL, user;password;),
-#              -t u1, -r R -rp 1000 -m N, -buff_size 4194304 (as its experts run it)
+#              -t u1, -r R -rp 1000 -m N, -buff_size 4194304 (as its experts run it;
+#              u1, one socket, is its default and cheapest UDP mode: see
+#              docs/performance.md)
 #   sipwright  run register --inject users.csv --rate R --calls N (--workers SW_WORKERS)
 # and is clean when every registration succeeded (the tool's own count, exit 0,
 # 0 failed), the registrations per second over the generator's wall time (process
@@ -25,6 +27,17 @@
 # in the other benches): a rung that needed many is late and fails the 97 % bar.
 # A failed rung is run once more (RETRY) before it counts: the 2 cores are
 # shared, with other users' work too.
+#
+# Columns: calls asked (rate × DURATION); regs: registrations that succeeded
+# (SIPp's SuccessfulCall, our calls.succeeded); wall_s: the generator's wall
+# time; reg/s = regs / wall_s; trans/s: REGISTER transactions per second (ours:
+# transactions.REGISTER.per_second of the report; SIPp: 2 × reg/s); failed;
+# retrans: the generator's retransmissions; gen_cpu: its user + system seconds,
+# us/reg per registration; kam_cpu% / uas_cpu%: the peer's CPU over the run (%
+# of one core, 200 = both); peer_drops: datagrams the kernel dropped at the
+# peer's full socket; peer_regs: Kamailio's bindings, or the calls our UAS
+# finished; auth_p50/p99: auth.round_trip_ms of our report (REGISTER sent → 200
+# to the retry); others%: the rest of the machine just before the rung.
 #
 #   benches/register.sh                                  # about 12 minutes
 #   PARTS=ours DURATION=20 BISECT=4 benches/register.sh   # longer, finer
