@@ -39,7 +39,7 @@
 # finished; auth_p50/p99: auth.round_trip_ms of our report (REGISTER sent → 200
 # to the retry); others%: the rest of the machine just before the rung.
 #
-#   benches/register.sh                                  # about 12 minutes
+#   benches/register.sh                                  # 10-15 minutes
 #   PARTS=ours DURATION=20 BISECT=4 benches/register.sh   # longer, finer
 #   KAM_RATES="5000 10000 12500" benches/register.sh      # fixed ladders instead
 #
