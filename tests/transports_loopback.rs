@@ -112,6 +112,8 @@ fn tcp_keepalives_are_sent_and_answered() {
         j["connections"]["keepalives_sent"].as_u64().unwrap() >= 5,
         "{j:#}"
     );
+    // Only the side that opened a connection pings; the accepting side answers.
+    assert_eq!(j["peer"]["connections"]["keepalives_sent"], 0, "{j:#}");
 }
 
 /// `--trace` of a TLS call holds the SIP itself, as TCP segments tshark decodes.

@@ -525,7 +525,13 @@ impl Connections {
                 let Some(e) = self.entries[index].as_mut() else {
                     continue;
                 };
-                if now.saturating_duration_since(e.last_activity) < k || !e.conn.is_open() {
+                // RFC 5626 §3.5.1: the side that opened the connection pings; the
+                // accepting side only answers. Both pinging made each side's ping
+                // reset the other's idle clock, so one side never sent any.
+                if !e.outgoing
+                    || now.saturating_duration_since(e.last_activity) < k
+                    || !e.conn.is_open()
+                {
                     continue;
                 }
                 e.last_activity = now;
