@@ -11,11 +11,13 @@
 //! - [`media`]: media payload codecs (G.711, RFC 4733 DTMF);
 //! - [`capture`]: streaming pcap/pcapng reading, packet decoding, reassembly, rewriting;
 //! - [`decrypt`]: SRTP decryption of captures (keys bound to media flows from SIP/SDP);
+//! - [`from_pcap`]: one call of a capture → a UAC and a UAS scenario that replay it;
 //! - [`cli`]: argument parsing and commands (the only place that uses `anyhow`).
 
 pub mod capture;
 pub mod cli;
 pub mod decrypt;
+pub mod from_pcap;
 pub mod load;
 pub mod media;
 pub mod report;

@@ -1,0 +1,252 @@
+//! One pass over a capture: every SIP message (UDP datagrams, IP fragments put back
+//! together, TCP streams cut into messages), grouped by Call-ID, and the messages of
+//! the one call wanted kept in capture order.
+//!
+//! Memory: the capture is streamed ([`CaptureReader`]); only the wanted call's
+//! messages are kept (at most [`MAX_MESSAGES`] and [`MAX_BYTES`]), plus a short
+//! summary per other Call-ID for the error listing them (at most [`MAX_CALLS`]
+//! summaries, the rest counted).
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::SocketAddr;
+
+use crate::capture::{CaptureReader, L4, Reassembly, SipOverTcp, decode};
+use crate::sip::header::HeaderName;
+
+use super::error::{CallSummary, FromPcapError};
+use super::head::{Head, Start};
+
+/// Messages one call may have: a call is tens of messages, a long one hundreds.
+pub const MAX_MESSAGES: usize = 10_000;
+/// SIP bytes one call may have.
+pub const MAX_BYTES: usize = 32 << 20;
+/// Other calls remembered for the error message.
+const MAX_CALLS: usize = 10_000;
+
+/// How a message travelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+        }
+    }
+}
+
+/// One SIP message as captured.
+#[derive(Clone, Debug)]
+pub struct Captured {
+    /// The frame that carried it (for TCP and fragments: the one that completed it).
+    pub frame: u64,
+    pub ts_nanos: u64,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub transport: Transport,
+    pub bytes: Vec<u8>,
+}
+
+/// The wanted call.
+#[derive(Debug)]
+pub struct Call {
+    pub call_id: Vec<u8>,
+    pub messages: Vec<Captured>,
+    pub frames: u64,
+}
+
+/// The Call-ID of `bytes` when they are a SIP message: a request or status line and a
+/// non-empty Call-ID header.
+pub fn sip_call_id(bytes: &[u8]) -> Option<(Head, Vec<u8>)> {
+    // RTP starts with 0x80–0xBF, STUN with 0/1, keep-alives with CR or LF: only a
+    // letter can start SIP, and this keeps media-heavy captures cheap to walk.
+    if !bytes.first().is_some_and(u8::is_ascii_alphabetic) {
+        return None;
+    }
+    let head = Head::scan(bytes);
+    head.start(bytes)?;
+    let id = head.value_of(bytes, HeaderName::CallId)?;
+    if id.is_empty() {
+        return None;
+    }
+    let id = id.to_vec();
+    Some((head, id))
+}
+
+struct Seen {
+    summary: CallSummary,
+    first_request: bool,
+}
+
+struct Walk<'w> {
+    want: Option<&'w [u8]>,
+    /// The Call-ID being kept when none is wanted: the first one seen.
+    keep: Option<Vec<u8>>,
+    kept: Vec<Captured>,
+    kept_bytes: usize,
+    too_large: bool,
+    calls: HashMap<Vec<u8>, usize>,
+    seen: Vec<Seen>,
+    more: u64,
+}
+
+impl Walk<'_> {
+    fn message(&mut self, m: Captured) {
+        let Some((head, id)) = sip_call_id(&m.bytes) else {
+            return;
+        };
+        let method = match head.start(&m.bytes) {
+            Some(Start::Request { method, .. }) => {
+                Some(String::from_utf8_lossy(method).into_owned())
+            }
+            _ => None,
+        };
+        match self.calls.get(&id) {
+            Some(&i) => {
+                let s = &mut self.seen[i];
+                s.summary.messages += 1;
+                if !s.first_request && method.is_some() {
+                    s.first_request = true;
+                    s.summary.first_request = method;
+                    s.summary.frame = m.frame;
+                }
+            }
+            None if self.seen.len() < MAX_CALLS => {
+                self.calls.insert(id.clone(), self.seen.len());
+                self.seen.push(Seen {
+                    summary: CallSummary {
+                        call_id: String::from_utf8_lossy(&id).into_owned(),
+                        first_request: method.clone(),
+                        frame: m.frame,
+                        messages: 1,
+                    },
+                    first_request: method.is_some(),
+                });
+            }
+            None => self.more += 1,
+        }
+        let wanted = match (self.want, &self.keep) {
+            (Some(w), _) => w == id.as_slice(),
+            (None, Some(k)) => *k == id,
+            (None, None) => {
+                self.keep = Some(id.clone());
+                true
+            }
+        };
+        if !wanted || self.too_large {
+            return;
+        }
+        self.kept_bytes += m.bytes.len();
+        if self.kept.len() >= MAX_MESSAGES || self.kept_bytes > MAX_BYTES {
+            self.too_large = true;
+            self.kept = Vec::new();
+            return;
+        }
+        self.kept.push(m);
+    }
+}
+
+/// Reads the capture and returns the call `want` names, or the only call when `want`
+/// is None. Errors: an unreadable or damaged capture, no SIP, several calls without
+/// `want`, no call named `want`, a call too large to be one.
+pub fn extract<R: Read>(input: R, want: Option<&[u8]>) -> Result<Call, FromPcapError> {
+    let mut reader = CaptureReader::new(input).map_err(FromPcapError::Capture)?;
+    let mut reassembly = Reassembly::new(64 << 20, 30_000_000_000);
+    let mut tcp: Vec<SipOverTcp> = Vec::new();
+    let mut walk = Walk {
+        want,
+        keep: None,
+        kept: Vec::new(),
+        kept_bytes: 0,
+        too_large: false,
+        calls: HashMap::new(),
+        seen: Vec::new(),
+        more: 0,
+    };
+    let mut frames = 0;
+    while let Some(frame) = reader.next_frame().map_err(FromPcapError::Damaged)? {
+        frames = frame.index;
+        let Ok(packet) = decode(frame.linktype, frame.data) else {
+            continue;
+        };
+        if let L4::Udp {
+            src_port,
+            dst_port,
+            payload,
+            ..
+        } = packet.l4
+        {
+            walk.message(Captured {
+                frame: frame.index,
+                ts_nanos: frame.ts_nanos,
+                src: SocketAddr::new(packet.src, src_port),
+                dst: SocketAddr::new(packet.dst, dst_port),
+                transport: Transport::Udp,
+                bytes: payload.to_vec(),
+            });
+            continue;
+        }
+        if let Some(d) = reassembly.push(&frame, &packet, &mut tcp) {
+            walk.message(Captured {
+                frame: frame.index,
+                ts_nanos: frame.ts_nanos,
+                src: d.src,
+                dst: d.dst,
+                transport: Transport::Udp,
+                bytes: d.payload,
+            });
+        }
+        for m in tcp.drain(..) {
+            walk.message(Captured {
+                frame: frame.index,
+                ts_nanos: m.ts_nanos,
+                src: m.src,
+                dst: m.dst,
+                transport: Transport::Tcp,
+                bytes: m.message,
+            });
+        }
+    }
+    let calls: Vec<CallSummary> = walk.seen.into_iter().map(|s| s.summary).collect();
+    if calls.is_empty() {
+        return Err(FromPcapError::NoSip { frames });
+    }
+    let call_id = match (want, walk.keep) {
+        (Some(w), _) => {
+            if !walk.calls.contains_key(w) {
+                return Err(FromPcapError::UnknownCallId {
+                    id: String::from_utf8_lossy(w).into_owned(),
+                    calls,
+                    more: walk.more,
+                });
+            }
+            w.to_vec()
+        }
+        (None, keep) => {
+            if calls.len() > 1 || walk.more > 0 {
+                return Err(FromPcapError::SeveralCalls {
+                    calls,
+                    more: walk.more,
+                });
+            }
+            keep.unwrap_or_default()
+        }
+    };
+    if walk.too_large {
+        return Err(FromPcapError::TooLarge {
+            call_id: String::from_utf8_lossy(&call_id).into_owned(),
+            limit: MAX_MESSAGES,
+            limit_bytes: MAX_BYTES,
+        });
+    }
+    Ok(Call {
+        call_id,
+        messages: walk.kept,
+        frames,
+    })
+}
