@@ -149,6 +149,16 @@ fn prepare(n: usize, cap: &Captured, from_uac: bool) -> Option<Msg<'_>> {
     })
 }
 
+/// The `host:port` of the top Via when it is an IP address with a port.
+fn sent_by(msg: &[u8]) -> Option<SocketAddr> {
+    let head = Head::scan(msg);
+    let f = head.fields_of(HeaderName::Via).next()?;
+    let v = std::str::from_utf8(&msg[f.value.clone()]).ok()?;
+    let host = v.split_whitespace().nth(1)?;
+    let host = host.split([';', ',']).next()?;
+    host.parse().ok()
+}
+
 /// A value the peer chose, captured from a received message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Peer {
@@ -411,25 +421,24 @@ impl<'a> Gen<'a> {
             let prev_ts = i.checked_sub(1).map(|p| msgs[p].cap.ts_nanos);
             let comment = self.header_comment(m, prev_ts);
             if m.from_uac == self.uac {
-                if self.opts.pauses
-                    && let Some(p) = prev_ts
-                {
-                    let gap = m.cap.ts_nanos.saturating_sub(p);
-                    if gap > MIN_PAUSE_NANOS {
-                        self.entries.push(Entry {
-                            comment: None,
-                            step: Some(Step::Pause(gap)),
-                        });
-                    }
+                let gap = prev_ts.map_or(0, |p| m.cap.ts_nanos.saturating_sub(p));
+                if self.opts.pauses && gap > MIN_PAUSE_NANOS {
+                    // The message's comment goes above the wait before it.
+                    self.entries.push(Entry {
+                        comment: Some(comment),
+                        step: Some(Step::Pause(gap)),
+                    });
+                    self.send(i, None);
+                } else {
+                    self.send(i, Some(comment));
                 }
-                self.send(i, comment);
             } else {
                 self.recv(i, comment);
             }
         }
     }
 
-    fn send(&mut self, i: usize, comment: String) {
+    fn send(&mut self, i: usize, comment: Option<String>) {
         let msgs = self.msgs;
         let m = &msgs[i];
         let invite_branch = |g: &Gen<'_>| {
@@ -440,10 +449,10 @@ impl<'a> Gen<'a> {
             })
         };
         if m.method_is("ACK") && invite_branch(self) {
+            let why =
+                "(the ACK of a non-2xx final response is sent by the INVITE transaction itself)";
             self.entries.push(Entry {
-                comment: Some(format!(
-                    "{comment}\n(the ACK of a non-2xx final response is sent by the INVITE transaction itself)"
-                )),
+                comment: Some(comment.map_or(why.into(), |c| format!("{c}\n{why}"))),
                 step: None,
             });
             self.after_send(m, None);
@@ -467,7 +476,7 @@ impl<'a> Gen<'a> {
                 }
             };
             self.entries.push(Entry {
-                comment: Some(comment),
+                comment,
                 step: Some(step),
             });
             self.after_send(m, None);
@@ -483,7 +492,7 @@ impl<'a> Gen<'a> {
                 m.n
             ));
             self.entries.push(Entry {
-                comment: Some(comment),
+                comment,
                 step: Some(Step::Cancel),
             });
             self.after_send(m, None);
@@ -518,7 +527,7 @@ impl<'a> Gen<'a> {
         // Whether the CSeq slot survived the emitting (all slots, or all but `len`).
         let cseq_kept = cseq_slot.map(|s| s && e.kept.iter().any(|k| k.slot == "cseq"));
         self.entries.push(Entry {
-            comment: Some(comment),
+            comment,
             step: Some(Step::Send {
                 e,
                 want: m.bytes().to_vec(),
@@ -792,6 +801,11 @@ pub fn generate(call: &Call, opts: &Options) -> Result<Pair, FromPcapError> {
             frame: call.messages.first().map_or(0, |m| m.frame),
         })?;
     let (a, b) = (call.messages[first].src, call.messages[first].dst);
+    // The UAC's own address for its slots: where its Via says it listens, when that
+    // is on the address it sent from (over TCP it sends from a port of its own).
+    let a_own = sent_by(&call.messages[first].bytes)
+        .filter(|v| v.ip() == a.ip())
+        .unwrap_or(a);
     let mut msgs: Vec<Msg<'_>> = Vec::new();
     let mut left_out = first;
     for cap in &call.messages[first..] {
@@ -830,7 +844,7 @@ pub fn generate(call: &Call, opts: &Options) -> Result<Pair, FromPcapError> {
         call_id: &call.call_id,
         opts,
         uac,
-        own: if uac { a } else { b },
+        own: if uac { a_own } else { b },
         peer: if uac { b } else { a },
         transport,
         own_tag: if uac {
@@ -890,4 +904,337 @@ pub fn generate(call: &Call, opts: &Options) -> Result<Pair, FromPcapError> {
         notes,
         needs_bytes: uac.needs_bytes || uas.needs_bytes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::from_pcap::extract::Transport;
+
+    const A: &str = "10.0.0.1:5060";
+    const B: &str = "10.0.0.2:5070";
+
+    fn call(msgs: &[(u64, &str, &str, &str)]) -> Call {
+        Call {
+            call_id: b"c1@10.0.0.1".to_vec(),
+            frames: msgs.len() as u64,
+            messages: msgs
+                .iter()
+                .enumerate()
+                .map(|(i, (ms, src, dst, text))| Captured {
+                    frame: i as u64 + 1,
+                    ts_nanos: 1_000_000_000 + ms * 1_000_000,
+                    src: src.parse().unwrap(),
+                    dst: dst.parse().unwrap(),
+                    transport: Transport::Udp,
+                    bytes: text.replace('\n', "\r\n").into_bytes(),
+                })
+                .collect(),
+        }
+    }
+
+    fn opts(exact: bool, pauses: bool) -> Options {
+        Options {
+            exact,
+            pauses,
+            source: "test.pcap".into(),
+            uac_file: "uac.yaml".into(),
+            uas_file: "uas.yaml".into(),
+        }
+    }
+
+    fn pair(msgs: &[(u64, &str, &str, &str)]) -> Pair {
+        generate(&call(msgs), &opts(false, true)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn invite(cseq: u32) -> String {
+        format!(
+            "INVITE sip:bob@10.0.0.2:5070 SIP/2.0\n\
+             Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-inv\n\
+             From: <sip:alice@10.0.0.1:5060>;tag=ta\n\
+             To: <sip:bob@10.0.0.2:5070>\n\
+             Call-ID: c1@10.0.0.1\n\
+             CSeq: {cseq} INVITE\n\
+             Contact: <sip:alice@10.0.0.1:5060>\n\
+             Content-Length: 0\n\n"
+        )
+    }
+
+    /// A response from B copying the INVITE's lines, with B's tag when `tag`.
+    fn answer(status: &str, cseq: &str, branch: &str, tag: bool) -> String {
+        let tag = if tag { ";tag=tb" } else { "" };
+        format!(
+            "SIP/2.0 {status}\n\
+             Via: SIP/2.0/UDP 10.0.0.1:5060;branch={branch}\n\
+             From: <sip:alice@10.0.0.1:5060>;tag=ta\n\
+             To: <sip:bob@10.0.0.2:5070>{tag}\n\
+             Call-ID: c1@10.0.0.1\n\
+             CSeq: {cseq}\n\
+             Contact: <sip:bob@10.0.0.2:5070>\n\
+             Content-Length: 0\n\n"
+        )
+    }
+
+    #[test]
+    fn cancel_reuses_the_invite_branch_and_the_transaction_acks() {
+        let cancel = "CANCEL sip:bob@10.0.0.2:5070 SIP/2.0\n\
+             Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-inv\n\
+             From: <sip:alice@10.0.0.1:5060>;tag=ta\n\
+             To: <sip:bob@10.0.0.2:5070>\n\
+             Call-ID: c1@10.0.0.1\n\
+             CSeq: 1 CANCEL\n\
+             Content-Length: 0\n\n";
+        let ack = "ACK sip:bob@10.0.0.2:5070 SIP/2.0\n\
+             Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-inv\n\
+             From: <sip:alice@10.0.0.1:5060>;tag=ta\n\
+             To: <sip:bob@10.0.0.2:5070>;tag=tb\n\
+             Call-ID: c1@10.0.0.1\n\
+             CSeq: 1 ACK\n\
+             Content-Length: 0\n\n";
+        let ok_cancel = answer("200 OK", "1 CANCEL", "z9hG4bK-inv", true);
+        let p = pair(&[
+            (0, A, B, &invite(1)),
+            (
+                1,
+                B,
+                A,
+                &answer("180 Ringing", "1 INVITE", "z9hG4bK-inv", true),
+            ),
+            (500, A, B, cancel),
+            (501, B, A, &ok_cancel),
+            (
+                502,
+                B,
+                A,
+                &answer("487 Request Terminated", "1 INVITE", "z9hG4bK-inv", true),
+            ),
+            (503, A, B, ack),
+        ]);
+        // The CANCEL's branch is the INVITE's, taken from the 180's Via.
+        assert!(p.uac.contains("var: branch_2"), "{}", p.uac);
+        assert!(p.uac.contains("branch={{ branch_2 }}"), "{}", p.uac);
+        assert!(p.uac.contains("in_reply_to: INVITE"), "{}", p.uac);
+        assert!(
+            p.uac.contains("sent by the INVITE transaction itself"),
+            "{}",
+            p.uac
+        );
+        assert_eq!(p.uac.matches("- send:").count(), 2, "{}", p.uac);
+        // The UAS answers the CANCEL and then the INVITE from the CANCEL's copies.
+        assert!(p.uas.contains("- recv: CANCEL"), "{}", p.uas);
+        assert!(p.uas.contains("- recv: ACK"), "{}", p.uas);
+        assert!(p.uas.contains("CSeq: {{ cseq }} INVITE"), "{}", p.uas);
+        assert_eq!(p.uas.matches("{{ last.via }}").count(), 3, "{}", p.uas);
+        assert!(p.uac.contains("- pause: 499ms"), "{}", p.uac);
+    }
+
+    #[test]
+    fn callee_hangs_up_with_its_own_cseq_and_tags_by_direction() {
+        let ack = "ACK sip:bob@10.0.0.2:5070 SIP/2.0\n\
+             Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-ack\n\
+             From: <sip:alice@10.0.0.1:5060>;tag=ta\n\
+             To: <sip:bob@10.0.0.2:5070>;tag=tb\n\
+             Call-ID: c1@10.0.0.1\n\
+             CSeq: 314 ACK\n\
+             Content-Length: 0\n\n";
+        let bye = "BYE sip:alice@10.0.0.1:5060 SIP/2.0\n\
+             Via: SIP/2.0/UDP 10.0.0.2:5070;branch=z9hG4bK-bye\n\
+             From: <sip:bob@10.0.0.2:5070>;tag=tb\n\
+             To: <sip:alice@10.0.0.1:5060>;tag=ta\n\
+             Call-ID: c1@10.0.0.1\n\
+             CSeq: 7000 BYE\n\
+             Content-Length: 0\n\n";
+        let bye_ok = "SIP/2.0 200 OK\n\
+             Via: SIP/2.0/UDP 10.0.0.2:5070;branch=z9hG4bK-bye\n\
+             From: <sip:bob@10.0.0.2:5070>;tag=tb\n\
+             To: <sip:alice@10.0.0.1:5060>;tag=ta\n\
+             Call-ID: c1@10.0.0.1\n\
+             CSeq: 7000 BYE\n\
+             Content-Length: 0\n\n";
+        let p = pair(&[
+            (0, A, B, &invite(314)),
+            (
+                1,
+                B,
+                A,
+                &answer("200 OK", "314 INVITE", "z9hG4bK-inv", true),
+            ),
+            (2, A, B, ack),
+            (3, B, A, bye),
+            (4, A, B, bye_ok),
+        ]);
+        assert!(p.uac.contains("CSeq: {{ cseq }} INVITE"), "{}", p.uac);
+        assert!(p.uac.contains("CSeq: {{ cseq }} ACK"), "{}", p.uac);
+        assert!(
+            p.uac
+                .contains("To: <sip:bob@{{ remote_ip }}:{{ remote_port }}>;tag={{ to_tag }}"),
+            "{}",
+            p.uac
+        );
+        assert!(
+            p.uas
+                .contains("BYE sip:alice@{{ remote_ip }}:{{ remote_port }} SIP/2.0"),
+            "{}",
+            p.uas
+        );
+        assert!(
+            p.uas
+                .contains("From: <sip:bob@{{ local_ip }}:{{ local_port }}>;tag={{ to_tag }}"),
+            "{}",
+            p.uas
+        );
+        assert!(
+            p.uas
+                .contains("To: <sip:alice@{{ remote_ip }}:{{ remote_port }}>;tag={{ from_tag }}"),
+            "{}",
+            p.uas
+        );
+        assert!(p.uas.contains("CSeq: {{ cseq }} BYE"), "{}", p.uas);
+        assert!(p.uac.contains("- recv: BYE"), "{}", p.uac);
+        // No pause: every message came within 20 ms of the one before.
+        assert!(!p.uac.contains("pause") && !p.uas.contains("pause"));
+    }
+
+    #[test]
+    fn a_response_to_an_older_request_captures_what_it_copies() {
+        let prack = "PRACK sip:bob@10.0.0.2:5070 SIP/2.0\n\
+             Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-prack\n\
+             From: <sip:alice@10.0.0.1:5060>;tag=ta\n\
+             To: <sip:bob@10.0.0.2:5070>;tag=tb\n\
+             Call-ID: c1@10.0.0.1\n\
+             CSeq: 2 PRACK\n\
+             RAck: 1 1 INVITE\n\
+             Content-Length: 0\n\n";
+        let prack_ok = "SIP/2.0 200 OK\n\
+             Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-prack\n\
+             From: <sip:alice@10.0.0.1:5060>;tag=ta\n\
+             To: <sip:bob@10.0.0.2:5070>;tag=tb\n\
+             Call-ID: c1@10.0.0.1\n\
+             CSeq: 2 PRACK\n\
+             Content-Length: 0\n\n";
+        let p = pair(&[
+            (0, A, B, &invite(1)),
+            (
+                1,
+                B,
+                A,
+                &answer("183 Session Progress", "1 INVITE", "z9hG4bK-inv", true),
+            ),
+            (2, A, B, prack),
+            (3, B, A, prack_ok),
+            (4, B, A, &answer("200 OK", "1 INVITE", "z9hG4bK-inv", true)),
+        ]);
+        // The 200 answers the INVITE while the PRACK was received last.
+        assert!(p.uas.contains("branch={{ branch_1 }}"), "{}", p.uas);
+        assert!(p.uas.contains("CSeq: {{ cseq_1 }} INVITE"), "{}", p.uas);
+        assert!(p.uas.contains("regex: \"^\\\\s*(\\\\d+)\""), "{}", p.uas);
+        assert!(p.uac.contains("CSeq: {{ cseq }} PRACK"), "{}", p.uac);
+        assert!(p.uac.contains("in_reply_to: INVITE"), "{}", p.uac);
+    }
+
+    #[test]
+    fn exact_sends_the_bytes_and_no_pauses_drops_the_waits() {
+        let msgs = [
+            (0, A, B, invite(1)),
+            (
+                900,
+                B,
+                A,
+                answer("486 Busy Here", "1 INVITE", "z9hG4bK-inv", true),
+            ),
+        ];
+        let refs: Vec<(u64, &str, &str, &str)> = msgs
+            .iter()
+            .map(|(t, a, b, m)| (*t, *a, *b, m.as_str()))
+            .collect();
+        let p = generate(&call(&refs), &opts(true, false)).unwrap();
+        assert!(p.uac.contains("Call-ID: c1@10.0.0.1\\r\\n"), "{}", p.uac);
+        assert!(!p.uac.contains("{{") && !p.uas.contains("{{"), "{}", p.uas);
+        assert!(!p.uas.contains("pause"), "{}", p.uas);
+        assert_eq!(p.uac.matches("raw: true").count(), 1);
+        let p = generate(&call(&refs), &opts(false, true)).unwrap();
+        assert!(p.uas.contains("- pause: 900ms"), "{}", p.uas);
+    }
+
+    #[test]
+    fn messages_elsewhere_and_retransmissions_are_left_out() {
+        let proxy = "10.0.0.9:5060";
+        let inv = invite(1);
+        let trying = answer("100 Trying", "1 INVITE", "z9hG4bK-inv", false);
+        let p = pair(&[
+            (0, B, A, &trying),
+            (1, A, B, &inv),
+            (2, A, B, &inv),
+            (3, B, proxy, &inv),
+            (4, B, A, &trying),
+        ]);
+        assert_eq!(p.summary.messages, 2);
+        assert_eq!(p.summary.left_out, 3);
+        assert!(
+            p.notes.iter().any(|n| n.contains("3 message(s)")),
+            "{:?}",
+            p.notes
+        );
+        assert_eq!(p.summary.uac, A.parse().unwrap());
+    }
+
+    #[test]
+    fn a_call_with_no_request_is_an_error() {
+        let e = generate(
+            &call(&[(0, B, A, &answer("200 OK", "1 INVITE", "x", true))]),
+            &opts(false, true),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, FromPcapError::NoRequest { frame: 1, .. }),
+            "{e}"
+        );
+    }
+
+    /// Random damage to a call's messages: the generator never panics, and what it
+    /// writes always compiles and renders the captured bytes (checked in `generate`).
+    #[test]
+    fn damaged_calls_still_give_checked_scenarios() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(0xdead);
+        let base = [
+            invite(1),
+            answer("180 Ringing", "1 INVITE", "z9hG4bK-inv", true),
+            answer("200 OK", "1 INVITE", "z9hG4bK-inv", true),
+        ];
+        let junk: [&[u8]; 10] = [
+            b"\r",
+            b"\n",
+            b"\0",
+            b"{{",
+            b"\xff",
+            b" ",
+            b":",
+            b";tag=",
+            b"10.0.0.1:5060",
+            b"\t",
+        ];
+        for _ in 0..300 {
+            let mut c = call(&[
+                (0, A, B, &base[0]),
+                (30, B, A, &base[1]),
+                (60, B, A, &base[2]),
+            ]);
+            for m in &mut c.messages {
+                for _ in 0..rng.random_range(0..4) {
+                    let at = rng.random_range(0..=m.bytes.len());
+                    let j = junk[rng.random_range(0..junk.len())];
+                    m.bytes.splice(at..at, j.iter().copied());
+                }
+                if rng.random_bool(0.1) {
+                    let cut = rng.random_range(0..m.bytes.len());
+                    m.bytes.truncate(cut);
+                }
+            }
+            match generate(&c, &opts(rng.random_bool(0.2), true)) {
+                Ok(_) | Err(FromPcapError::NoRequest { .. }) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
 }
