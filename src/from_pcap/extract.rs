@@ -250,3 +250,168 @@ pub fn extract<R: Read>(input: R, want: Option<&[u8]>) -> Result<Call, FromPcapE
         frames,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::testutil::*;
+
+    fn msg(call_id: &str, first: &str) -> Vec<u8> {
+        format!("{first}\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n")
+            .into_bytes()
+    }
+
+    #[test]
+    fn udp_fragments_and_tcp_in_capture_order() {
+        let (a, b) = ("10.0.0.1:5060", "10.0.0.2:5060");
+        let invite = msg("c1", "INVITE sip:x SIP/2.0");
+        // A response in two IP fragments.
+        let mut big = msg("c1", "SIP/2.0 200 OK");
+        big.truncate(big.len() - 4);
+        big.extend_from_slice(b"X-Pad: ");
+        big.extend(std::iter::repeat_n(b'p', 100));
+        big.extend_from_slice(b"\r\n\r\n");
+        let seg = udp(sa(b), sa(a), &big);
+        let (sb, sa_) = (sa(b).ip(), sa(a).ip());
+        let f1 = ipv4(17, sb, sa_, 7, 0x2000, &[], &seg[..64]);
+        let f2 = ipv4(17, sb, sa_, 7, 8, &[], &seg[64..]);
+        // The ACK over TCP, cut in two segments.
+        let ack = msg("c1", "ACK sip:x SIP/2.0");
+        let t1 = tcp_packet(a, b, 1000, ACK, &ack[..10]);
+        let t2 = tcp_packet(a, b, 1010, ACK, &ack[10..]);
+        let rtp = udp_packet(a, b, &[0x80; 40]);
+        let file = pcap(
+            false,
+            false,
+            101,
+            &[
+                (1_000, &udp_packet(a, b, &invite)),
+                (2_000, &rtp),
+                (3_000, &f1),
+                (4_000, &f2),
+                (5_000, &t1),
+                (6_000, &t2),
+            ],
+        );
+        let call = extract(&file[..], None).unwrap();
+        assert_eq!(call.call_id, b"c1");
+        assert_eq!(call.frames, 6);
+        let got: Vec<(u64, Transport, &[u8])> = call
+            .messages
+            .iter()
+            .map(|m| (m.frame, m.transport, &m.bytes[..]))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, Transport::Udp, &invite[..]),
+                (4, Transport::Udp, &big[..]),
+                (6, Transport::Tcp, &ack[..]),
+            ]
+        );
+    }
+
+    #[test]
+    fn calls_are_listed_or_picked() {
+        let (a, b) = ("10.0.0.1:5060", "10.0.0.2:5060");
+        let file = pcap(
+            false,
+            false,
+            101,
+            &[
+                (1, &udp_packet(b, a, &msg("c1", "SIP/2.0 100 Trying"))),
+                (2, &udp_packet(a, b, &msg("c2", "OPTIONS sip:x SIP/2.0"))),
+                (3, &udp_packet(a, b, &msg("c1", "INVITE sip:x SIP/2.0"))),
+            ],
+        );
+        match extract(&file[..], None) {
+            Err(FromPcapError::SeveralCalls { calls, more: 0 }) => {
+                assert_eq!(calls.len(), 2);
+                assert_eq!(calls[0].call_id, "c1");
+                assert_eq!(calls[0].first_request.as_deref(), Some("INVITE"));
+                assert_eq!((calls[0].frame, calls[0].messages), (3, 2));
+                assert_eq!(calls[1].first_request.as_deref(), Some("OPTIONS"));
+                let text = FromPcapError::SeveralCalls { calls, more: 0 }.to_string();
+                assert!(text.contains("pick one with --call-id"), "{text}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let c2 = extract(&file[..], Some(b"c2")).unwrap();
+        assert_eq!(c2.messages.len(), 1);
+        assert!(matches!(
+            extract(&file[..], Some(b"c3")),
+            Err(FromPcapError::UnknownCallId { .. })
+        ));
+    }
+
+    #[test]
+    fn no_sip_and_damage_are_errors() {
+        let rtp = udp_packet("10.0.0.1:4000", "10.0.0.2:4000", &[0x80; 40]);
+        let file = pcap(false, false, 101, &[(1, &rtp)]);
+        assert!(matches!(
+            extract(&file[..], None),
+            Err(FromPcapError::NoSip { frames: 1 })
+        ));
+        assert!(matches!(
+            extract(&b"junk"[..], None),
+            Err(FromPcapError::Capture(_))
+        ));
+        let ok = pcap(
+            false,
+            false,
+            101,
+            &[(
+                1,
+                &udp_packet("10.0.0.1:1", "10.0.0.2:2", &msg("c", "BYE sip:x SIP/2.0")),
+            )],
+        );
+        assert!(matches!(
+            extract(&ok[..ok.len() - 3], None),
+            Err(FromPcapError::Damaged(_))
+        ));
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        use rand::{Rng, RngCore, SeedableRng};
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(0xf00d);
+        let base = pcap(
+            false,
+            false,
+            101,
+            &[
+                (
+                    1,
+                    &udp_packet(
+                        "10.0.0.1:1",
+                        "10.0.0.2:2",
+                        &msg("c", "INVITE sip:x SIP/2.0"),
+                    ),
+                ),
+                (
+                    2,
+                    &tcp_packet(
+                        "10.0.0.2:2",
+                        "10.0.0.1:1",
+                        5,
+                        ACK,
+                        &msg("c", "SIP/2.0 200 OK"),
+                    ),
+                ),
+            ],
+        );
+        for _ in 0..2000 {
+            let mut bytes = base.clone();
+            for _ in 0..rng.random_range(1..10) {
+                let i = rng.random_range(0..bytes.len());
+                bytes[i] = rng.random();
+            }
+            if rng.random_bool(0.2) {
+                let mut tail = vec![0; rng.random_range(0..64)];
+                rng.fill_bytes(&mut tail);
+                bytes.extend(tail);
+            }
+            let _ = extract(&bytes[..], None).map(|c| c.messages.len());
+        }
+    }
+}
