@@ -43,6 +43,7 @@ pub struct Emitted {
 struct Check {
     values: HashMap<String, Vec<u8>>,
     vars: Vec<String>,
+    slots: HashMap<String, usize>,
 }
 
 impl Check {
@@ -53,7 +54,8 @@ impl Check {
                 Some(h) => format!("last.{}", normalize_header_name(h)),
                 None => s.slot.clone(),
             };
-            if Builtin::from_name(&key).is_none() && !key.starts_with("last.") {
+            let var = Builtin::from_name(&key).is_none() && !key.starts_with("last.");
+            if var && !c.values.contains_key(&key) {
                 c.vars.push(key.clone());
             }
             c.values.insert(key, s.value.clone());
@@ -63,11 +65,21 @@ impl Check {
             c.vars.push(name.clone());
             c.values.insert(name, bytes.clone());
         }
+        c.index();
         c
     }
 
+    fn index(&mut self) {
+        self.slots = self
+            .vars
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.clone(), i))
+            .collect();
+    }
+
     fn slot(&self, name: &str) -> Option<usize> {
-        self.vars.iter().position(|v| v == name)
+        self.slots.get(name).copied()
     }
 }
 
@@ -100,6 +112,7 @@ pub fn renders_compiled(
 ) -> bool {
     let mut check = Check::new(subs, &[]);
     check.vars = vars.iter().map(|v| v.name.clone()).collect();
+    check.index();
     let mut out = Vec::with_capacity(want.len() + 64);
     t.render(&mut check, &mut out);
     out == want

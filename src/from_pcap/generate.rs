@@ -10,6 +10,7 @@
 //! carried it (a `capture:` on that `recv`), checked by running the capture's regex on
 //! the captured message; a value nothing yields stays literal.
 
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::LazyLock;
 
@@ -160,7 +161,7 @@ fn sent_by(msg: &[u8]) -> Option<SocketAddr> {
 }
 
 /// A value the peer chose, captured from a received message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Peer {
     Branch,
     FromTag,
@@ -200,20 +201,29 @@ impl Peer {
         }
     }
 
-    /// What a `capture:` of this kind takes from `bytes` at run time: the regex's
+    const ALL: [Peer; 4] = [Peer::Branch, Peer::FromTag, Peer::ToTag, Peer::CSeq];
+
+    /// What a `capture:` of each kind takes from `bytes` at run time: the regex's
     /// group on the header's values joined by CRLF (`Call::subject_text_in`).
-    fn value_in(self, bytes: &[u8]) -> Option<Vec<u8>> {
-        let m = message::parse(bytes).ok()?;
-        let values: Vec<String> = m
-            .headers_named(self.header())
-            .map(|h| h.value().into_owned())
-            .collect();
-        if values.is_empty() {
-            return None;
-        }
-        let text = values.join("\r\n");
-        let caps = self.regex().captures(text.as_bytes())?;
-        Some(caps.get(1)?.as_bytes().to_vec())
+    fn values_in(bytes: &[u8]) -> Vec<(Peer, Vec<u8>)> {
+        let Ok(m) = message::parse(bytes) else {
+            return Vec::new();
+        };
+        Peer::ALL
+            .into_iter()
+            .filter_map(|kind| {
+                let values: Vec<String> = m
+                    .headers_named(kind.header())
+                    .map(|h| h.value().into_owned())
+                    .collect();
+                if values.is_empty() {
+                    return None;
+                }
+                let text = values.join("\r\n");
+                let caps = kind.regex().captures(text.as_bytes())?;
+                Some((kind, caps.get(1)?.as_bytes().to_vec()))
+            })
+            .collect()
     }
 }
 
@@ -269,6 +279,9 @@ struct Gen<'a> {
     last: Option<usize>,
     /// Received messages and their step (index into `entries`).
     received: Vec<(usize, usize)>,
+    /// What each kind of capture would take from received messages: value →
+    /// positions in `received`, oldest first (a lookup per value, not a scan).
+    peer_values: HashMap<(Peer, Vec<u8>), Vec<usize>>,
     /// Top branches and methods of the requests this side sent.
     sent: Vec<(Vec<u8>, String)>,
     last_sent_method: Option<String>,
@@ -369,29 +382,34 @@ impl<'a> Gen<'a> {
     fn capture_var(&mut self, kinds: &[Peer], value: &[u8]) -> Option<String> {
         let msgs = self.msgs;
         for optional in [false, true] {
-            for i in (0..self.received.len()).rev() {
-                let (mi, entry) = self.received[i];
-                if self.step_optional(entry) != optional {
+            let mut best: Option<(usize, Peer)> = None;
+            for &kind in kinds {
+                let Some(list) = self.peer_values.get(&(kind, value.to_vec())) else {
                     continue;
-                }
-                let m = &msgs[mi];
-                for &kind in kinds {
-                    if kind.value_in(m.bytes()).as_deref() != Some(value) {
-                        continue;
-                    }
-                    let var = format!("{}_{}", kind.prefix(), m.n);
-                    if let Some(Step::Recv { captures, .. }) = &mut self.entries[entry].step {
-                        let spec = CaptureSpec {
-                            peer: kind,
-                            var: var.clone(),
-                        };
-                        if !captures.contains(&spec) {
-                            captures.push(spec);
-                        }
-                    }
-                    return Some(var);
+                };
+                let found = list
+                    .iter()
+                    .rev()
+                    .find(|&&r| self.step_optional(self.received[r].1) == optional);
+                if let Some(&r) = found
+                    && best.is_none_or(|(b, _)| r > b)
+                {
+                    best = Some((r, kind));
                 }
             }
+            let Some((r, kind)) = best else { continue };
+            let (mi, entry) = self.received[r];
+            let var = format!("{}_{}", kind.prefix(), msgs[mi].n);
+            if let Some(Step::Recv { captures, .. }) = &mut self.entries[entry].step {
+                let spec = CaptureSpec {
+                    peer: kind,
+                    var: var.clone(),
+                };
+                if !captures.contains(&spec) {
+                    captures.push(spec);
+                }
+            }
+            return Some(var);
         }
         None
     }
@@ -598,6 +616,12 @@ impl<'a> Gen<'a> {
                 m.n,
                 m.label()
             ));
+        }
+        for key in Peer::values_in(m.bytes()) {
+            self.peer_values
+                .entry(key)
+                .or_default()
+                .push(self.received.len());
         }
         self.received.push((i, self.entries.len()));
         self.entries.push(Entry {
@@ -808,6 +832,7 @@ pub fn generate(call: &Call, opts: &Options) -> Result<Pair, FromPcapError> {
         .unwrap_or(a);
     let mut msgs: Vec<Msg<'_>> = Vec::new();
     let mut left_out = first;
+    let mut seen: HashSet<(bool, &[u8])> = HashSet::new();
     for cap in &call.messages[first..] {
         let from_uac = match (cap.src, cap.dst) {
             (s, d) if s == a && d == b => true,
@@ -818,10 +843,7 @@ pub fn generate(call: &Call, opts: &Options) -> Result<Pair, FromPcapError> {
             }
         };
         // A retransmission: the transaction layer sends those.
-        if msgs
-            .iter()
-            .any(|m| m.from_uac == from_uac && m.cap.bytes == cap.bytes)
-        {
+        if !seen.insert((from_uac, &cap.bytes)) {
             left_out += 1;
             continue;
         }
@@ -858,6 +880,7 @@ pub fn generate(call: &Call, opts: &Options) -> Result<Pair, FromPcapError> {
         remote_cseq: None,
         last: None,
         received: Vec::new(),
+        peer_values: HashMap::new(),
         sent: Vec::new(),
         last_sent_method: None,
         entries: Vec::new(),
@@ -1188,6 +1211,46 @@ mod tests {
         assert!(
             matches!(e, FromPcapError::NoRequest { frame: 1, .. }),
             "{e}"
+        );
+    }
+
+    /// Inputs built to make the generator slow (thousands of addresses and `[` in a
+    /// header, thousands of messages whose values must be looked up): every step is
+    /// near-linear, so these finish in well under a second (the bound is loose for
+    /// a loaded machine).
+    #[test]
+    fn big_inputs_stay_fast() {
+        let start = std::time::Instant::now();
+        let many = "10.0.0.1:5060 [ ".repeat(3000);
+        let head = invite(1).replace("Content-Length", &format!("X-Many: {many}\nContent-Length"));
+        let mut msgs: Vec<(u64, &str, &str, String)> = vec![(0, A, B, head)];
+        for i in 0..1500u32 {
+            let req = invite(i + 2)
+                .replace("INVITE sip", "INFO sip")
+                .replace(" INVITE", " INFO")
+                .replace("z9hG4bK-inv", &format!("z9hG4bK-{i}"));
+            msgs.push((1, A, B, req));
+            // Responses that copy nothing byte for byte: each looks its values up.
+            let resp = answer(
+                "200 OK",
+                &format!("{} INFO", i + 2),
+                &format!("z9hG4bK-{i}"),
+                true,
+            )
+            .replace("Via: ", "Via:  ");
+            msgs.push((1, B, A, resp));
+        }
+        let refs: Vec<(u64, &str, &str, &str)> = msgs
+            .iter()
+            .map(|(t, a, b, m)| (*t, *a, *b, m.as_str()))
+            .collect();
+        let p = pair(&refs);
+        assert_eq!(p.summary.messages, 3001);
+        assert!(p.uas.contains("branch={{ branch_3000 }}"));
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "{:?}",
+            start.elapsed()
         );
     }
 

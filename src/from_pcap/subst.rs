@@ -13,6 +13,7 @@
 //! of a response that repeat the request's lines byte for byte become
 //! `{{ last.<name> }}`: whoever sends the request at run time, the response copies it.
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 
@@ -67,14 +68,17 @@ enum Place {
 
 struct Subs<'m> {
     msg: &'m [u8],
-    subs: Vec<Sub>,
+    /// By start: a message may hold thousands of addresses, and each claim checks
+    /// its neighbours only.
+    subs: BTreeMap<usize, Sub>,
+    /// The value each slot stands for in this message.
+    values: HashMap<String, Vec<u8>>,
 }
 
 impl Subs<'_> {
     fn free(&self, r: &Range<usize>) -> bool {
-        self.subs
-            .iter()
-            .all(|s| r.end <= s.range.start || r.start >= s.range.end)
+        let before = self.subs.range(..r.end).next_back();
+        before.is_none_or(|(_, s)| s.range.end <= r.start)
     }
 
     /// Replace `r` by `slot`, unless it overlaps a replacement already made, the same
@@ -84,24 +88,27 @@ impl Subs<'_> {
         let Some(value) = self.msg.get(r.clone()) else {
             return false;
         };
-        self.claim_value(r, slot, value.to_vec())
-    }
-
-    fn claim_value(&mut self, r: Range<usize>, slot: String, value: Vec<u8>) -> bool {
         if r.is_empty() || !self.free(&r) {
             return false;
         }
         if r.start > 0 && self.msg.get(r.start - 1) == Some(&b'{') {
             return false;
         }
-        if self.subs.iter().any(|s| s.slot == slot && s.value != value) {
-            return false;
+        match self.values.get(&slot) {
+            Some(v) if v != value => return false,
+            Some(_) => {}
+            None => {
+                self.values.insert(slot.clone(), value.to_vec());
+            }
         }
-        self.subs.push(Sub {
-            range: r,
-            slot,
-            value,
-        });
+        self.subs.insert(
+            r.start,
+            Sub {
+                range: r,
+                slot,
+                value: value.to_vec(),
+            },
+        );
         true
     }
 }
@@ -110,7 +117,8 @@ impl Subs<'_> {
 pub fn substitutions(msg: &[u8], head: &Head, view: &View<'_>, r: &mut dyn Resolve) -> Vec<Sub> {
     let mut s = Subs {
         msg,
-        subs: Vec::new(),
+        subs: BTreeMap::new(),
+        values: HashMap::new(),
     };
     let start = head.start(msg);
     let is_request = matches!(start, Some(Start::Request { .. }));
@@ -181,9 +189,7 @@ pub fn substitutions(msg: &[u8], head: &Head, view: &View<'_>, r: &mut dyn Resol
     if let Some(b) = head.body_start {
         sdp(&mut s, b, is_request, view);
     }
-    let mut subs = s.subs;
-    subs.sort_by_key(|x| x.range.start);
-    subs
+    s.subs.into_values().collect()
 }
 
 /// Response lines that repeat the last received message's lines of the same name
@@ -380,7 +386,10 @@ fn is_host_byte(b: u8) -> bool {
 /// address, and the range of a `:port` after it.
 fn ip_at(msg: &[u8], i: usize, end: usize) -> Option<(Range<usize>, IpAddr, Option<Range<usize>>)> {
     let (ip_range, ip) = if msg[i] == b'[' {
-        let close = i + 1 + memchr::memchr(b']', msg.get(i + 1..end)?)?;
+        // An IPv6 literal is at most 45 characters: a longer search would make a
+        // header full of `[` quadratic.
+        let window = msg.get(i + 1..end.min(i + 48))?;
+        let close = i + 1 + memchr::memchr(b']', window)?;
         let text = std::str::from_utf8(&msg[i + 1..close]).ok()?;
         let ip: std::net::Ipv6Addr = text.parse().ok()?;
         (i..close + 1, IpAddr::V6(ip))
