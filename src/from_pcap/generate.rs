@@ -586,6 +586,23 @@ impl<'a> Gen<'a> {
         let msgs = self.msgs;
         let m = &msgs[i];
         let (what, optional, in_reply_to) = match &m.kind {
+            // `recv:` reads digits as a status code and `2xx` as a class.
+            Kind::Request(method)
+                if method.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+                    || (method.len() == 3 && method[1..].eq_ignore_ascii_case("xx")) =>
+            {
+                self.notes.push(format!(
+                    "message {}: method `{method}` cannot be waited for (it reads as a status): left out",
+                    m.n
+                ));
+                self.entries.push(Entry {
+                    comment: Some(format!(
+                        "{comment}\n(left out: the method reads as a status)"
+                    )),
+                    step: None,
+                });
+                return;
+            }
             Kind::Request(method) => (method.to_ascii_uppercase(), false, None),
             Kind::Response(code) if (100..=699).contains(code) => {
                 let method = m.cseq.as_ref().map(|(_, meth)| meth.to_ascii_uppercase());
@@ -1199,6 +1216,16 @@ mod tests {
             p.notes
         );
         assert_eq!(p.summary.uac, A.parse().unwrap());
+    }
+
+    #[test]
+    fn methods_that_read_as_statuses_are_left_out_of_recv() {
+        for method in ["1.5", "200", "2xx", "true", "x~!%*"] {
+            let req = invite(1).replace("INVITE sip", &format!("{method} sip"));
+            let p = pair(&[(0, A, B, &req)]);
+            let waits = p.uas.contains("- recv:");
+            assert_eq!(waits, method.len() > 3, "{method}: {}", p.uas);
+        }
     }
 
     #[test]

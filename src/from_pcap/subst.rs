@@ -699,6 +699,23 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_in_brackets_and_in_sdp() {
+        let m = b"INVITE sip:bob@[2001:db8::2]:5070 SIP/2.0\r\n\
+            Via: SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK1;received=2001:db8::1\r\n\
+            Contact: <sip:alice@[2001:db8::1]>\r\n\r\n\
+            v=0\r\no=- 1 1 IN IP6 2001:db8::1\r\nc=IN IP6 2001:db8::1\r\nm=audio 4000 RTP/AVP 0\r\n";
+        let v = view("[2001:db8::1]:5060", "[2001:db8::2]:5070", None);
+        let subs = substitutions(m, &Head::scan(m), &v, &mut Fixed);
+        assert_eq!(
+            render(m, &subs),
+            "INVITE sip:bob@{{ remote_ip }}:{{ remote_port }} SIP/2.0\r\n\
+            Via: SIP/2.0/{{ transport }} {{ local_ip }}:{{ local_port }};branch={{ branch }};received=2001:db8::1\r\n\
+            Contact: <sip:alice@{{ local_ip }}>\r\n\r\n\
+            v=0\r\no=- 1 1 IN {{ media_ip_type }} {{ media_ip }}\r\nc=IN {{ media_ip_type }} {{ media_ip }}\r\nm=audio {{ media_port }} RTP/AVP 0\r\n"
+        );
+    }
+
+    #[test]
     fn a_brace_before_a_value_keeps_it() {
         let m = b"MESSAGE sip:x SIP/2.0\r\nX: {10.0.0.1}\r\nCall-ID: {abc@10.0.0.1\r\n\r\n";
         let subs = substitutions(
