@@ -136,11 +136,17 @@ struct Texts {
     file: String,
     check: String,
     hex: Vec<Vec<u8>>,
+    /// Where the last hex slot starts in `file` and `check`, while nothing follows
+    /// it: bytes right after it join it (one slot per run of odd bytes).
+    open_hex: Option<(usize, usize)>,
 }
 
 impl Texts {
     /// Literal text (no `{{` in it).
     fn text(&mut self, s: &str) {
+        if !s.is_empty() {
+            self.open_hex = None;
+        }
         self.file.push_str(s);
         self.check.push_str(s);
     }
@@ -159,6 +165,7 @@ impl Texts {
         if n > 0 {
             self.push_hex(&vec![b'{'; n]);
         }
+        self.open_hex = None;
         let slot = format!("{{{{ {name} }}}}");
         self.file.push_str(&slot);
         self.check.push_str(&slot);
@@ -173,14 +180,23 @@ impl Texts {
     }
 
     fn push_hex(&mut self, bytes: &[u8]) {
+        let mut bytes = bytes.to_vec();
+        if let Some((f, c)) = self.open_hex.take() {
+            self.file.truncate(f);
+            self.check.truncate(c);
+            let mut joined = self.hex.pop().unwrap_or_default();
+            joined.append(&mut bytes);
+            bytes = joined;
+        }
+        self.open_hex = Some((self.file.len(), self.check.len()));
         let mut h = String::with_capacity(bytes.len() * 2);
-        for b in bytes {
+        for b in &bytes {
             h.push_str(&format!("{b:02x}"));
         }
         self.file.push_str(&format!("{{{{ hex: {h} }}}}"));
         self.check
             .push_str(&format!("{{{{ __hex{} }}}}", self.hex.len()));
-        self.hex.push(bytes.to_vec());
+        self.hex.push(bytes);
     }
 
     /// Literal bytes: invalid UTF-8 and runs of `{` that hold a `{{` become hex slots.
@@ -206,6 +222,7 @@ fn texts(msg: &[u8], subs: &[Sub]) -> Texts {
         file: String::with_capacity(msg.len() + 128),
         check: String::with_capacity(msg.len() + 128),
         hex: Vec::new(),
+        open_hex: None,
     };
     let mut pos = 0;
     for s in subs {
@@ -343,6 +360,18 @@ mod tests {
             assert!(e.raw, "{:?}: {e:?}", String::from_utf8_lossy(m));
             assert_eq!(e.kept.len(), subs.len(), "{e:?}");
         }
+    }
+
+    #[test]
+    fn odd_bytes_become_one_hex_slot_per_run() {
+        let t = texts(b"a\xff\xfe\x00\x80{{b{", &[]);
+        assert_eq!(t.file, "a{{ hex: fffe }}\0{{ hex: 807b7b }}b{");
+        assert_eq!(t.check, "a{{ __hex0 }}\0{{ __hex1 }}b{");
+        assert_eq!(t.hex, vec![vec![0xff, 0xfe], vec![0x80, b'{', b'{']]);
+        // A `{` before a slot joins the slot's hex run before it.
+        let m = b"x{abc";
+        let subs = vec![sub(m, "abc", "call_id")];
+        assert_eq!(texts(m, &subs).file, "x{{ hex: 7b }}{{ call_id }}");
     }
 
     #[test]
