@@ -12,11 +12,13 @@
 //! - [`capture`]: streaming pcap/pcapng reading, packet decoding, reassembly, rewriting;
 //! - [`decrypt`]: SRTP decryption of captures (keys bound to media flows from SIP/SDP);
 //! - [`torture`]: the torture pack and its runner (`sipwright torture`);
+//! - [`from_pcap`]: one call of a capture → a UAC and a UAS scenario that replay it;
 //! - [`cli`]: argument parsing and commands (the only place that uses `anyhow`).
 
 pub mod capture;
 pub mod cli;
 pub mod decrypt;
+pub mod from_pcap;
 pub mod load;
 pub mod media;
 pub mod report;

@@ -22,11 +22,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a scenario (a file or a built-in name) against a target, or against its
-    /// built-in peer with --loopback.
+    /// peer with --loopback.
     Run(Box<RunArgs>),
     /// Check scenario files; every problem is printed as FILE:LINE:COL: message.
     Check(CheckArgs),
-    /// List the built-in scenarios, or print one (`scenarios show NAME`).
+    /// List the built-in scenarios, print one (`scenarios show NAME`), or write a
+    /// scenario pair from a call in a capture (`scenario from-pcap CAPTURE`).
+    #[command(visible_alias = "scenario")]
     Scenarios(ScenariosArgs),
     /// Send one OPTIONS request and print the response and round-trip time.
     Options(OptionsArgs),
@@ -233,10 +235,15 @@ pub struct RunArgs {
     /// Write the final report: JSON (.json), JUnit XML (.xml) or text (.txt). Repeatable.
     #[arg(long)]
     pub report: Vec<PathBuf>,
-    /// Run the scenario's natural peer (built-in uas for a UAC scenario, uac for a UAS
-    /// one) in the same process on 127.0.0.1: no server needed.
+    /// Run the scenario's natural peer (its `peer:`, else the built-in uas for a UAC
+    /// scenario and uac for a UAS one) in the same process on 127.0.0.1: no server
+    /// needed.
     #[arg(long)]
     pub loopback: bool,
+    /// With --loopback: run this scenario (a file or a built-in name) as the peer,
+    /// instead of the one the scenario's `peer:` names.
+    #[arg(long, value_name = "SCENARIO")]
+    pub peer: Option<String>,
     /// Write every SIP message sent and received to this pcap file (Wireshark, tshark
     /// and sngrep read it), with the calls' RTP/RTCP as on the wire (SRTP stays
     /// encrypted; `sipwright srtp decrypt` opens it with the keys in the SIP).
@@ -321,6 +328,35 @@ pub struct ScenariosArgs {
 pub enum ScenariosAction {
     /// Print a built-in scenario's YAML (a starting point for your own).
     Show { name: String },
+    /// Turn one call in a capture into a scenario pair, uac.yaml and uas.yaml, that
+    /// replays it: addresses, ports, tags, branches, Call-ID, CSeq numbers and
+    /// Content-Length become template slots, every other byte is kept. Run the pair
+    /// with `sipwright run DIR/uac.yaml --loopback`. Exit 0 when written, 2 on
+    /// unusable input.
+    FromPcap(FromPcapArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FromPcapArgs {
+    /// The capture (pcap or pcapng; SIP over UDP or TCP, IPv4 or IPv6, fragments).
+    pub capture: PathBuf,
+    /// The call to convert (default: the capture's only call; with several, the
+    /// error lists them).
+    #[arg(long, value_name = "ID")]
+    pub call_id: Option<String>,
+    /// Folder to write uac.yaml and uas.yaml into (created if missing).
+    #[arg(long, short = 'o', value_name = "DIR", default_value = ".")]
+    pub output: PathBuf,
+    /// Send every message exactly as captured (`raw: true`, or `bytes_base64:` for
+    /// bytes that are not text): no slots, the capture's addresses and identifiers.
+    #[arg(long)]
+    pub exact: bool,
+    /// Leave out the `pause` steps that keep the capture's timing.
+    #[arg(long)]
+    pub no_pauses: bool,
+    /// Overwrite uac.yaml and uas.yaml when they exist.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -66,26 +66,67 @@ pub fn load_injection(
     Ok((Some(Arc::new(injection)), order))
 }
 
-/// A scenario given by path or built-in name, and the name of its loopback peer.
-pub fn load_scenario(
+/// What `--loopback` runs on the other side: a built-in, or a scenario file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerSpec {
+    Builtin(&'static str),
+    File(PathBuf),
+}
+
+/// A scenario given by path or built-in name, and its loopback peer: the built-in's
+/// own, or a file's `peer:` (a built-in name, or a scenario file relative to the
+/// file's folder), else the built-in `uas` for a UAC and `uac` for a UAS.
+pub fn load_scenario(name: &str, opts: &CompileOptions<'_>) -> anyhow::Result<(Plan, PeerSpec)> {
+    let (plan, builtin) = load_plan(name, opts)?;
+    if let Some(b) = builtin {
+        return Ok((plan, PeerSpec::Builtin(b.peer)));
+    }
+    let peer = match plan.peer.as_deref() {
+        Some(p) => match builtin::get(p) {
+            Some(b) => PeerSpec::Builtin(b.name),
+            None => {
+                // Beside the scenario: a generated pair names each other this way.
+                let dir = std::path::Path::new(name)
+                    .parent()
+                    .unwrap_or(std::path::Path::new(""));
+                let file = dir.join(p);
+                if !file.is_file() {
+                    return Err(UsageError(format!(
+                        "{name}: `peer: {p}` is neither a built-in scenario (see `sipwright scenarios`) nor a file ({} does not exist)",
+                        file.display()
+                    ))
+                    .into());
+                }
+                PeerSpec::File(file)
+            }
+        },
+        None if plan.role == Role::Uac => PeerSpec::Builtin("uas"),
+        None => PeerSpec::Builtin("uac"),
+    };
+    Ok((plan, peer))
+}
+
+/// `--peer NAME`: a scenario file, or a built-in's name.
+fn peer_arg(name: &str) -> Result<PeerSpec, UsageError> {
+    if std::path::Path::new(name).is_file() {
+        return Ok(PeerSpec::File(name.into()));
+    }
+    builtin::get(name).map(|b| PeerSpec::Builtin(b.name)).ok_or_else(|| {
+        UsageError(format!(
+            "--peer {name}: no scenario file `{name}` and no built-in scenario of that name (see `sipwright scenarios`)"
+        ))
+    })
+}
+
+/// The plan of a scenario file or built-in (a file wins over a built-in of the same
+/// name), and the built-in when it is one. Its `peer:` is not looked at.
+fn load_plan(
     name: &str,
     opts: &CompileOptions<'_>,
-) -> anyhow::Result<(Plan, &'static str)> {
+) -> anyhow::Result<(Plan, Option<&'static builtin::Builtin>)> {
     let path = std::path::Path::new(name);
     if path.exists() {
-        let plan = compile_file_with(path, opts)?;
-        let peer = match plan.peer.as_deref() {
-            Some(p) => builtin::get(p)
-                .ok_or_else(|| {
-                    UsageError(format!(
-                        "{name}: `peer: {p}` is not a built-in scenario (see `sipwright scenarios`)"
-                    ))
-                })?
-                .name,
-            None if plan.role == Role::Uac => "uas",
-            None => "uac",
-        };
-        return Ok((plan, peer));
+        return Ok((compile_file_with(path, opts)?, None));
     }
     let Some(b) = builtin::get(name) else {
         let names: Vec<&str> = builtin::BUILTINS.iter().map(|b| b.name).collect();
@@ -96,7 +137,18 @@ pub fn load_scenario(
         .into());
     };
     let plan = compile_str_with(&format!("builtin:{}", b.name), b.text, opts)?;
-    Ok((plan, b.peer))
+    Ok((plan, Some(b)))
+}
+
+/// The loopback peer's plan.
+fn load_peer(spec: &PeerSpec, opts: &CompileOptions<'_>) -> anyhow::Result<Plan> {
+    Ok(match spec {
+        PeerSpec::File(path) => compile_file_with(path, opts)?,
+        PeerSpec::Builtin(name) => match builtin::get(name) {
+            Some(b) => compile_str_with(&format!("builtin:{}", b.name), b.text, opts)?,
+            None => return Err(UsageError(format!("no built-in scenario `{name}`")).into()),
+        },
+    })
 }
 
 fn duration_text(d: Duration) -> String {
@@ -234,7 +286,17 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
         inject_order,
         base_dir: None,
     };
-    let (plan, peer_name) = load_scenario(&a.scenario, &opts)?;
+    if a.peer.is_some() && !a.loopback {
+        return Err(UsageError(
+            "--peer names the scenario --loopback runs on the other side: add --loopback".into(),
+        )
+        .into());
+    }
+    // --peer replaces the scenario's own peer, which then need not resolve.
+    let (plan, peer_spec) = match &a.peer {
+        Some(p) => (load_plan(&a.scenario, &opts)?.0, peer_arg(p)?),
+        None => load_scenario(&a.scenario, &opts)?,
+    };
     // `chunks:` over UDP, a fixed message too large for a datagram: refused before
     // the first call rather than failing every call.
     plan.check_transport(kind)?;
@@ -372,14 +434,27 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
             .filter(|(k, _)| k == "call_duration")
             .cloned()
             .collect();
-        let (peer_plan, _) = load_scenario(
-            peer_name,
+        let peer_plan = load_peer(
+            &peer_spec,
             &CompileOptions {
                 overrides: &peer_overrides,
                 inject: plan.inject.as_ref(),
                 ..opts
             },
         )?;
+        peer_plan.check_transport(kind)?;
+        if peer_plan.role == role {
+            let what = if role == Role::Uac {
+                "start calls (UAC)"
+            } else {
+                "wait for calls (UAS)"
+            };
+            return Err(UsageError(format!(
+                "--loopback needs a UAC and a UAS, but `{}` and its peer `{}` both {what}",
+                plan.name, peer_plan.name
+            ))
+            .into());
+        }
         let main_socks = bind_side(role, main_bind, workers(role), listens(kind, role, &tls))
             .with_context(|| format!("binding {main_bind}"))?;
         let peer_socks = bind_side(
@@ -439,7 +514,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<i32> {
             ),
             (None, Role::Uac) => {
                 return Err(UsageError(format!(
-                    "scenario `{}` starts calls: give --target HOST:PORT (or --loopback to run against the built-in peer)",
+                    "scenario `{}` starts calls: give --target HOST:PORT (or --loopback to run against its peer)",
                     a.scenario
                 ))
                 .into());

@@ -331,6 +331,17 @@ impl Call {
     /// A UAC call meant to start at `intended` (latencies count from there, so a late
     /// start shows up in them): call `start` next.
     pub fn new_uac(env: &CallEnv, number: u64, intended: Instant) -> Call {
+        if let Some(id) = &env.plan.call_id {
+            // The scenario writes the Call-ID itself: answers carry that one.
+            return Call::new(
+                env,
+                number,
+                Role::Uac,
+                id.as_str().into(),
+                env.remote,
+                intended,
+            );
+        }
         // `{number}-{run id, 8 hex}@{local ip}`, written without the formatting machinery.
         let mut id = Vec::with_capacity(32 + env.local_ip.len());
         write_dec(&mut id, number);

@@ -285,10 +285,24 @@ impl Compiler<'_> {
         let peer = def.peer.as_ref().map(|p| p.value.trim().to_string());
         let auth = def.auth.as_ref().and_then(|a| self.auth(&a.value));
 
+        let call_id = (role == Role::Uac)
+            .then(|| {
+                steps.iter().find_map(|s| match &s.kind {
+                    StepKind::Send(SendSpec {
+                        what: SendStep::Message(t),
+                        ..
+                    }) if t.method().is_some() => Some(t),
+                    _ => None,
+                })
+            })
+            .flatten()
+            .and_then(|t| t.literal_header("call-id"))
+            .filter(|id| !id.is_empty());
         Plan {
             name,
             source: self.file.to_string(),
             role,
+            call_id,
             last_needed_after: super::plan::last_liveness(&steps),
             steps,
             vars: std::mem::take(&mut self.vars),
@@ -2275,5 +2289,17 @@ mod tests {
         assert!(err.contains("add a `user` column to"), "{err}");
         assert!(err.contains("(its columns: field0, field1)"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_uac_writing_its_call_id_keeps_it() {
+        let fixed = "steps:\n  - send: \"INVITE sip:x SIP/2.0\\r\\nCall-ID: cap-1@h\\r\\nVia: {{ branch }}\\r\\n\\r\\n\"\n    raw: true\n";
+        assert_eq!(ok(fixed).call_id.as_deref(), Some("cap-1@h"));
+        let slot =
+            "steps:\n  - send: |\n      INVITE sip:x SIP/2.0\n      Call-ID: {{ call_id }}\n";
+        assert_eq!(ok(slot).call_id, None);
+        // A UAS answers with the caller's Call-ID whatever it writes.
+        let uas = "steps:\n  - recv: INVITE\n  - send: |\n      SIP/2.0 200 OK\n      Call-ID: x\n";
+        assert_eq!(ok(uas).call_id, None);
     }
 }

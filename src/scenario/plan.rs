@@ -40,8 +40,13 @@ pub struct Plan {
     /// Media settings when the scenario has media (a `media:` block, a media step or
     /// `{{ sdp }}`); None: signalling only, no ports are opened.
     pub media: Option<Arc<MediaConfig>>,
-    /// The built-in scenario `--loopback` runs against this one (`peer:`).
+    /// The scenario `--loopback` runs against this one (`peer:`): a built-in's name,
+    /// or a scenario file relative to this one's folder.
     pub peer: Option<String>,
+    /// A UAC whose first request writes its Call-ID literally (a message sent
+    /// byte-exact, as `scenario from-pcap --exact` writes them): its calls use that
+    /// Call-ID, so that the answers, which carry it, find the call.
+    pub call_id: Option<String>,
     /// Digest credentials (`auth:`), rendered per call when a challenge comes.
     pub auth: Option<AuthPlan>,
     /// Per-call data (`--inject` / `inject:`): each call takes a row when it starts

@@ -469,6 +469,47 @@ impl Template {
         matches!(self.layout, Layout::Raw { .. })
     }
 
+    /// The value of the head's `name` header (compact forms understood) when its line
+    /// holds no slot: e.g. the Call-ID a message sent byte-exact carries.
+    pub fn literal_header(&self, name: &str) -> Option<String> {
+        let want = normalize_header_name(name);
+        fn value_of<'t>(line: &'t str, want: &str) -> Option<&'t str> {
+            let (n, value) = line.split_once(':')?;
+            (normalize_header_name(n.trim()) == want).then(|| value.trim())
+        }
+
+        let lit = |seg: &Seg| match seg {
+            Seg::Lit(s, e) => self.lit.get(*s as usize..*e as usize),
+            _ => None,
+        };
+        match &self.layout {
+            Layout::Sip { lines, .. } => lines.iter().find_map(|l| {
+                let segs = self.segs.get(l.segs.0 as usize..l.segs.1 as usize)?;
+                match (segs, &l.kind) {
+                    ([one], LineKind::Plain { has_slot: false }) => {
+                        value_of(std::str::from_utf8(lit(one)?).ok()?, &want).map(str::to_string)
+                    }
+                    _ => None,
+                }
+            }),
+            Layout::Raw { head } => {
+                // The head with each slot as a NUL, which no header value written
+                // literally holds: a line with one is not literal.
+                let segs = self.segs.get(head.0 as usize..head.1 as usize)?;
+                let text: Vec<u8> = segs
+                    .iter()
+                    .flat_map(|s| lit(s).unwrap_or(b"\0").iter().copied())
+                    .collect();
+                let text = String::from_utf8_lossy(&text);
+                let (line, value) = text
+                    .split('\n')
+                    .map(|l| l.strip_suffix('\r').unwrap_or(l))
+                    .find_map(|l| value_of(l, &want).map(|v| (l, v)))?;
+                (!line.contains('\0')).then(|| value.to_string())
+            }
+        }
+    }
+
     /// Render into `out` (appended). Head lines are joined with CRLF; a line that
     /// contains a slot and renders to nothing but whitespace is dropped; the head ends
     /// with an empty line; `Content-Length` is set to the body length (added if
@@ -1248,6 +1289,28 @@ mod tests {
         assert_eq!(t.method(), None);
         assert_eq!(render_bytes(&t), b"\xff\xfe garbage");
         assert_eq!(render_bytes(&Template::from_bytes(b"")), b"");
+    }
+
+    #[test]
+    fn literal_header_values() {
+        let t = compile("INVITE sip:x SIP/2.0\nCall-ID: {{ call_id }}\nX: y\n");
+        assert_eq!(t.literal_header("call-id"), None);
+        assert_eq!(t.literal_header("x").as_deref(), Some("y"));
+        let t = compile("INVITE sip:x SIP/2.0\ni:  fixed@h \n");
+        assert_eq!(t.literal_header("Call-ID").as_deref(), Some("fixed@h"));
+        let t = compile_raw(
+            "INVITE sip:{{ service }} SIP/2.0\r\nCall-ID: c@h\r\nVia: {{ branch }}\r\n\r\n",
+        );
+        assert_eq!(t.literal_header("call-id").as_deref(), Some("c@h"));
+        assert_eq!(t.literal_header("via"), None);
+        let t = compile_raw("INVITE x SIP/2.0\r\nCall-ID: a{{ service }}\r\n\r\n");
+        assert_eq!(t.literal_header("call-id"), None);
+        let t = compile_raw("X\r\nCall-ID: whole\r\n\r\nCall-ID: body\r\n");
+        assert_eq!(t.literal_header("call-id").as_deref(), Some("whole"));
+        // `bytes_base64:` and `send_file` with `template: false`: bytes, not UTF-8.
+        let t = Template::from_bytes(b"INVITE x SIP/2.0\r\nX: \xff\r\ni: b@h\r\n\r\n");
+        assert_eq!(t.method(), Some("INVITE"));
+        assert_eq!(t.literal_header("call-id").as_deref(), Some("b@h"));
     }
 
     #[test]
