@@ -590,6 +590,11 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
+    /// The substitutions in `m` seen from `own` talking to `peer`.
+    fn subs_of(m: &[u8], own: &str, peer: &str, last: Option<&[u8]>) -> Vec<Sub> {
+        substitutions(m, &Head::scan(m), &view(own, peer, last), &mut Fixed)
+    }
+
     fn view<'a>(own: &str, peer: &str, last: Option<&'a [u8]>) -> View<'a> {
         View {
             own: own.parse().unwrap(),
@@ -615,12 +620,7 @@ mod tests {
     #[test]
     fn request_from_the_uac() {
         let m = INVITE.as_bytes();
-        let subs = substitutions(
-            m,
-            &Head::scan(m),
-            &view("10.0.0.1:5060", "10.0.0.2:5070", None),
-            &mut Fixed,
-        );
+        let subs = subs_of(m, "10.0.0.1:5060", "10.0.0.2:5070", None);
         assert_eq!(
             render(m, &subs),
             "INVITE sip:bob@{{ remote_ip }}:{{ remote_port }} SIP/2.0\r\n\
@@ -640,12 +640,7 @@ mod tests {
     #[test]
     fn wrong_content_length_stays() {
         let m = b"MESSAGE sip:x SIP/2.0\r\nContent-Length: 3\r\nl: 2\r\n\r\nab";
-        let subs = substitutions(
-            m,
-            &Head::scan(m),
-            &view("10.0.0.1:5060", "10.0.0.2:5070", None),
-            &mut Fixed,
-        );
+        let subs = subs_of(m, "10.0.0.1:5060", "10.0.0.2:5070", None);
         assert_eq!(
             render(m, &subs),
             "MESSAGE sip:x SIP/2.0\r\nContent-Length: 3\r\nl: {{ len }}\r\n\r\nab"
@@ -664,12 +659,7 @@ mod tests {
             Contact: <sip:10.0.0.2:5070;transport=UDP>\r\n\
             Content-Length: 0\r\n\r\n";
         let m = resp.as_bytes();
-        let subs = substitutions(
-            m,
-            &Head::scan(m),
-            &view("10.0.0.2:5070", "10.0.0.1:5060", Some(req)),
-            &mut Fixed,
-        );
+        let subs = subs_of(m, "10.0.0.2:5070", "10.0.0.1:5060", Some(req));
         assert_eq!(
             render(m, &subs),
             "SIP/2.0 200 OK\r\n\
@@ -686,12 +676,7 @@ mod tests {
     #[test]
     fn loopback_addresses_by_place() {
         let m = b"BYE sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1\r\nFrom: <sip:127.0.0.1>\r\nTo: <sip:127.0.0.1>\r\nContact: <sip:127.0.0.1:5061>\r\n\r\n";
-        let subs = substitutions(
-            m,
-            &Head::scan(m),
-            &view("127.0.0.1:5061", "127.0.0.1:5060", None),
-            &mut Fixed,
-        );
+        let subs = subs_of(m, "127.0.0.1:5061", "127.0.0.1:5060", None);
         assert_eq!(
             render(m, &subs),
             "BYE sip:{{ remote_ip }} SIP/2.0\r\nVia: SIP/2.0/{{ transport }} {{ local_ip }}\r\nFrom: <sip:{{ local_ip }}>\r\nTo: <sip:{{ remote_ip }}>\r\nContact: <sip:{{ local_ip }}:{{ local_port }}>\r\n\r\n"
@@ -718,12 +703,7 @@ mod tests {
     #[test]
     fn a_brace_before_a_value_keeps_it() {
         let m = b"MESSAGE sip:x SIP/2.0\r\nX: {10.0.0.1}\r\nCall-ID: {abc@10.0.0.1\r\n\r\n";
-        let subs = substitutions(
-            m,
-            &Head::scan(m),
-            &view("10.0.0.1:5060", "10.0.0.2:5070", None),
-            &mut Fixed,
-        );
+        let subs = subs_of(m, "10.0.0.1:5060", "10.0.0.2:5070", None);
         assert!(subs.is_empty(), "{subs:?}");
     }
 }
